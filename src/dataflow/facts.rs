@@ -1,0 +1,364 @@
+//! Per-player facts: the latest-with-TTL state of each player, turned into the
+//! exact changes of the facts the rest of the dataflow combines.
+//!
+//! Events are exchanged by player. The operator buffers them by event time and
+//! processes each time once it is complete (the input frontier has passed it),
+//! in time order, together with the expiry timers due at that time. For every
+//! player touched at time `t` it recomputes the player's facts at `t` and emits
+//! the difference with what it emitted before, so the output is already
+//! consolidated: a player moving inside the same zones produces nothing.
+//!
+//! State per player is O(1) in the number of events: the current position, the
+//! latest reading per hunt sensor, the live solves per hunt clue and the claims,
+//! plus the facts last emitted. Superseded positions and readings are dropped,
+//! and a player with nothing live is forgotten.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::VecCollection;
+use rustc_hash::{FxHashMap, FxHasher};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use crate::event::{Event, Fact};
+use crate::hunt::Hunt;
+
+/// The kinds of per-player fact the operator maintains, each with a number:
+/// a zone (presence), a reward (its sensor condition holds), a clue (solved)
+/// or a reward (claimed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FactKind {
+    Presence,
+    SensorOk,
+    Solved,
+    Claimed,
+}
+
+/// One per-player fact: `(kind, player, number)`.
+pub type PlayerFact = (FactKind, String, u32);
+
+/// A stable hash of a player id, used to route a player's data to one worker.
+pub fn player_hash(player: &str) -> u64 {
+    let mut h = FxHasher::default();
+    player.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Debug)]
+struct Latest {
+    ts: u64,
+    id: String,
+    expires: u64,
+}
+
+impl Latest {
+    /// True if an event `(ts, id)` supersedes this one.
+    fn superseded_by(&self, ts: u64, id: &str) -> bool {
+        (ts, id) > (self.ts, self.id.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct Position {
+    at: Latest,
+    lat: f64,
+    lon: f64,
+    zones: Option<Vec<u32>>,
+}
+
+#[derive(Debug)]
+struct Reading {
+    sensor: u32,
+    at: Latest,
+    value: f64,
+}
+
+#[derive(Debug, Default)]
+struct PlayerState {
+    position: Option<Position>,
+    readings: Vec<Reading>,
+    /// Live solves: clue and expiry (`None`: never).
+    solves: Vec<(u32, Option<u64>)>,
+    claims: Vec<u32>,
+    /// The facts as last emitted, sorted.
+    emitted: Vec<(FactKind, u32)>,
+    /// The earliest timer queued for this player, if any.
+    timer: Option<u64>,
+}
+
+impl PlayerState {
+    fn expire(&mut self, t: u64) {
+        if self.position.as_ref().is_some_and(|p| p.at.expires <= t) {
+            self.position = None;
+        }
+        self.readings.retain(|r| r.at.expires > t);
+        self.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
+    }
+
+    fn apply(&mut self, event: Event) {
+        let ts = event.ts;
+        match event.fact {
+            Fact::Position {
+                id,
+                lat,
+                lon,
+                expires,
+            } => {
+                if self
+                    .position
+                    .as_ref()
+                    .is_none_or(|p| p.at.superseded_by(ts, &id))
+                {
+                    self.position = Some(Position {
+                        at: Latest { ts, id, expires },
+                        lat,
+                        lon,
+                        zones: None,
+                    });
+                }
+            }
+            Fact::Reading {
+                id,
+                sensor,
+                value,
+                expires,
+            } => {
+                let at = Latest { ts, id, expires };
+                match self.readings.iter_mut().find(|r| r.sensor == sensor) {
+                    Some(r) => {
+                        if r.at.superseded_by(at.ts, &at.id) {
+                            r.at = at;
+                            r.value = value;
+                        }
+                    }
+                    None => self.readings.push(Reading { sensor, at, value }),
+                }
+            }
+            Fact::Solve { clue, expires } => {
+                match self.solves.iter_mut().find(|(c, _)| *c == clue) {
+                    Some((_, e)) => {
+                        *e = match (*e, expires) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            _ => None,
+                        }
+                    }
+                    None => self.solves.push((clue, expires)),
+                }
+            }
+            Fact::Claim { reward } => {
+                if !self.claims.contains(&reward) {
+                    self.claims.push(reward);
+                }
+            }
+        }
+    }
+
+    /// The facts that hold now, sorted.
+    fn facts(&mut self, hunt: &Hunt, conditions: &SensorRewards, out: &mut Vec<(FactKind, u32)>) {
+        out.clear();
+        if let Some(p) = self.position.as_mut() {
+            let zones = p.zones.get_or_insert_with(|| {
+                let mut zones = Vec::new();
+                hunt.zones_at(p.lat, p.lon, &mut zones);
+                zones
+            });
+            out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
+        }
+        for r in &self.readings {
+            for &(reward, ref cond) in &conditions[r.sensor as usize] {
+                if cond.holds(r.value) {
+                    out.push((FactKind::SensorOk, reward));
+                }
+            }
+        }
+        out.extend(self.solves.iter().map(|&(c, _)| (FactKind::Solved, c)));
+        out.extend(self.claims.iter().map(|&r| (FactKind::Claimed, r)));
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    fn next_expiry(&self) -> Option<u64> {
+        let p = self.position.iter().map(|p| p.at.expires);
+        let r = self.readings.iter().map(|r| r.at.expires);
+        let s = self.solves.iter().filter_map(|&(_, e)| e);
+        p.chain(r).chain(s).min()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.position.is_none()
+            && self.readings.is_empty()
+            && self.solves.is_empty()
+            && self.claims.is_empty()
+            && self.emitted.is_empty()
+    }
+}
+
+/// For each hunt sensor, the rewards whose condition reads it.
+type SensorRewards = Vec<Vec<(u32, crate::hunt::SensorCondition)>>;
+
+fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
+    let mut out: SensorRewards = vec![Vec::new(); hunt.sensors.len()];
+    for (r, reward) in hunt.rewards.iter().enumerate() {
+        if let Some(cond) = &reward.sensor {
+            out[cond.sensor as usize].push((r as u32, cond.clone()));
+        }
+    }
+    out
+}
+
+/// The per-worker state of the facts operator.
+struct Facts {
+    hunt: Arc<Hunt>,
+    conditions: SensorRewards,
+    players: FxHashMap<String, PlayerState>,
+    pending: BTreeMap<u64, Vec<Event>>,
+    timers: BinaryHeap<Reverse<(u64, String)>>,
+    scratch: Vec<(FactKind, u32)>,
+}
+
+impl Facts {
+    fn next_time(&self) -> Option<u64> {
+        let e = self.pending.keys().next().copied();
+        let t = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (e, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Processes time `t`: expiries due and events at `t`, emitting changes.
+    fn process(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) {
+        let mut touched: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for event in self.pending.remove(&t).unwrap_or_default() {
+            touched.entry(event.player.clone()).or_default().push(event);
+        }
+        while let Some(Reverse((time, _))) = self.timers.peek() {
+            if *time != t {
+                break;
+            }
+            let Reverse((_, player)) = self.timers.pop().expect("peeked");
+            if let Some(state) = self.players.get_mut(&player) {
+                if state.timer == Some(t) {
+                    state.timer = None;
+                    touched.entry(player).or_default();
+                }
+            }
+        }
+        for (player, events) in touched {
+            let state = self.players.entry(player.clone()).or_default();
+            state.expire(t);
+            for event in events {
+                state.apply(event);
+            }
+            state.facts(&self.hunt, &self.conditions, &mut self.scratch);
+            diff(&state.emitted, &self.scratch, |fact, delta| {
+                out.push(((fact.0, player.clone(), fact.1), t, delta));
+            });
+            std::mem::swap(&mut state.emitted, &mut self.scratch);
+            if state.timer.is_some_and(|at| at <= t) {
+                state.timer = None;
+            }
+            if let Some(next) = state.next_expiry() {
+                if state.timer.is_none_or(|at| next < at) {
+                    state.timer = Some(next);
+                    self.timers.push(Reverse((next, player.clone())));
+                }
+            }
+            if state.is_empty() {
+                self.players.remove(&player);
+            }
+        }
+    }
+}
+
+/// Calls `emit(fact, ±1)` for each fact only in `old` (-1) or only in `new` (+1).
+fn diff(
+    old: &[(FactKind, u32)],
+    new: &[(FactKind, u32)],
+    mut emit: impl FnMut((FactKind, u32), isize),
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                emit(*a, -1);
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                emit(*b, 1);
+                j += 1;
+            }
+            (Some(a), None) => {
+                emit(*a, -1);
+                i += 1;
+            }
+            (None, Some(b)) => {
+                emit(*b, 1);
+                j += 1;
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+}
+
+/// Builds the facts operator over the accepted events.
+pub fn build<'scope>(
+    events: Stream<'scope, u64, Vec<Event>>,
+    hunt: Arc<Hunt>,
+) -> VecCollection<'scope, u64, PlayerFact, isize> {
+    let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
+    events
+        .unary_frontier(exchange, "Facts", move |_initial, _info| {
+            let mut facts = Facts {
+                conditions: sensor_rewards(&hunt),
+                hunt,
+                players: FxHashMap::default(),
+                pending: BTreeMap::new(),
+                timers: BinaryHeap::new(),
+                scratch: Vec::new(),
+            };
+            let mut held: Option<Capability<u64>> = None;
+            let mut changes = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    if let Some(time) = cap.least() {
+                        if held.as_ref().is_none_or(|h| time < h.time()) {
+                            held = Some(cap.delayed(time, 0));
+                        }
+                    }
+                    for event in data.drain(..) {
+                        facts.pending.entry(event.ts).or_default().push(event);
+                    }
+                });
+                let limit = frontier.frontier().first().copied();
+                while let Some(t) = facts.next_time() {
+                    if limit.is_some_and(|f| t >= f) {
+                        break;
+                    }
+                    facts.process(t, &mut changes);
+                }
+                if let Some(cap) = held.as_mut() {
+                    if !changes.is_empty() {
+                        output.session(&*cap).give_container(&mut changes);
+                        changes.clear();
+                    }
+                    match facts.next_time() {
+                        Some(next) => cap.downgrade(&next),
+                        None => held = None,
+                    }
+                }
+            }
+        })
+        .as_collection()
+}

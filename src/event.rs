@@ -1,0 +1,493 @@
+//! Input records: decoding one JSON line into a validated event, in the order of
+//! checks the contract fixes, and the stable reject reasons.
+//!
+//! The decoder borrows strings from the input line where it can and classifies
+//! numbers by their JSON spelling: only an integer literal is an integer.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::hunt::Hunt;
+
+/// Longest accepted record, in bytes.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// Largest accepted `ts`: 2^53.
+pub const MAX_TS: u64 = 1 << 53;
+/// Longest `id` and `player`, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Why a record was rejected: the stable reason codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    Malformed,
+    MissingField,
+    BadField,
+    UnknownType,
+    BadCoordinates,
+    Inaccurate,
+    Late,
+    Duplicate,
+}
+
+impl Reason {
+    /// Every reason, in the order of the contract's table.
+    pub const ALL: [Reason; 8] = [
+        Reason::Malformed,
+        Reason::MissingField,
+        Reason::BadField,
+        Reason::UnknownType,
+        Reason::BadCoordinates,
+        Reason::Inaccurate,
+        Reason::Late,
+        Reason::Duplicate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::MissingField => "missing_field",
+            Reason::BadField => "bad_field",
+            Reason::UnknownType => "unknown_type",
+            Reason::BadCoordinates => "bad_coordinates",
+            Reason::Inaccurate => "inaccurate",
+            Reason::Late => "late",
+            Reason::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record that failed validation: the reason and a human-readable detail.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invalid {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+fn invalid(reason: Reason, detail: impl Into<String>) -> Invalid {
+    Invalid {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// A record that passed every check that needs no partition state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parsed<'a> {
+    pub id: Cow<'a, str>,
+    pub player: Cow<'a, str>,
+    pub ts: u64,
+    pub ttl_ms: Option<u64>,
+    pub priority: Option<u8>,
+    pub body: Body<'a>,
+}
+
+/// The type-specific part of a record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body<'a> {
+    Position {
+        lat: f64,
+        lon: f64,
+        accuracy_m: Option<f64>,
+    },
+    Action {
+        action: Cow<'a, str>,
+        target: Cow<'a, str>,
+    },
+    Sensor {
+        sensor: Cow<'a, str>,
+        value: f64,
+    },
+}
+
+/// One JSON value as far as validation needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Null,
+    Bool,
+    Int(u64),
+    NegInt,
+    Float(f64),
+    Str(Cow<'a, str>),
+    Compound,
+}
+
+impl Val<'_> {
+    fn number(&self) -> Option<f64> {
+        match self {
+            Val::Int(v) => Some(*v as f64),
+            Val::Float(v) => Some(*v),
+            Val::NegInt => None,
+            _ => None,
+        }
+    }
+}
+
+struct ValVisitor;
+
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Val<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Null)
+    }
+    fn visit_none<E>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Val<'de>, E> {
+        Ok(Val::Bool)
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
+        Ok(Val::Int(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
+        Ok(if v >= 0 {
+            Val::Int(v as u64)
+        } else {
+            Val::NegInt
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {
+        Ok(Val::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Val::Compound)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Val::Compound)
+    }
+}
+
+impl<'de> Deserialize<'de> for Val<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValVisitor)
+    }
+}
+
+/// The fields the contract knows, each as its raw JSON value. A repeated key
+/// keeps its last value; unknown keys are skipped.
+#[derive(Default)]
+struct Fields<'a> {
+    id: Option<Val<'a>>,
+    kind: Option<Val<'a>>,
+    player: Option<Val<'a>>,
+    ts: Option<Val<'a>>,
+    ttl_ms: Option<Val<'a>>,
+    priority: Option<Val<'a>>,
+    lat: Option<Val<'a>>,
+    lon: Option<Val<'a>>,
+    accuracy_m: Option<Val<'a>>,
+    action: Option<Val<'a>>,
+    target: Option<Val<'a>>,
+    sensor: Option<Val<'a>>,
+    value: Option<Val<'a>>,
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "id" => &mut fields.id,
+                "type" => &mut fields.kind,
+                "player" => &mut fields.player,
+                "ts" => &mut fields.ts,
+                "ttl_ms" => &mut fields.ttl_ms,
+                "priority" => &mut fields.priority,
+                "lat" => &mut fields.lat,
+                "lon" => &mut fields.lon,
+                "accuracy_m" => &mut fields.accuracy_m,
+                "action" => &mut fields.action,
+                "target" => &mut fields.target,
+                "sensor" => &mut fields.sensor,
+                "value" => &mut fields.value,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            let value: Val<'de> = map.next_value()?;
+            // `null` counts as absent.
+            *slot = if value == Val::Null {
+                None
+            } else {
+                Some(value)
+            };
+        }
+        Ok(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// True for a line that holds only JSON white space (skipped, not counted).
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+fn require<'v, 'a>(v: &'v Option<Val<'a>>, name: &str) -> Result<&'v Val<'a>, Invalid> {
+    v.as_ref()
+        .ok_or_else(|| invalid(Reason::MissingField, format!("missing field \"{name}\"")))
+}
+
+fn string<'a>(v: &Val<'a>, name: &str, max_len: Option<usize>) -> Result<Cow<'a, str>, Invalid> {
+    match v {
+        Val::Str(s) => {
+            if let Some(max) = max_len {
+                if s.is_empty() || s.len() > max {
+                    return Err(invalid(
+                        Reason::BadField,
+                        format!("field \"{name}\" must be a string of 1 to {max} bytes"),
+                    ));
+                }
+            }
+            Ok(s.clone())
+        }
+        _ => Err(invalid(
+            Reason::BadField,
+            format!("field \"{name}\" must be a string"),
+        )),
+    }
+}
+
+fn integer(v: &Val<'_>, name: &str, min: u64, max: u64) -> Result<u64, Invalid> {
+    match v {
+        Val::Int(i) if *i >= min && *i <= max => Ok(*i),
+        _ => Err(invalid(
+            Reason::BadField,
+            if max == u64::MAX {
+                format!("field \"{name}\" must be an integer >= {min}")
+            } else {
+                format!("field \"{name}\" must be an integer in {min}..={max}")
+            },
+        )),
+    }
+}
+
+fn number(v: &Val<'_>, name: &str) -> Result<f64, Invalid> {
+    match v.number() {
+        Some(x) if x.is_finite() => Ok(x),
+        _ => Err(invalid(
+            Reason::BadField,
+            format!("field \"{name}\" must be a finite number"),
+        )),
+    }
+}
+
+/// Decodes and validates one record, through every check that needs no
+/// partition state (all but `late` and `duplicate`).
+pub fn parse<'a>(line: &'a [u8], hunt: &Hunt) -> Result<Parsed<'a>, Invalid> {
+    if line.len() > MAX_RECORD_BYTES {
+        return Err(invalid(
+            Reason::Malformed,
+            format!(
+                "record of {} bytes is over {} bytes",
+                line.len(),
+                MAX_RECORD_BYTES
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|e| invalid(Reason::Malformed, format!("not UTF-8: {e}")))?;
+    let f: Fields<'a> = serde_json::from_str(text)
+        .map_err(|e| invalid(Reason::Malformed, format!("not a JSON object: {e}")))?;
+
+    // Common fields: present, then well-typed and in range.
+    let id = require(&f.id, "id")?;
+    let kind = require(&f.kind, "type")?;
+    let player = require(&f.player, "player")?;
+    let ts = require(&f.ts, "ts")?;
+    let id = string(id, "id", Some(MAX_ID_BYTES))?;
+    let kind = string(kind, "type", None)?;
+    let player = string(player, "player", Some(MAX_ID_BYTES))?;
+    let ts = integer(ts, "ts", 0, MAX_TS)?;
+    let ttl_ms = match &f.ttl_ms {
+        Some(v) => Some(integer(v, "ttl_ms", 1, u64::MAX)?),
+        None => None,
+    };
+    let priority = match &f.priority {
+        Some(v) => Some(integer(v, "priority", 0, 9)? as u8),
+        None => None,
+    };
+
+    let body = match kind.as_ref() {
+        "position" => {
+            let lat = require(&f.lat, "lat")?;
+            let lon = require(&f.lon, "lon")?;
+            let lat = number(lat, "lat")?;
+            let lon = number(lon, "lon")?;
+            let accuracy_m = match &f.accuracy_m {
+                Some(v) => match v.number() {
+                    Some(a) if a >= 0.0 && a.is_finite() => Some(a),
+                    _ => {
+                        return Err(invalid(
+                            Reason::BadField,
+                            "field \"accuracy_m\" must be a finite number >= 0",
+                        ))
+                    }
+                },
+                None => None,
+            };
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                return Err(invalid(
+                    Reason::BadCoordinates,
+                    format!("lat {lat} / lon {lon} out of range"),
+                ));
+            }
+            if let (Some(a), Some(max)) = (accuracy_m, hunt.max_accuracy_m) {
+                if a > max {
+                    return Err(invalid(
+                        Reason::Inaccurate,
+                        format!("accuracy_m {a} above the hunt's max_accuracy_m {max}"),
+                    ));
+                }
+            }
+            Body::Position {
+                lat,
+                lon,
+                accuracy_m,
+            }
+        }
+        "action" => {
+            let action = require(&f.action, "action")?;
+            let target = require(&f.target, "target")?;
+            Body::Action {
+                action: string(action, "action", None)?,
+                target: string(target, "target", None)?,
+            }
+        }
+        "sensor" => {
+            let sensor = require(&f.sensor, "sensor")?;
+            let value = require(&f.value, "value")?;
+            Body::Sensor {
+                sensor: string(sensor, "sensor", None)?,
+                value: number(value, "value")?,
+            }
+        }
+        other => {
+            let mut shown: String = other.chars().take(64).collect();
+            if shown.len() < other.len() {
+                shown.push('…');
+            }
+            return Err(invalid(
+                Reason::UnknownType,
+                format!("unknown type {shown:?} (position, action or sensor)"),
+            ));
+        }
+    };
+
+    Ok(Parsed {
+        id,
+        player,
+        ts,
+        ttl_ms,
+        priority,
+        body,
+    })
+}
+
+/// An accepted record reduced to what the dataflow needs, with names of hunt
+/// items replaced by their numbers. Records with no effect never become one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub ts: u64,
+    pub player: String,
+    pub fact: Fact,
+}
+
+/// What an accepted record says, with its expiry (exclusive) already applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Fact {
+    Position {
+        id: String,
+        lat: f64,
+        lon: f64,
+        expires: u64,
+    },
+    Reading {
+        id: String,
+        sensor: u32,
+        value: f64,
+        expires: u64,
+    },
+    Solve {
+        clue: u32,
+        expires: Option<u64>,
+    },
+    Claim {
+        reward: u32,
+    },
+}
+
+impl Parsed<'_> {
+    /// The dataflow event for an accepted record, or `None` when the record
+    /// can have no effect (another verb, an unknown clue, reward or sensor).
+    pub fn into_event(self, hunt: &Hunt) -> Option<Event> {
+        let ts = self.ts;
+        let fact = match self.body {
+            Body::Position { lat, lon, .. } => Fact::Position {
+                id: self.id.into_owned(),
+                lat,
+                lon,
+                expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.position_ttl_ms)),
+            },
+            Body::Sensor { sensor, value } => Fact::Reading {
+                id: self.id.into_owned(),
+                sensor: hunt.sensor_number(&sensor)?,
+                value,
+                expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.sensor_ttl_ms)),
+            },
+            Body::Action { action, target } => match action.as_ref() {
+                "solve" => Fact::Solve {
+                    clue: hunt.clue_number(&target)?,
+                    expires: self.ttl_ms.map(|ttl| ts.saturating_add(ttl)),
+                },
+                "claim" => Fact::Claim {
+                    reward: hunt.reward_number(&target)?,
+                },
+                _ => return None,
+            },
+        };
+        Some(Event {
+            ts,
+            player: self.player.into_owned(),
+            fact,
+        })
+    }
+}

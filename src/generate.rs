@@ -1,0 +1,245 @@
+//! Seeded synthetic datasets for tests, benchmarks and the demo: a hunt definition (TOML plus a
+//! GeoJSON zone file, SPEC §4) and JSON Lines event partitions (SPEC §3) with players walking a
+//! city, local disorder, late events, redeliveries and every kind of bad line. The output bytes
+//! are a pure function of [`GenerateOptions`], on every platform.
+
+mod bad;
+mod content;
+mod geom;
+mod hunt_text;
+mod line;
+mod model;
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// What to generate. Rates are fractions of all event lines; out-of-range rates are clamped to
+/// `[0, 1]`, `players`, `rewards` and `partitions` below 1 count as 1, and a non-positive
+/// `rate_per_s` counts as 1.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    pub seed: u64,
+    /// Total event lines (bad lines included), spread over the partitions.
+    pub events: u64,
+    pub players: u32,
+    /// Zones: circles, polygons (some with holes) and multipolygons, inline or in GeoJSON.
+    pub zones: u32,
+    pub rewards: u32,
+    pub clues: u32,
+    pub sensors: u32,
+    /// One JSONL file per partition; a player's events go (almost always) to one partition.
+    pub partitions: u32,
+    /// Event time of the first event, ms.
+    pub start_ms: u64,
+    /// Events per second of event time (sets the time span).
+    pub rate_per_s: f64,
+    /// Share of good events that are positions; the rest are half actions, half sensor readings.
+    pub position_share: f64,
+    /// Lines are written up to this much later than their ts within a partition (out of order).
+    pub disorder_ms: u64,
+    /// Lines written with a ts below the partition's lateness bound (rejected `late`).
+    pub late_rate: f64,
+    /// Lines that redeliver an earlier line of the same partition (same id, same bytes).
+    pub duplicate_rate: f64,
+    /// Bad lines of every kind (not JSON, not UTF-8, arrays, missing / null / wrong-type /
+    /// empty fields, unknown type, bad coordinates, inaccurate positions, lines over 64 KiB).
+    pub malformed_rate: f64,
+    /// Good events given the same player and ts as the good event just before.
+    pub equal_ts_rate: f64,
+    /// Events given an explicit `ttl_ms` of 1..=3000 so TTL expiries happen between events.
+    pub short_ttl_rate: f64,
+    pub max_lateness_ms: u64,
+    pub position_ttl_ms: u64,
+    pub sensor_ttl_ms: u64,
+    pub max_accuracy_m: Option<f64>,
+    /// Centre of the city box, degrees.
+    pub center_lat: f64,
+    pub center_lon: f64,
+    /// Side of the (square) city box, metres.
+    pub extent_m: f64,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            seed: 42,
+            events: 10_000,
+            players: 100,
+            zones: 20,
+            rewards: 12,
+            clues: 8,
+            sensors: 4,
+            partitions: 4,
+            start_ms: 1_700_000_000_000,
+            rate_per_s: 50.0,
+            position_share: 0.75,
+            disorder_ms: 2_000,
+            late_rate: 0.002,
+            duplicate_rate: 0.005,
+            malformed_rate: 0.005,
+            equal_ts_rate: 0.02,
+            short_ttl_rate: 0.05,
+            max_lateness_ms: 5_000,
+            position_ttl_ms: 60_000,
+            sensor_ttl_ms: 30_000,
+            max_accuracy_m: Some(50.0),
+            center_lat: 48.8566,
+            center_lon: 2.3522,
+            extent_m: 3_000.0,
+        }
+    }
+}
+
+/// What the engine must report for the generated events (exact: the generator tracks each
+/// partition's accepted maximum ts as SPEC §2 defines it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GenerateStats {
+    /// Lines written (== `events`).
+    pub lines: u64,
+    pub accepted: u64,
+    /// Rejected lines by SPEC §3 reason code (only reasons that occur).
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Bad lines by kind: `not_json`, `non_utf8`, `not_object`, `missing_field`, `null_field`,
+    /// `wrong_type`, `empty_string`, `unknown_type`, `bad_coordinates`, `inaccurate`, `huge_line`.
+    pub bad_kinds: BTreeMap<&'static str, u64>,
+}
+
+/// A generated dataset held in memory.
+#[derive(Clone, Debug)]
+pub struct GeneratedCase {
+    /// The hunt TOML; it names `zones_geojson = "zones.geojson"`.
+    pub hunt_toml: String,
+    pub zones_geojson: String,
+    /// JSON Lines bytes per partition.
+    pub partitions: Vec<Vec<u8>>,
+    pub stats: GenerateStats,
+}
+
+/// Where a dataset was written.
+#[derive(Clone, Debug)]
+pub struct GeneratedFiles {
+    pub hunt_toml: PathBuf,
+    pub zones_geojson: PathBuf,
+    /// `part-000.jsonl`, `part-001.jsonl`, … in partition order.
+    pub partitions: Vec<PathBuf>,
+    pub stats: GenerateStats,
+}
+
+struct Prepared {
+    model: model::Model,
+    hunt_toml: String,
+    zones_geojson: String,
+}
+
+fn prepare(opts: &GenerateOptions) -> Prepared {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let model = model::build(opts, &mut rng);
+    Prepared {
+        hunt_toml: hunt_text::toml(opts, &model),
+        zones_geojson: hunt_text::geojson(&model),
+        model,
+    }
+}
+
+fn partition_count(opts: &GenerateOptions) -> usize {
+    opts.partitions.max(1) as usize
+}
+
+/// Generates a dataset in memory.
+pub fn generate(opts: &GenerateOptions) -> GeneratedCase {
+    let p = prepare(opts);
+    let sinks = vec![Vec::new(); partition_count(opts)];
+    let (partitions, stats) = sim::Sim::new(opts, &p.model, sinks)
+        .run(&mut |_| {})
+        .expect("writing to a Vec<u8> cannot fail");
+    GeneratedCase {
+        hunt_toml: p.hunt_toml,
+        zones_geojson: p.zones_geojson,
+        partitions,
+        stats,
+    }
+}
+
+fn part_path(events_dir: &Path, i: usize) -> PathBuf {
+    events_dir.join(format!("part-{i:03}.jsonl"))
+}
+
+fn write_hunt(
+    hunt_toml: &str,
+    zones_geojson: &str,
+    hunt_dir: &Path,
+) -> io::Result<(PathBuf, PathBuf)> {
+    fs::create_dir_all(hunt_dir)?;
+    let toml_path = hunt_dir.join("hunt.toml");
+    let geo_path = hunt_dir.join(hunt_text::ZONES_FILE);
+    fs::write(&toml_path, hunt_toml)?;
+    fs::write(&geo_path, zones_geojson)?;
+    Ok((toml_path, geo_path))
+}
+
+/// Writes a generated case: `hunt_dir/hunt.toml`, `hunt_dir/zones.geojson` and
+/// `events_dir/part-NNN.jsonl`; returns the hunt TOML path and the partition paths.
+pub fn write_case(
+    case: &GeneratedCase,
+    hunt_dir: &Path,
+    events_dir: &Path,
+) -> io::Result<(PathBuf, Vec<PathBuf>)> {
+    let (toml_path, _) = write_hunt(&case.hunt_toml, &case.zones_geojson, hunt_dir)?;
+    fs::create_dir_all(events_dir)?;
+    let mut paths = Vec::with_capacity(case.partitions.len());
+    for (i, bytes) in case.partitions.iter().enumerate() {
+        let path = part_path(events_dir, i);
+        fs::write(&path, bytes)?;
+        paths.push(path);
+    }
+    Ok((toml_path, paths))
+}
+
+/// Generates a dataset straight to files (the same bytes as [`generate`] + [`write_case`]),
+/// streaming the events through buffered writers: memory stays bounded by the players, the
+/// zones and the lines in flight within `disorder_ms`, whatever `events` is.
+pub fn generate_to_files(
+    opts: &GenerateOptions,
+    hunt_dir: &Path,
+    events_dir: &Path,
+) -> io::Result<GeneratedFiles> {
+    generate_to_files_with_progress(opts, hunt_dir, events_dir, &mut |_| {})
+}
+
+/// [`generate_to_files`], calling `progress` with the number of lines generated so far every
+/// 65,536 lines and once at the end.
+pub fn generate_to_files_with_progress(
+    opts: &GenerateOptions,
+    hunt_dir: &Path,
+    events_dir: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<GeneratedFiles> {
+    let p = prepare(opts);
+    let (hunt_toml, zones_geojson) = write_hunt(&p.hunt_toml, &p.zones_geojson, hunt_dir)?;
+    fs::create_dir_all(events_dir)?;
+    let partitions: Vec<PathBuf> = (0..partition_count(opts))
+        .map(|i| part_path(events_dir, i))
+        .collect();
+    let sinks = partitions
+        .iter()
+        .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)))
+        .collect::<io::Result<Vec<_>>>()?;
+    let (writers, stats) = sim::Sim::new(opts, &p.model, sinks).run(progress)?;
+    for mut w in writers {
+        w.flush()?;
+    }
+    Ok(GeneratedFiles {
+        hunt_toml,
+        zones_geojson,
+        partitions,
+        stats,
+    })
+}

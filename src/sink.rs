@@ -1,0 +1,288 @@
+//! Ordered sinks. One writer per output stream, on worker 0: changes and
+//! rejects are buffered by time and written once their time is complete.
+//!
+//! Notifications for a completed time are consolidated (a change undone
+//! within the same time produces nothing), turned into SPEC §6 records and
+//! written in SPEC §6 order. Rejects are written in the order of the partition
+//! frontier at which they were read, then partition, then line: a function of
+//! the input alone, whatever the number of workers.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::dataflow::Change;
+use crate::hunt::Hunt;
+use crate::source::Reject;
+
+/// A shared slot for the first write error of a sink.
+pub type ErrorSlot = Arc<Mutex<Option<std::io::Error>>>;
+
+/// One notification, SPEC §6.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Notification {
+    /// Player notifications: priority (for descending order), player, kind rank, item.
+    Player {
+        rank_priority: std::cmp::Reverse<u8>,
+        player: String,
+        kind: PlayerKind,
+        item: u32,
+    },
+    Occupancy {
+        zone: u32,
+        count: i64,
+    },
+}
+
+/// Kinds of player notification, in their order within a player.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PlayerKind {
+    Exit,
+    Enter,
+    Ineligible,
+    Eligible,
+}
+
+impl PlayerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            PlayerKind::Exit => "exit",
+            PlayerKind::Enter => "enter",
+            PlayerKind::Ineligible => "ineligible",
+            PlayerKind::Eligible => "eligible",
+        }
+    }
+}
+
+/// Turns the changes of one time into its notifications, in SPEC §6 order.
+pub fn notifications(hunt: &Hunt, mut changes: Vec<(Change, isize)>) -> Vec<Notification> {
+    changes.sort_unstable();
+    let mut consolidated: Vec<(Change, isize)> = Vec::with_capacity(changes.len());
+    for (change, diff) in changes {
+        match consolidated.last_mut() {
+            Some((last, d)) if *last == change => *d += diff,
+            _ => consolidated.push((change, diff)),
+        }
+    }
+    consolidated.retain(|(_, d)| *d != 0);
+
+    let mut out = Vec::with_capacity(consolidated.len());
+    let mut occupancy: BTreeMap<u32, i64> = BTreeMap::new();
+    for (change, diff) in consolidated {
+        match change {
+            Change::Presence(player, zone) => out.push(Notification::Player {
+                rank_priority: std::cmp::Reverse(hunt.zones[zone as usize].priority),
+                player,
+                kind: if diff > 0 {
+                    PlayerKind::Enter
+                } else {
+                    PlayerKind::Exit
+                },
+                item: zone,
+            }),
+            Change::Eligible(player, reward) => out.push(Notification::Player {
+                rank_priority: std::cmp::Reverse(hunt.rewards[reward as usize].priority),
+                player,
+                kind: if diff > 0 {
+                    PlayerKind::Eligible
+                } else {
+                    PlayerKind::Ineligible
+                },
+                item: reward,
+            }),
+            Change::Occupancy(zone, count) => {
+                let slot = occupancy.entry(zone).or_insert(0);
+                if diff > 0 {
+                    *slot = count;
+                }
+            }
+        }
+    }
+    out.extend(
+        occupancy
+            .into_iter()
+            .map(|(zone, count)| Notification::Occupancy { zone, count }),
+    );
+    // Zones and rewards are numbered in id order, so numbers order as ids do.
+    out.sort_unstable();
+    out
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// Appends one notification as a JSON line.
+pub fn format_notification(out: &mut Vec<u8>, hunt: &Hunt, time: u64, n: &Notification) {
+    match n {
+        Notification::Player {
+            rank_priority,
+            player,
+            kind,
+            item,
+        } => {
+            let (field, id) = match kind {
+                PlayerKind::Exit | PlayerKind::Enter => ("zone", &hunt.zones[*item as usize].id),
+                _ => ("reward", &hunt.rewards[*item as usize].id),
+            };
+            let _ = write!(
+                out,
+                "{{\"time\":{time},\"kind\":\"{}\",\"player\":",
+                kind.as_str()
+            );
+            json_str(out, player);
+            let _ = write!(out, ",\"{field}\":");
+            json_str(out, id);
+            let _ = writeln!(out, ",\"priority\":{}}}", rank_priority.0);
+        }
+        Notification::Occupancy { zone, count } => {
+            let _ = write!(out, "{{\"time\":{time},\"kind\":\"occupancy\",\"zone\":");
+            json_str(out, &hunt.zones[*zone as usize].id);
+            let _ = writeln!(out, ",\"count\":{count}}}");
+        }
+    }
+}
+
+fn record_error(slot: &ErrorSlot, e: std::io::Error) {
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(e);
+    }
+}
+
+/// Writes the notification stream. `writer` is `Some` on the worker that
+/// writes (worker 0) and `None` elsewhere; every change is routed to worker 0.
+pub fn notification_sink<'scope>(
+    changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
+    hunt: Arc<Hunt>,
+    writer: Option<Box<dyn Write>>,
+    progress_records: bool,
+    errors: ErrorSlot,
+) {
+    let mut writer = writer;
+    let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut last_progress: Option<u64> = None;
+    changes.sink(
+        Exchange::new(|_: &(Change, u64, isize)| 0),
+        "NotificationSink",
+        move |(input, frontier)| {
+            input.for_each(|_cap, data| {
+                for (change, time, diff) in data.drain(..) {
+                    pending.entry(time).or_default().push((change, diff));
+                }
+            });
+            let limit = frontier.frontier().first().copied();
+            let Some(w) = writer.as_mut() else {
+                pending.clear();
+                return;
+            };
+            let mut wrote = false;
+            while let Some(entry) = pending.first_entry() {
+                let time = *entry.key();
+                if limit.is_some_and(|f| time >= f) {
+                    break;
+                }
+                let changes = entry.remove();
+                for n in notifications(&hunt, changes) {
+                    format_notification(&mut buf, &hunt, time, &n);
+                    wrote = true;
+                }
+                if buf.len() >= 1 << 16 {
+                    if let Err(e) = w.write_all(&buf) {
+                        record_error(&errors, e);
+                    }
+                    buf.clear();
+                }
+            }
+            if progress_records {
+                if let Some(f) = limit {
+                    if last_progress.is_none_or(|p| f > p) && f > 0 {
+                        let _ = writeln!(buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
+                        last_progress = Some(f);
+                        wrote = true;
+                    }
+                }
+            }
+            if wrote || limit.is_none() {
+                if let Err(e) = w.write_all(&buf).and_then(|_| w.flush()) {
+                    record_error(&errors, e);
+                }
+                buf.clear();
+            }
+            if limit.is_none() {
+                writer = None;
+            }
+        },
+    );
+}
+
+/// Appends one reject as a JSON line: reason, detail, source, line, raw text
+/// (and the raw bytes in base64 when they are not UTF-8).
+pub fn format_reject(out: &mut Vec<u8>, names: &[String], r: &Reject) {
+    let _ = write!(out, "{{\"reason\":\"{}\",\"detail\":", r.reason.as_str());
+    json_str(out, &r.detail);
+    out.extend_from_slice(b",\"source\":");
+    json_str(out, &names[r.partition as usize]);
+    let _ = write!(out, ",\"line\":{},\"raw\":", r.line);
+    match std::str::from_utf8(&r.raw) {
+        Ok(text) => json_str(out, text),
+        Err(_) => {
+            json_str(out, &String::from_utf8_lossy(&r.raw));
+            out.extend_from_slice(b",\"raw_base64\":\"");
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(&r.raw)
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Writes the rejects stream (or only drains it when `writer` is `None`).
+pub fn reject_sink<'scope>(
+    rejects: Stream<'scope, u64, Vec<Reject>>,
+    names: Arc<Vec<String>>,
+    writer: Option<Box<dyn Write>>,
+    errors: ErrorSlot,
+) {
+    let mut writer = writer;
+    let mut pending: BTreeMap<(u64, u32, u64), Reject> = BTreeMap::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    rejects.sink(
+        Exchange::new(|_: &Reject| 0),
+        "RejectSink",
+        move |(input, frontier)| {
+            input.for_each(|_cap, data| {
+                for r in data.drain(..) {
+                    if writer.is_some() {
+                        pending.insert((r.frontier, r.partition, r.line), r);
+                    }
+                }
+            });
+            let Some(w) = writer.as_mut() else { return };
+            let limit = frontier.frontier().first().copied();
+            while let Some(entry) = pending.first_entry() {
+                if limit.is_some_and(|f| entry.key().0 >= f) {
+                    break;
+                }
+                format_reject(&mut buf, &names, &entry.remove());
+            }
+            if !buf.is_empty() || limit.is_none() {
+                if let Err(e) = w.write_all(&buf).and_then(|_| w.flush()) {
+                    record_error(&errors, e);
+                }
+                buf.clear();
+            }
+            if limit.is_none() {
+                writer = None;
+            }
+        },
+    );
+}

@@ -1,0 +1,289 @@
+//! Sources: one timely source operator per input partition. Each reads its
+//! partition's records, validates them, applies the partition's lateness and
+//! duplicate rules, and emits accepted events and rejects as data, holding a
+//! capability at the partition frontier `max(0, M - L)` so that times complete
+//! as the frontier advances. At end of input the partition closes.
+//!
+//! Timely times carried by messages are partition frontiers; the event time of
+//! a record travels in the record. Every record sent under a capability at
+//! time `c` has event time `>= c`, so a downstream frontier `F` means every
+//! event with `ts < F` has arrived.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::operators::core::OkErr;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+
+use crate::event::{self, Event, Invalid, Reason};
+use crate::hunt::Hunt;
+
+/// Longest raw text kept with a reject, in bytes.
+pub const MAX_RAW_BYTES: usize = 4096;
+/// Records read per activation of a source operator.
+const BATCH_LINES: usize = 4096;
+
+/// Lateness and duplicate rules of one partition (SPEC §2, §3).
+///
+/// Keeps the ids of accepted events whose `ts` is at or above the frontier;
+/// older ids can no longer make a record a duplicate and are forgotten, so
+/// the state is bounded by the events inside the lateness window.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Admission {
+    lateness: u64,
+    max_ts: Option<u64>,
+    ids: FxHashMap<String, u64>,
+    by_ts: BTreeMap<u64, Vec<String>>,
+}
+
+impl Admission {
+    pub fn new(lateness: u64) -> Self {
+        Admission {
+            lateness,
+            ..Default::default()
+        }
+    }
+
+    /// The partition frontier `max(0, M - L)`, 0 before the first accept.
+    pub fn frontier(&self) -> u64 {
+        self.max_ts.map_or(0, |m| m.saturating_sub(self.lateness))
+    }
+
+    /// Decides `late` or `duplicate` for a record that passed every other
+    /// check, and records it as accepted when it is neither.
+    pub fn admit(&mut self, id: &str, ts: u64) -> Result<(), Invalid> {
+        if let Some(m) = self.max_ts {
+            if ts < m.saturating_sub(self.lateness) {
+                return Err(Invalid {
+                    reason: Reason::Late,
+                    detail: format!(
+                        "ts {ts} is more than {} ms behind the partition's latest ts {m}",
+                        self.lateness
+                    ),
+                });
+            }
+        }
+        if let Some(&prev) = self.ids.get(id) {
+            return Err(Invalid {
+                reason: Reason::Duplicate,
+                detail: format!("id {id:?} already accepted (ts {prev})"),
+            });
+        }
+        let before = self.frontier();
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        self.ids.insert(id.to_owned(), ts);
+        self.by_ts.entry(ts).or_default().push(id.to_owned());
+        let after = self.frontier();
+        if after > before {
+            while let Some(entry) = self.by_ts.first_entry() {
+                if *entry.key() >= after {
+                    break;
+                }
+                let (old_ts, ids) = entry.remove_entry();
+                for id in ids {
+                    if self.ids.get(&id) == Some(&old_ts) {
+                        self.ids.remove(&id);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of ids currently retained.
+    pub fn retained(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// A rejected record: reason, detail, where it came from and its raw text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reject {
+    pub reason: Reason,
+    pub detail: String,
+    pub partition: u32,
+    /// 1-based line number within the partition.
+    pub line: u64,
+    /// The partition frontier when the record was read (orders the rejects sink).
+    pub frontier: u64,
+    /// The raw record, cut at [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
+}
+
+/// Counters shared by every source of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub read: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: [AtomicU64; 8],
+    pub bytes: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, read: u64, accepted: u64, rejected: &[u64; 8], bytes: u64) {
+        self.read.fetch_add(read, Ordering::Relaxed);
+        self.accepted.fetch_add(accepted, Ordering::Relaxed);
+        for (slot, n) in self.rejected.iter().zip(rejected) {
+            if *n > 0 {
+                slot.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// One input partition: a reader taken by the worker that owns it.
+pub struct Partition {
+    pub name: String,
+    pub reader: Mutex<Option<Box<dyn BufRead + Send>>>,
+}
+
+/// Validates one raw record of partition `partition` against the hunt and
+/// the partition's admission state.
+pub fn ingest(
+    line: &[u8],
+    hunt: &Hunt,
+    admission: &mut Admission,
+) -> Result<Option<Event>, Invalid> {
+    let parsed = event::parse(line, hunt)?;
+    admission.admit(&parsed.id, parsed.ts)?;
+    Ok(parsed.into_event(hunt))
+}
+
+fn cut_raw(line: &[u8]) -> Vec<u8> {
+    let mut end = line.len().min(MAX_RAW_BYTES);
+    // Keep valid UTF-8 text whole: do not cut inside a character.
+    if std::str::from_utf8(line).is_ok() {
+        while end < line.len() && (line[end] & 0xC0) == 0x80 {
+            end -= 1;
+        }
+    }
+    line[..end].to_vec()
+}
+
+/// Flow control: a partition more than this far ahead (in event time) of the
+/// completed output waits, so that one fast partition cannot fill memory.
+#[derive(Clone)]
+pub struct Throttle {
+    pub probe: ProbeHandle<u64>,
+    pub max_ahead_ms: u64,
+}
+
+type Ingested = Result<Event, Reject>;
+
+/// Builds one source operator per partition; worker `p % peers` reads
+/// partition `p`. Returns the accepted events and the rejects.
+pub fn build<'scope>(
+    scope: Scope<'scope, u64>,
+    partitions: Arc<Vec<Partition>>,
+    hunt: Arc<Hunt>,
+    stats: Arc<Stats>,
+    throttle: Option<Throttle>,
+) -> (
+    Stream<'scope, u64, Vec<Event>>,
+    Stream<'scope, u64, Vec<Reject>>,
+) {
+    let mut streams = Vec::new();
+    for index in 0..partitions.len() {
+        let partitions = partitions.clone();
+        let hunt = hunt.clone();
+        let stats = stats.clone();
+        let throttle = throttle.clone();
+        let owner = index % scope.peers() == scope.index();
+        let stream = source(scope, &format!("Source[{index}]"), move |cap, info| {
+            let activator = scope.activator_for(info.address);
+            let reader = if owner {
+                partitions[index]
+                    .reader
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.take())
+            } else {
+                None
+            };
+            let mut cap = reader.as_ref().map(|_| cap);
+            let mut reader = reader;
+            let mut admission = Admission::new(hunt.max_lateness_ms);
+            let mut line_no: u64 = 0;
+            let mut buf = Vec::with_capacity(1024);
+            move |output| {
+                let (Some(c), Some(r)) = (cap.as_mut(), reader.as_mut()) else {
+                    cap = None;
+                    return;
+                };
+                if let Some(t) = &throttle {
+                    let ahead = t.probe.with_frontier(|f| {
+                        f.iter()
+                            .all(|&done| admission.frontier() > done.saturating_add(t.max_ahead_ms))
+                    });
+                    if ahead && !t.probe.done() {
+                        activator.activate();
+                        return;
+                    }
+                }
+                let mut session = output.session(&*c);
+                let (mut read, mut accepted, mut bytes) = (0u64, 0u64, 0u64);
+                let mut rejected = [0u64; 8];
+                let mut eof = false;
+                for _ in 0..BATCH_LINES {
+                    buf.clear();
+                    match r.read_until(b'\n', &mut buf) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
+                        Ok(n) => bytes += n as u64,
+                        Err(_) => {
+                            eof = true;
+                            break;
+                        }
+                    }
+                    line_no += 1;
+                    let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                    if event::is_blank(line) {
+                        continue;
+                    }
+                    read += 1;
+                    let frontier = admission.frontier();
+                    match ingest(line, &hunt, &mut admission) {
+                        Ok(event) => {
+                            accepted += 1;
+                            if let Some(event) = event {
+                                session.give(Ok::<Event, Reject>(event));
+                            }
+                        }
+                        Err(bad) => {
+                            rejected[bad.reason.index()] += 1;
+                            session.give(Err::<Event, Reject>(Reject {
+                                reason: bad.reason,
+                                detail: bad.detail,
+                                partition: index as u32,
+                                line: line_no,
+                                frontier,
+                                raw: cut_raw(line),
+                            }));
+                        }
+                    }
+                }
+                drop(session);
+                stats.count(read, accepted, &rejected, bytes);
+                if eof {
+                    cap = None;
+                    reader = None;
+                } else {
+                    c.downgrade(&admission.frontier());
+                    activator.activate();
+                }
+            }
+        });
+        streams.push(stream);
+    }
+    let all: Stream<'scope, u64, Vec<Ingested>> = scope.concatenate(streams);
+    all.ok_err(|x| x)
+}
