@@ -238,13 +238,8 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
             );
             probe
         });
-        let mut n = 0u64;
         while !probe.done() {
-            worker.step();
-            n += 1;
-            if n % 1_000_000 == 0 && std::env::var("HF_DEBUG").is_ok() {
-                probe.with_frontier(|f| eprintln!("worker {index} frontier {:?}", f.to_vec()));
-            }
+            worker.step_or_park(None);
         }
     })
     .map_err(BackfillError::Dataflow)?;
@@ -285,6 +280,12 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
         });
     }
 
+    if let Some((name, message)) = stats.errors.lock().ok().and_then(|mut e| e.pop()) {
+        return Err(BackfillError::Input {
+            path: PathBuf::from(name),
+            source: std::io::Error::other(message),
+        });
+    }
     let summary = Summary::from_stats(&stats);
     if let Some(path) = &opts.summary {
         std::fs::write(path, format!("{}\n", summary.to_json())).map_err(|source| {

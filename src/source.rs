@@ -123,6 +123,9 @@ pub struct Stats {
     pub accepted: AtomicU64,
     pub rejected: [AtomicU64; 8],
     pub bytes: AtomicU64,
+    /// Read errors, as `(partition name, message)`; a partition that fails to
+    /// read is closed.
+    pub errors: Mutex<Vec<(String, String)>>,
 }
 
 impl Stats {
@@ -239,7 +242,10 @@ pub fn build<'scope>(
                             break;
                         }
                         Ok(n) => bytes += n as u64,
-                        Err(_) => {
+                        Err(e) => {
+                            if let Ok(mut errors) = stats.errors.lock() {
+                                errors.push((partitions[index].name.clone(), e.to_string()));
+                            }
                             eof = true;
                             break;
                         }

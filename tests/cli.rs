@@ -1,0 +1,187 @@
+//! The `huntflow` binary: exit codes, messages, standard input and output,
+//! the summary file and progress records.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_huntflow"))
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+const HUNT: &str = r#"
+name = "cli"
+max_lateness_ms = 1000
+position_ttl_ms = 10000
+
+[[zones]]
+id = "square"
+priority = 2
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+[[rewards]]
+id = "prize"
+priority = 4
+zone = "square"
+"#;
+
+const EVENTS: &str = r#"{"id":"a","type":"position","player":"p1","ts":100,"lat":0.5,"lon":0.5}
+{"id":"b","type":"position","player":"p1","ts":200,"lat":5.0,"lon":5.0}
+oops
+"#;
+
+fn write_hunt(dir: &std::path::Path, text: &str) -> PathBuf {
+    let p = dir.join("hunt.toml");
+    std::fs::write(&p, text).expect("write hunt");
+    p
+}
+
+#[test]
+fn backfill_reads_stdin_and_writes_stdout_and_summary() {
+    let dir = tmp_dir("stdin");
+    let hunt = write_hunt(&dir, HUNT);
+    let summary = dir.join("summary.json");
+    let mut child = bin()
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .arg("--summary")
+        .arg(&summary)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(EVENTS.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(
+        stdout,
+        concat!(
+            // Priority first: the reward (4) before the zone (2).
+            "{\"time\":100,\"kind\":\"eligible\",\"player\":\"p1\",\"reward\":\"prize\",\"priority\":4}\n",
+            "{\"time\":100,\"kind\":\"enter\",\"player\":\"p1\",\"zone\":\"square\",\"priority\":2}\n",
+            "{\"time\":100,\"kind\":\"occupancy\",\"zone\":\"square\",\"count\":1}\n",
+            "{\"time\":200,\"kind\":\"ineligible\",\"player\":\"p1\",\"reward\":\"prize\",\"priority\":4}\n",
+            "{\"time\":200,\"kind\":\"exit\",\"player\":\"p1\",\"zone\":\"square\",\"priority\":2}\n",
+            "{\"time\":200,\"kind\":\"occupancy\",\"zone\":\"square\",\"count\":0}\n",
+        )
+    );
+    let expected = "{\"read\":3,\"accepted\":2,\"rejected\":{\"malformed\":1}}";
+    assert_eq!(
+        std::fs::read_to_string(&summary).expect("summary").trim(),
+        expected
+    );
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains(expected), "summary on stderr: {stderr}");
+}
+
+#[test]
+fn progress_records_mark_complete_times() {
+    let dir = tmp_dir("progress");
+    let hunt = write_hunt(&dir, HUNT);
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, EVENTS).expect("write events");
+    let out = bin()
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .arg("--progress")
+        .arg(&events)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let mut last_time = 0u64;
+    let mut complete_before = 0u64;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        let time = v["time"].as_u64().expect("time");
+        if v["kind"] == "progress" {
+            assert!(time >= complete_before, "progress never goes back");
+            complete_before = time;
+        } else {
+            assert!(
+                time >= complete_before,
+                "{line} after progress {complete_before}"
+            );
+            assert!(time >= last_time);
+            last_time = time;
+        }
+    }
+    let plain: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"progress\""))
+        .collect();
+    assert_eq!(plain.len(), 6);
+}
+
+#[test]
+fn bad_hunt_fails_with_file_and_item() {
+    let dir = tmp_dir("badhunt");
+    let hunt = write_hunt(
+        &dir,
+        "[[rewards]]\nid = \"golden-key\"\nzone = \"fountian\"\n",
+    );
+    let out = bin()
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .arg("-")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains("hunt.toml"), "{stderr}");
+    assert!(stderr.contains("golden-key"), "{stderr}");
+    assert!(stderr.contains("fountian"), "{stderr}");
+}
+
+#[test]
+fn missing_input_and_bad_arguments_fail() {
+    let dir = tmp_dir("badargs");
+    let hunt = write_hunt(&dir, HUNT);
+    let out = bin()
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .arg(dir.join("no-such-file.jsonl"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains("no-such-file.jsonl"), "{stderr}");
+
+    let out = bin()
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "an input is required");
+
+    let out = bin()
+        .args(["backfill", "--hunt"])
+        .arg(&hunt)
+        .args(["-w", "0", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "zero workers is refused");
+}
