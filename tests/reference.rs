@@ -27,18 +27,51 @@ fn header(lateness: u64, position_ttl: u64, sensor_ttl: u64) -> String {
     )
 }
 
-fn run(toml: &str, partitions: &[&str]) -> RefOutput {
-    let dir = Scratch::new("ref");
-    let hunt = load_hunt(&dir.path, toml);
-    let parts: Vec<Vec<u8>> = partitions.iter().map(|p| p.as_bytes().to_vec()).collect();
-    reference(&hunt, &parts)
+/// A hand-written case with its hand-computed notifications and summary.
+struct Case {
+    name: &'static str,
+    toml: String,
+    partitions: Vec<Vec<u8>>,
+    expected: String,
+    /// (read, accepted, rejected by reason), when the case checks it.
+    summary: Option<(u64, u64, Vec<(&'static str, u64)>)>,
 }
 
-fn check(toml: &str, partitions: &[&str], expected: &str) -> RefOutput {
-    let out = run(toml, partitions);
-    assert_same_output("reference", expected, &out.notifications);
+fn case(name: &'static str, toml: &str, partitions: &[&str], expected: &str) -> Case {
+    Case {
+        name,
+        toml: toml.to_string(),
+        partitions: partitions.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        expected: expected.to_string(),
+        summary: None,
+    }
+}
+
+fn rejected_map<K: ToString>(pairs: impl IntoIterator<Item = (K, u64)>) -> BTreeMap<String, u64> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Runs the reference model on a hand-written case and checks it against the hand-computed result.
+fn check(case: &Case) -> RefOutput {
+    let dir = Scratch::new("ref");
+    let hunt = load_hunt(&dir.path, &case.toml);
+    let out = reference(&hunt, &case.partitions);
+    assert_same_output(
+        &format!("reference, case {}", case.name),
+        &case.expected,
+        &out.notifications,
+    );
     let rejected: u64 = out.rejected.values().sum();
-    assert_eq!(out.read, out.accepted + rejected);
+    assert_eq!(out.read, out.accepted + rejected, "case {}", case.name);
+    if let Some((read, accepted, reasons)) = &case.summary {
+        let want = rejected_map(reasons.iter().copied());
+        assert_eq!(
+            (out.read, out.accepted, &out.rejected),
+            (*read, *accepted, &want),
+            "case {}",
+            case.name
+        );
+    }
     out
 }
 
@@ -63,8 +96,7 @@ fn sensor(id: &str, player: &str, ts: u64, name: &str, value: f64) -> String {
     )
 }
 
-#[test]
-fn enter_then_ttl_exit() {
+fn enter_then_ttl_exit() -> Case {
     let toml = header(1000, 1000, 1000) + ZONES;
     let part = pos("e1", "p1", 100, 0.5, 0.5, None) + &pos("e2", "p\"2", 200, 10.5, 10.5, Some(50));
     let expected = r#"{"time":100,"kind":"enter","player":"p1","zone":"a","priority":2}
@@ -76,12 +108,12 @@ fn enter_then_ttl_exit() {
 {"time":1100,"kind":"exit","player":"p1","zone":"a","priority":2}
 {"time":1100,"kind":"occupancy","zone":"a","count":0}
 "#;
-    let out = check(&toml, &[&part], expected);
-    assert_eq!((out.read, out.accepted), (2, 2));
+    let mut c = case("enter_then_ttl_exit", &toml, &[&part], expected);
+    c.summary = Some((2, 2, vec![]));
+    c
 }
 
-#[test]
-fn out_of_order_position_lands_between() {
+fn out_of_order_position_lands_between() -> Case {
     let toml = header(1000, 1000, 1000) + ZONES;
     let part = pos("e1", "p1", 100, 0.5, 0.5, Some(5000))
         + &pos("e2", "p1", 300, 10.5, 10.5, Some(5000))
@@ -95,11 +127,15 @@ fn out_of_order_position_lands_between() {
 {"time":5300,"kind":"exit","player":"p1","zone":"b","priority":5}
 {"time":5300,"kind":"occupancy","zone":"b","count":0}
 "#;
-    check(&toml, &[&part], expected);
+    case(
+        "out_of_order_position_lands_between",
+        &toml,
+        &[&part],
+        expected,
+    )
 }
 
-#[test]
-fn equal_timestamps_greater_id_wins() {
+fn equal_timestamps_greater_id_wins() -> Case {
     let toml = header(1000, 1000, 1000) + ZONES;
     // "x2" > "x10" > "x1" bytewise; arrival order must not matter, across partitions either.
     let part1 = pos("x1", "p1", 100, 0.5, 0.5, None) + &pos("x2", "p1", 100, 10.5, 10.5, None);
@@ -109,12 +145,22 @@ fn equal_timestamps_greater_id_wins() {
 {"time":1100,"kind":"exit","player":"p1","zone":"b","priority":5}
 {"time":1100,"kind":"occupancy","zone":"b","count":0}
 "#;
-    check(&toml, &[&part1, &part2], expected);
-    check(&toml, &[&part2, &part1], expected);
+    case(
+        "equal_timestamps_greater_id_wins",
+        &toml,
+        &[&part1, &part2],
+        expected,
+    )
 }
 
-#[test]
-fn change_undone_within_a_time_produces_nothing() {
+fn equal_timestamps_swapped_partitions() -> Case {
+    let mut c = equal_timestamps_greater_id_wins();
+    c.name = "equal_timestamps_swapped_partitions";
+    c.partitions.reverse();
+    c
+}
+
+fn change_undone_within_a_time_produces_nothing() -> Case {
     let toml = header(1000, 1000, 1000) + ZONES;
     // p1 leaves `a` at 200 by expiry and re-enters at 200; p2 leaves `b` as p3 enters it.
     let part = pos("e1", "p1", 100, 0.5, 0.5, Some(100))
@@ -132,11 +178,15 @@ fn change_undone_within_a_time_produces_nothing() {
 {"time":1200,"kind":"exit","player":"p1","zone":"a","priority":2}
 {"time":1200,"kind":"occupancy","zone":"a","count":0}
 "#;
-    check(&toml, &[&part], expected);
+    case(
+        "change_undone_within_a_time_produces_nothing",
+        &toml,
+        &[&part],
+        expected,
+    )
 }
 
-#[test]
-fn claims_windows_and_solve_ttl() {
+fn claims_windows_and_solve_ttl() -> Case {
     let toml = header(1000, 60000, 1000)
         + ZONES
         + r#"
@@ -175,11 +225,10 @@ active = { from = 1000, until = 5000 }
 {"time":60000,"kind":"exit","player":"p4","zone":"a","priority":2}
 {"time":60000,"kind":"occupancy","zone":"a","count":0}
 "#;
-    check(&toml, &[&part], expected);
+    case("claims_windows_and_solve_ttl", &toml, &[&part], expected)
 }
 
-#[test]
-fn sensor_reward_and_priority_order() {
+fn sensor_reward_and_priority_order() -> Case {
     let toml = header(1000, 1000, 1000)
         + ZONES
         + r#"
@@ -210,11 +259,15 @@ zone = "a"
 {"time":1300,"kind":"occupancy","zone":"a","count":0}
 {"time":1400,"kind":"ineligible","player":"p0","reward":"r2","priority":1}
 "#;
-    check(&toml, &[&part], expected);
+    case(
+        "sensor_reward_and_priority_order",
+        &toml,
+        &[&part],
+        expected,
+    )
 }
 
-#[test]
-fn rejects_late_and_duplicates() {
+fn rejects_late_and_duplicates() -> Case {
     let toml = header(1000, 1000, 1000) + "max_accuracy_m = 50.0\n" + ZONES;
     let far = |id: &str, ts: u64| pos(id, "p", ts, 50.0, 50.0, None);
     let big = |len: usize| {
@@ -263,16 +316,14 @@ fn rejects_late_and_duplicates() {
     part.extend_from_slice(b"{\"id\":\"\xff\"}\n"); // not UTF-8
     part.extend_from_slice(far("e7", 9200).trim_end().as_bytes()); // last line without a newline
     let other = far("e1", 5000); // duplicates are per partition
-    let dir = Scratch::new("ref");
-    let hunt = load_hunt(&dir.path, &toml);
-    let out = reference(&hunt, &[part, other.into_bytes()]);
     let expected = r#"{"time":9000,"kind":"enter","player":"p","zone":"a","priority":2}
 {"time":9000,"kind":"occupancy","zone":"a","count":1}
 {"time":9001,"kind":"exit","player":"p","zone":"a","priority":2}
 {"time":9001,"kind":"occupancy","zone":"a","count":0}
 "#;
-    assert_same_output("reference", expected, &out.notifications);
-    let want: BTreeMap<String, u64> = [
+    let mut c = case("rejects_late_and_duplicates", &toml, &[], expected);
+    c.partitions = vec![part, other.into_bytes()];
+    let reasons = vec![
         ("malformed", 4),
         ("missing_field", 4),
         ("bad_field", 10),
@@ -281,28 +332,118 @@ fn rejects_late_and_duplicates() {
         ("inaccurate", 2),
         ("late", 2),
         ("duplicate", 2),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    assert_eq!(out.rejected, want);
-    assert_eq!((out.read, out.accepted), (34, 8));
+    ];
+    c.summary = Some((34, 8, reasons));
+    c
 }
 
-#[test]
-fn empty_input_and_windows_without_players() {
+fn empty_input_and_windows_without_players() -> Case {
     let toml = header(1000, 1000, 1000)
         + ZONES
         + "\n[[rewards]]\nid = \"r\"\nzone = \"a\"\nactive = { from = 5, until = 10 }\n";
-    let out = check(&toml, &[" \n\n", ""], "");
-    assert_eq!((out.read, out.accepted), (0, 0));
-    assert!(out.rejected.is_empty());
+    let mut c = case(
+        "empty_input_and_windows_without_players",
+        &toml,
+        &[" \n\n", ""],
+        "",
+    );
+    c.summary = Some((0, 0, vec![]));
+    c
+}
+
+fn requires_several_clues() -> Case {
+    let toml = header(1000, 1000, 1000)
+        + ZONES
+        + r#"
+[[rewards]]
+id = "all-three"
+priority = 4
+requires = ["c3", "c1", "c2"]
+
+[[rewards]]
+id = "two"
+priority = 4
+requires = ["c2", "c1"]
+"#;
+    let part = act("s2", "p1", 100, "solve", "c2", None)
+        + &act("s1", "p1", 200, "solve", "c1", None)
+        + &act("t3", "p2", 300, "solve", "c3", None)
+        + &act("s3", "p1", 500, "solve", "c3", Some(100))
+        + &act("s4", "p1", 900, "solve", "c3", None);
+    let expected = r#"{"time":200,"kind":"eligible","player":"p1","reward":"two","priority":4}
+{"time":500,"kind":"eligible","player":"p1","reward":"all-three","priority":4}
+{"time":600,"kind":"ineligible","player":"p1","reward":"all-three","priority":4}
+{"time":900,"kind":"eligible","player":"p1","reward":"all-three","priority":4}
+"#;
+    case("requires_several_clues", &toml, &[&part], expected)
+}
+
+/// Every hand-written case.
+const CASES: &[fn() -> Case] = &[
+    enter_then_ttl_exit,
+    out_of_order_position_lands_between,
+    equal_timestamps_greater_id_wins,
+    equal_timestamps_swapped_partitions,
+    change_undone_within_a_time_produces_nothing,
+    claims_windows_and_solve_ttl,
+    requires_several_clues,
+    sensor_reward_and_priority_order,
+    rejects_late_and_duplicates,
+    empty_input_and_windows_without_players,
+];
+
+#[test]
+fn reference_matches_hand_computed_results() {
+    for case in CASES {
+        check(&case());
+    }
+}
+
+#[test]
+fn engine_matches_hand_computed_results() {
+    use huntflow::backfill::{run, BackfillOptions};
+    for case in CASES {
+        let case = case();
+        let dir = Scratch::new("hand");
+        let hunt_path = dir.join("hunt.toml");
+        std::fs::write(&hunt_path, &case.toml).expect("write hunt");
+        let mut inputs = Vec::new();
+        for (i, bytes) in case.partitions.iter().enumerate() {
+            let path = dir.join(&format!("part-{i}.jsonl"));
+            std::fs::write(&path, bytes).expect("write partition");
+            inputs.push(path);
+        }
+        for workers in [1, 2] {
+            let out_path = dir.join(&format!("out-{workers}.jsonl"));
+            let mut opts = BackfillOptions::new(hunt_path.clone(), inputs.clone());
+            opts.workers = workers;
+            opts.output = Some(out_path.clone());
+            let summary = run(&opts).unwrap_or_else(|e| panic!("case {}: {e}", case.name));
+            let engine = std::fs::read_to_string(&out_path).expect("read engine output");
+            assert_same_output(
+                &format!("engine, case {}, {workers} workers", case.name),
+                &case.expected,
+                &engine,
+            );
+            if let Some((read, accepted, reasons)) = &case.summary {
+                let want = rejected_map(reasons.iter().copied());
+                let got = rejected_map(summary.rejected.iter().map(|(k, v)| (*k, *v)));
+                assert_eq!(
+                    (summary.read, summary.accepted, &got),
+                    (*read, *accepted, &want),
+                    "case {}",
+                    case.name
+                );
+            }
+        }
+    }
 }
 
 /// Options for one small generated case; everything that can go wrong does, often.
 fn case_options(seed: u64) -> huntflow::generate::GenerateOptions {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_cafe);
+    let lateness = rng.random_range(500..=3_000);
     huntflow::generate::GenerateOptions {
         seed,
         events: rng.random_range(300..=1500),
@@ -312,24 +453,24 @@ fn case_options(seed: u64) -> huntflow::generate::GenerateOptions {
         clues: 4,
         sensors: 3,
         partitions: rng.random_range(1..=3),
-        rate_per_s: 20.0,
-        disorder_ms: 3_000,
+        rate_per_s: rng.random_range(5.0..200.0),
+        disorder_ms: lateness * 3 / 4,
         late_rate: 0.02,
         duplicate_rate: 0.03,
         malformed_rate: 0.03,
         equal_ts_rate: 0.08,
         short_ttl_rate: 0.2,
-        max_lateness_ms: 2_000,
-        position_ttl_ms: 8_000,
-        sensor_ttl_ms: 5_000,
-        extent_m: 800.0,
+        max_lateness_ms: lateness,
+        position_ttl_ms: rng.random_range(2_000..=20_000),
+        sensor_ttl_ms: rng.random_range(1_000..=10_000),
+        extent_m: 400.0,
         ..Default::default()
     }
 }
 
 /// Generates case `seed`, runs the reference model and the engine at 1, 2 and 4
 /// workers, and requires identical notifications and summaries.
-fn compare_with_engine(seed: u64) {
+fn compare_with_engine(seed: u64) -> RefOutput {
     use huntflow::backfill::{run, BackfillOptions};
     let opts = case_options(seed);
     let case = huntflow::generate::generate(&opts);
@@ -380,6 +521,7 @@ fn compare_with_engine(seed: u64) {
             "seed {seed}, {workers} workers: summary differs from the reference"
         );
     }
+    model
 }
 
 #[test]
@@ -388,7 +530,41 @@ fn engine_matches_reference_on_generated_cases() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     for seed in 0..seeds {
-        compare_with_engine(seed);
+        let model = compare_with_engine(seed);
+        for kind in ["enter", "exit", "eligible", "ineligible", "occupancy"] {
+            let n = model
+                .notifications
+                .matches(&format!("\"kind\":\"{kind}\""))
+                .count() as u64;
+            *seen.entry(kind.to_string()).or_default() += n;
+        }
+        for (reason, n) in model.rejected {
+            *seen.entry(reason).or_default() += n;
+        }
+    }
+    // The generated cases must exercise every kind of notification and every reject reason.
+    if seeds >= 10 {
+        for key in [
+            "enter",
+            "exit",
+            "eligible",
+            "ineligible",
+            "occupancy",
+            "malformed",
+            "missing_field",
+            "bad_field",
+            "unknown_type",
+            "bad_coordinates",
+            "inaccurate",
+            "late",
+            "duplicate",
+        ] {
+            assert!(
+                seen.get(key).copied().unwrap_or(0) > 0,
+                "no {key} in {seeds} generated cases: {seen:?}"
+            );
+        }
     }
 }

@@ -207,7 +207,7 @@ fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
     let mut out: SensorRewards = vec![Vec::new(); hunt.sensors.len()];
     for (r, reward) in hunt.rewards.iter().enumerate() {
         if let Some(cond) = &reward.sensor {
-            out[cond.sensor as usize].push((r as u32, cond.clone()));
+            out[cond.sensor as usize].push((r as u32, *cond));
         }
     }
     out

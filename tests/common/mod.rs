@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use huntflow::hunt::Hunt;
 
-/// A scratch directory removed when dropped.
+/// A scratch directory removed when dropped (kept when `HUNTFLOW_KEEP_SCRATCH` is set).
 pub struct Scratch {
     pub path: PathBuf,
 }
@@ -32,6 +32,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if std::env::var_os("HUNTFLOW_KEEP_SCRATCH").is_some() {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
