@@ -422,12 +422,16 @@ pub fn parse<'a>(line: &'a [u8], hunt: &Hunt) -> Result<Parsed<'a>, Invalid> {
     })
 }
 
+/// A player or event id as the dataflow carries it: short ids are stored
+/// inline, so copying one does not allocate.
+pub type Id = compact_str::CompactString;
+
 /// An accepted record reduced to what the dataflow needs, with names of hunt
 /// items replaced by their numbers. Records with no effect never become one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub ts: u64,
-    pub player: String,
+    pub player: Id,
     pub fact: Fact,
 }
 
@@ -435,13 +439,13 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Fact {
     Position {
-        id: String,
+        id: Id,
         lat: f64,
         lon: f64,
         expires: u64,
     },
     Reading {
-        id: String,
+        id: Id,
         sensor: u32,
         value: f64,
         expires: u64,
@@ -462,13 +466,13 @@ impl Parsed<'_> {
         let ts = self.ts;
         let fact = match self.body {
             Body::Position { lat, lon, .. } => Fact::Position {
-                id: self.id.into_owned(),
+                id: Id::from(self.id.as_ref()),
                 lat,
                 lon,
                 expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.position_ttl_ms)),
             },
             Body::Sensor { sensor, value } => Fact::Reading {
-                id: self.id.into_owned(),
+                id: Id::from(self.id.as_ref()),
                 sensor: hunt.sensor_number(&sensor)?,
                 value,
                 expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.sensor_ttl_ms)),
@@ -486,7 +490,7 @@ impl Parsed<'_> {
         };
         Some(Event {
             ts,
-            player: self.player.into_owned(),
+            player: Id::from(self.player.as_ref()),
             fact,
         })
     }

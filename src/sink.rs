@@ -17,6 +17,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::dataflow::Change;
+use crate::event::Id;
 use crate::hunt::Hunt;
 use crate::source::Reject;
 
@@ -29,7 +30,7 @@ pub enum Notification {
     /// Player notifications: priority (for descending order), player, kind rank, item.
     Player {
         rank_priority: std::cmp::Reverse<u8>,
-        player: String,
+        player: Id,
         kind: PlayerKind,
         item: u32,
     },

@@ -9,7 +9,7 @@
 //! time `c` has event time `>= c`, so a downstream frontier `F` means every
 //! event with `ts < F` has arrived.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +21,7 @@ use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use crate::event::{self, Event, Invalid, Reason};
+use crate::event::{self, Event, Id, Invalid, Reason};
 use crate::hunt::Hunt;
 
 /// Longest raw text kept with a reject, in bytes.
@@ -34,12 +34,15 @@ const BATCH_LINES: usize = 4096;
 /// Keeps the ids of accepted events whose `ts` is at or above the frontier;
 /// older ids can no longer make a record a duplicate and are forgotten, so
 /// the state is bounded by the events inside the lateness window.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone)]
 pub struct Admission {
     lateness: u64,
     max_ts: Option<u64>,
-    ids: FxHashMap<String, u64>,
-    by_ts: BTreeMap<u64, Vec<String>>,
+    /// Accepted ids and their `ts`.
+    ids: FxHashMap<Id, u64>,
+    /// The same ids in the order they were accepted, pruned from the front
+    /// once below the frontier.
+    order: VecDeque<(u64, Id)>,
 }
 
 impl Admission {
@@ -58,8 +61,9 @@ impl Admission {
     /// Decides `late` or `duplicate` for a record that passed every other
     /// check, and records it as accepted when it is neither.
     pub fn admit(&mut self, id: &str, ts: u64) -> Result<(), Invalid> {
+        let frontier = self.frontier();
         if let Some(m) = self.max_ts {
-            if ts < m.saturating_sub(self.lateness) {
+            if ts < frontier {
                 return Err(Invalid {
                     reason: Reason::Late,
                     detail: format!(
@@ -70,27 +74,25 @@ impl Admission {
             }
         }
         if let Some(&prev) = self.ids.get(id) {
-            return Err(Invalid {
-                reason: Reason::Duplicate,
-                detail: format!("id {id:?} already accepted (ts {prev})"),
-            });
+            if prev >= frontier {
+                return Err(Invalid {
+                    reason: Reason::Duplicate,
+                    detail: format!("id {id:?} already accepted (ts {prev})"),
+                });
+            }
         }
-        let before = self.frontier();
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-        self.ids.insert(id.to_owned(), ts);
-        self.by_ts.entry(ts).or_default().push(id.to_owned());
-        let after = self.frontier();
-        if after > before {
-            while let Some(entry) = self.by_ts.first_entry() {
-                if *entry.key() >= after {
-                    break;
-                }
-                let (old_ts, ids) = entry.remove_entry();
-                for id in ids {
-                    if self.ids.get(&id) == Some(&old_ts) {
-                        self.ids.remove(&id);
-                    }
-                }
+        let id = Id::from(id);
+        self.ids.insert(id.clone(), ts);
+        self.order.push_back((ts, id));
+        let frontier = self.frontier();
+        while let Some((old_ts, _)) = self.order.front() {
+            if *old_ts >= frontier {
+                break;
+            }
+            let (old_ts, old_id) = self.order.pop_front().expect("front exists");
+            if self.ids.get(&old_id) == Some(&old_ts) {
+                self.ids.remove(&old_id);
             }
         }
         Ok(())

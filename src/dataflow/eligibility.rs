@@ -16,10 +16,11 @@ use differential_dataflow::VecCollection;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
+use crate::event::Id;
 use crate::hunt::Hunt;
 
 /// `(player, number)` pairs.
-pub type Pairs<'scope> = VecCollection<'scope, u64, (String, u32), isize>;
+pub type Pairs<'scope> = VecCollection<'scope, u64, (Id, u32), isize>;
 
 /// The per-player inputs of eligibility, each a set of `(player, number)`.
 pub struct Inputs<'scope> {

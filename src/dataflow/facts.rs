@@ -27,7 +27,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::event::{Event, Fact};
+use crate::event::{Event, Fact, Id};
 use crate::hunt::Hunt;
 
 /// The kinds of per-player fact the operator maintains, each with a number:
@@ -42,7 +42,7 @@ pub enum FactKind {
 }
 
 /// One per-player fact: `(kind, player, number)`.
-pub type PlayerFact = (FactKind, String, u32);
+pub type PlayerFact = (FactKind, Id, u32);
 
 /// A stable hash of a player id, used to route a player's data to one worker.
 pub fn player_hash(player: &str) -> u64 {
@@ -54,7 +54,7 @@ pub fn player_hash(player: &str) -> u64 {
 #[derive(Debug)]
 struct Latest {
     ts: u64,
-    id: String,
+    id: Id,
     expires: u64,
 }
 
@@ -217,9 +217,9 @@ fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
 struct Facts {
     hunt: Arc<Hunt>,
     conditions: SensorRewards,
-    players: FxHashMap<String, PlayerState>,
+    players: FxHashMap<Id, PlayerState>,
     pending: BTreeMap<u64, Vec<Event>>,
-    timers: BinaryHeap<Reverse<(u64, String)>>,
+    timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Vec<(FactKind, u32)>,
 }
 
@@ -235,10 +235,21 @@ impl Facts {
 
     /// Processes time `t`: expiries due and events at `t`, emitting changes.
     fn process(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) {
-        let mut touched: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        for event in self.pending.remove(&t).unwrap_or_default() {
-            touched.entry(event.player.clone()).or_default().push(event);
+        let mut events = self.pending.remove(&t).unwrap_or_default();
+        events.sort_unstable_by(|a, b| a.player.cmp(&b.player));
+        let mut events = events.into_iter().peekable();
+        while let Some(first) = events.next() {
+            let player = first.player.clone();
+            let state = self.players.entry(player.clone()).or_default();
+            state.expire(t);
+            state.apply(first);
+            while let Some(next) = events.next_if(|e| e.player == player) {
+                state.apply(next);
+            }
+            self.settle(t, player, out);
         }
+        // Players whose timer is due; one that also had events at `t` is
+        // settled again, which changes nothing.
         while let Some(Reverse((time, _))) = self.timers.peek() {
             if *time != t {
                 break;
@@ -247,33 +258,35 @@ impl Facts {
             if let Some(state) = self.players.get_mut(&player) {
                 if state.timer == Some(t) {
                     state.timer = None;
-                    touched.entry(player).or_default();
+                    state.expire(t);
+                    self.settle(t, player, out);
                 }
             }
         }
-        for (player, events) in touched {
-            let state = self.players.entry(player.clone()).or_default();
-            state.expire(t);
-            for event in events {
-                state.apply(event);
+    }
+
+    /// Emits the change of `player`'s facts at `t`, queues its next expiry
+    /// and forgets it when nothing about it is live.
+    fn settle(&mut self, t: u64, player: Id, out: &mut Vec<(PlayerFact, u64, isize)>) {
+        let Some(state) = self.players.get_mut(&player) else {
+            return;
+        };
+        state.facts(&self.hunt, &self.conditions, &mut self.scratch);
+        diff(&state.emitted, &self.scratch, |fact, delta| {
+            out.push(((fact.0, player.clone(), fact.1), t, delta));
+        });
+        std::mem::swap(&mut state.emitted, &mut self.scratch);
+        if state.timer.is_some_and(|at| at <= t) {
+            state.timer = None;
+        }
+        if let Some(next) = state.next_expiry() {
+            if state.timer.is_none_or(|at| next < at) {
+                state.timer = Some(next);
+                self.timers.push(Reverse((next, player.clone())));
             }
-            state.facts(&self.hunt, &self.conditions, &mut self.scratch);
-            diff(&state.emitted, &self.scratch, |fact, delta| {
-                out.push(((fact.0, player.clone(), fact.1), t, delta));
-            });
-            std::mem::swap(&mut state.emitted, &mut self.scratch);
-            if state.timer.is_some_and(|at| at <= t) {
-                state.timer = None;
-            }
-            if let Some(next) = state.next_expiry() {
-                if state.timer.is_none_or(|at| next < at) {
-                    state.timer = Some(next);
-                    self.timers.push(Reverse((next, player.clone())));
-                }
-            }
-            if state.is_empty() {
-                self.players.remove(&player);
-            }
+        }
+        if state.is_empty() {
+            self.players.remove(&player);
         }
     }
 }

@@ -16,22 +16,23 @@ pub mod occupancy;
 
 use std::sync::Arc;
 
+use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Partition;
 use timely::dataflow::{Scope, Stream};
 
-use crate::event::Event;
+use crate::event::{Event, Id};
 use crate::hunt::Hunt;
-use facts::FactKind;
 
 /// One change of an output collection; the sink turns consolidated changes
 /// into notifications.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
     /// presence(player, zone)
-    Presence(String, u32),
+    Presence(Id, u32),
     /// eligible(player, reward)
-    Eligible(String, u32),
+    Eligible(Id, u32),
     /// occupancy(zone) = count
     Occupancy(u32, i64),
 }
@@ -43,18 +44,22 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
 ) -> VecCollection<'scope, u64, Change, isize> {
     let facts = facts::build(events, hunt.clone());
-    let of_kind = |kind: FactKind| {
-        facts
-            .clone()
-            .filter(move |(k, _, _)| *k == kind)
-            .map(|(_, p, n)| (p, n))
-    };
-    let presence = of_kind(FactKind::Presence);
+    // Split by kind, moving each record to exactly one stream.
+    let mut parts = facts
+        .inner
+        .partition(4, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
+        .into_iter()
+        .map(|s| s.as_collection());
+    let mut next = || parts.next().expect("four parts");
+    let presence = next();
+    let sensor_ok = next();
+    let solved = next();
+    let claimed = next();
     let inputs = eligibility::Inputs {
         presence: presence.clone(),
-        solved: of_kind(FactKind::Solved),
-        sensor_ok: of_kind(FactKind::SensorOk),
-        claimed: of_kind(FactKind::Claimed),
+        solved,
+        sensor_ok,
+        claimed,
     };
     let eligible = eligibility::build(scope, inputs, hunt);
     let occupancy = occupancy::build(presence.clone());

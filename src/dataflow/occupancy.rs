@@ -3,10 +3,12 @@
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::VecCollection;
 
+use crate::event::Id;
+
 /// Builds occupancy(z) = |{p : presence(p, z)}| from presence(p, z), as
 /// `(zone, count)` records; a zone with no player has no record.
 pub fn build<'scope>(
-    presence: VecCollection<'scope, u64, (String, u32), isize>,
+    presence: VecCollection<'scope, u64, (Id, u32), isize>,
 ) -> VecCollection<'scope, u64, (u32, i64), isize> {
     presence
         .map(|(_, z)| z)

@@ -5,7 +5,7 @@
 use std::f64::consts::{PI, TAU};
 
 /// Metres per degree of latitude (and of longitude at the equator) in the city frame.
-const M_PER_DEG: f64 = 111_320.0;
+pub(super) const M_PER_DEG: f64 = 111_320.0;
 
 /// Sine and cosine of `a` (radians) from a Taylor series evaluated with `+`, `*` and `/` only.
 /// Accurate to about 1e-12 after reduction to [-π, π]; bit-for-bit reproducible everywhere.
@@ -65,17 +65,40 @@ pub(super) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// The city box: metre offsets `(x east, y north)` from the centre, within `[-half, half]`.
+/// The walking area: metre offsets `(x east, y north)` from the centre, within
+/// `[-half_x, half_x] × [-half_y, half_y]`.
 #[derive(Clone, Debug)]
 pub(super) struct Frame {
     lat0: f64,
     lon0: f64,
     m_per_deg_lon: f64,
-    pub half: f64,
+    pub half_x: f64,
+    pub half_y: f64,
+}
+
+/// Metres per degree of longitude at latitude `lat0` (never below 1% of the equator's).
+fn m_per_deg_lon(lat0: f64) -> f64 {
+    let (_, cos) = sin_cos(lat0 * PI / 180.0);
+    M_PER_DEG * cos.max(0.01)
+}
+
+/// A side length in metres: at least 20, finite.
+fn side(v: f64) -> f64 {
+    if v.is_finite() && v >= 20.0 {
+        v
+    } else {
+        20.0
+    }
 }
 
 impl Frame {
+    /// A square box of side `extent_m` centred on `(center_lat, center_lon)`.
     pub fn new(center_lat: f64, center_lon: f64, extent_m: f64) -> Frame {
+        Frame::rect(center_lat, center_lon, extent_m, extent_m)
+    }
+
+    /// A `width_m` × `height_m` box centred on `(center_lat, center_lon)`.
+    pub fn rect(center_lat: f64, center_lon: f64, width_m: f64, height_m: f64) -> Frame {
         let lat0 = if center_lat.is_finite() {
             center_lat.clamp(-85.0, 85.0)
         } else {
@@ -86,18 +109,21 @@ impl Frame {
         } else {
             0.0
         };
-        let extent = if extent_m.is_finite() && extent_m >= 20.0 {
-            extent_m
-        } else {
-            20.0
-        };
-        let (_, cos) = sin_cos(lat0 * PI / 180.0);
         Frame {
             lat0,
             lon0,
-            m_per_deg_lon: M_PER_DEG * cos.max(0.01),
-            half: extent / 2.0,
+            m_per_deg_lon: m_per_deg_lon(lat0),
+            half_x: side(width_m) / 2.0,
+            half_y: side(height_m) / 2.0,
         }
+    }
+
+    /// The box covering `[min_lat, max_lat] × [min_lon, max_lon]` plus `margin_m` on each side.
+    pub fn covering(min: (f64, f64), max: (f64, f64), margin_m: f64) -> Frame {
+        let (lat0, lon0) = ((min.0 + max.0) / 2.0, (min.1 + max.1) / 2.0);
+        let width = (max.1 - min.1) * m_per_deg_lon(lat0.clamp(-85.0, 85.0));
+        let height = (max.0 - min.0) * M_PER_DEG;
+        Frame::rect(lat0, lon0, width + 2.0 * margin_m, height + 2.0 * margin_m)
     }
 
     /// `(lat, lon)` of a metre offset, rounded to 7 decimals and clamped to valid WGS84 ranges.
@@ -107,17 +133,33 @@ impl Frame {
         (round7(lat), round7(lon))
     }
 
-    /// Folds a coordinate back into `[-half, half]` as if reflected by the box walls; returns
-    /// the folded value and whether the direction flipped.
-    pub fn reflect(&self, v: f64) -> (f64, bool) {
-        let h = self.half;
-        if v > h {
-            ((2.0 * h - v).max(-h), true)
-        } else if v < -h {
-            ((-2.0 * h - v).min(h), true)
-        } else {
-            (v, false)
-        }
+    /// The metre offset `(x, y)` of a point (the inverse of [`Frame::lat_lon`], unrounded).
+    pub fn xy(&self, lat: f64, lon: f64) -> (f64, f64) {
+        (
+            (lon - self.lon0) * self.m_per_deg_lon,
+            (lat - self.lat0) * M_PER_DEG,
+        )
+    }
+
+    /// Folds an x offset back into `[-half_x, half_x]` as if reflected by the box walls;
+    /// returns the folded value and whether the direction flipped.
+    pub fn reflect_x(&self, v: f64) -> (f64, bool) {
+        reflect(v, self.half_x)
+    }
+
+    /// [`Frame::reflect_x`] for a y offset.
+    pub fn reflect_y(&self, v: f64) -> (f64, bool) {
+        reflect(v, self.half_y)
+    }
+}
+
+fn reflect(v: f64, h: f64) -> (f64, bool) {
+    if v > h {
+        ((2.0 * h - v).max(-h), true)
+    } else if v < -h {
+        ((-2.0 * h - v).min(h), true)
+    } else {
+        (v, false)
     }
 }
 

@@ -248,7 +248,8 @@ fn build_zone(
     rng: &mut ChaCha8Rng,
     vertices: &mut Vec<(f64, f64)>,
 ) -> ZoneSpec {
-    let half = frame.half;
+    // The synthetic frame is square.
+    let half = frame.half_x;
     let radius = rng.random_range(0.015..0.12) * 2.0 * half;
     let radius = round_to(radius.max(10.0), 0.1);
     // A quarter of the zones share a centre with an earlier zone (nested or overlapping zones).
