@@ -118,7 +118,7 @@ enum Val<'a> {
     Null,
     Bool,
     Int(u64),
-    NegInt,
+    NegInt(i64),
     Float(f64),
     Str(Cow<'a, str>),
     Compound,
@@ -128,8 +128,8 @@ impl Val<'_> {
     fn number(&self) -> Option<f64> {
         match self {
             Val::Int(v) => Some(*v as f64),
+            Val::NegInt(v) => Some(*v as f64),
             Val::Float(v) => Some(*v),
-            Val::NegInt => None,
             _ => None,
         }
     }
@@ -158,7 +158,7 @@ impl<'de> Visitor<'de> for ValVisitor {
         Ok(if v >= 0 {
             Val::Int(v as u64)
         } else {
-            Val::NegInt
+            Val::NegInt(v)
         })
     }
     fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {

@@ -1,7 +1,8 @@
 //! Seeded synthetic datasets for tests, benchmarks and the demo: a hunt definition (TOML plus a
 //! GeoJSON zone file, SPEC §4) and JSON Lines event partitions (SPEC §3) with players walking a
-//! city, local disorder, late events, redeliveries and every kind of bad line. The output bytes
-//! are a pure function of [`GenerateOptions`], on every platform.
+//! city, local disorder, late events, redeliveries and every kind of bad line; or, with
+//! [`GenerateOptions::for_hunt`], events alone for an existing hunt. The output bytes are a pure
+//! function of [`GenerateOptions`] (and the hunt), on every platform.
 
 mod bad;
 mod content;
@@ -12,20 +13,33 @@ mod model;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hunt;
+mod world;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+use crate::hunt::Hunt;
 
 /// What to generate. Rates are fractions of all event lines; out-of-range rates are clamped to
 /// `[0, 1]`, `players`, `rewards` and `partitions` below 1 count as 1, and a non-positive
 /// `rate_per_s` counts as 1.
 #[derive(Clone, Debug)]
 pub struct GenerateOptions {
+    /// Generate events for this existing hunt instead of inventing one. Then no hunt files are
+    /// written; `zones`, `rewards`, `clues`, `sensors`, the lateness / TTL / accuracy settings
+    /// and the city box are taken from the hunt (players walk the bounding box of its zones
+    /// plus a margin; the city box only when it has no zones); solves, claims and readings name
+    /// its clues, rewards and sensors (and some unknown ones), with readings around its sensor
+    /// conditions' bounds.
+    pub for_hunt: Option<Arc<Hunt>>,
     pub seed: u64,
     /// Total event lines (bad lines included), spread over the partitions.
     pub events: u64,
@@ -70,6 +84,7 @@ pub struct GenerateOptions {
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
+            for_hunt: None,
             seed: 42,
             events: 10_000,
             players: 100,
@@ -112,12 +127,20 @@ pub struct GenerateStats {
     pub bad_kinds: BTreeMap<&'static str, u64>,
 }
 
+/// The hunt a generated dataset's events are for.
+#[derive(Clone, Debug)]
+pub enum CaseHunt {
+    /// Invented with the events: the hunt TOML (it names `zones_geojson = "zones.geojson"`)
+    /// and that GeoJSON zone file.
+    Synthetic { toml: String, zones_geojson: String },
+    /// The existing hunt of [`GenerateOptions::for_hunt`], loaded from this TOML file.
+    Existing(PathBuf),
+}
+
 /// A generated dataset held in memory.
 #[derive(Clone, Debug)]
 pub struct GeneratedCase {
-    /// The hunt TOML; it names `zones_geojson = "zones.geojson"`.
-    pub hunt_toml: String,
-    pub zones_geojson: String,
+    pub hunt: CaseHunt,
     /// JSON Lines bytes per partition.
     pub partitions: Vec<Vec<u8>>,
     pub stats: GenerateStats,
@@ -126,27 +149,55 @@ pub struct GeneratedCase {
 /// Where a dataset was written.
 #[derive(Clone, Debug)]
 pub struct GeneratedFiles {
+    /// The hunt TOML: written to the hunt directory, or the existing hunt's own file.
     pub hunt_toml: PathBuf,
-    pub zones_geojson: PathBuf,
+    /// The GeoJSON zone file written next to a synthetic hunt; `None` for an existing hunt.
+    pub zones_geojson: Option<PathBuf>,
     /// `part-000.jsonl`, `part-001.jsonl`, … in partition order.
     pub partitions: Vec<PathBuf>,
     pub stats: GenerateStats,
 }
 
 struct Prepared {
-    model: model::Model,
-    hunt_toml: String,
-    zones_geojson: String,
+    /// The options with an existing hunt's settings filled in.
+    opts: GenerateOptions,
+    world: world::World,
+    hunt: CaseHunt,
 }
 
 fn prepare(opts: &GenerateOptions) -> Prepared {
+    if let Some(hunt) = &opts.for_hunt {
+        let opts = GenerateOptions {
+            zones: count(hunt.zones.len()),
+            rewards: count(hunt.rewards.len()),
+            clues: count(hunt.clues.len()),
+            sensors: count(hunt.sensors.len()),
+            max_lateness_ms: hunt.max_lateness_ms,
+            position_ttl_ms: hunt.position_ttl_ms,
+            sensor_ttl_ms: hunt.sensor_ttl_ms,
+            max_accuracy_m: hunt.max_accuracy_m,
+            ..opts.clone()
+        };
+        return Prepared {
+            world: world::World::for_hunt(hunt, &opts),
+            hunt: CaseHunt::Existing(hunt.path.clone()),
+            opts,
+        };
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let model = model::build(opts, &mut rng);
     Prepared {
-        hunt_toml: hunt_text::toml(opts, &model),
-        zones_geojson: hunt_text::geojson(&model),
-        model,
+        opts: opts.clone(),
+        world: world::World::synthetic(&model),
+        hunt: CaseHunt::Synthetic {
+            toml: hunt_text::toml(opts, &model),
+            zones_geojson: hunt_text::geojson(&model),
+        },
     }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn partition_count(opts: &GenerateOptions) -> usize {
@@ -157,12 +208,11 @@ fn partition_count(opts: &GenerateOptions) -> usize {
 pub fn generate(opts: &GenerateOptions) -> GeneratedCase {
     let p = prepare(opts);
     let sinks = vec![Vec::new(); partition_count(opts)];
-    let (partitions, stats) = sim::Sim::new(opts, &p.model, sinks)
+    let (partitions, stats) = sim::Sim::new(&p.opts, &p.world, sinks)
         .run(&mut |_| {})
         .expect("writing to a Vec<u8> cannot fail");
     GeneratedCase {
-        hunt_toml: p.hunt_toml,
-        zones_geojson: p.zones_geojson,
+        hunt: p.hunt,
         partitions,
         stats,
     }
@@ -172,27 +222,34 @@ fn part_path(events_dir: &Path, i: usize) -> PathBuf {
     events_dir.join(format!("part-{i:03}.jsonl"))
 }
 
-fn write_hunt(
-    hunt_toml: &str,
-    zones_geojson: &str,
-    hunt_dir: &Path,
-) -> io::Result<(PathBuf, PathBuf)> {
-    fs::create_dir_all(hunt_dir)?;
-    let toml_path = hunt_dir.join("hunt.toml");
-    let geo_path = hunt_dir.join(hunt_text::ZONES_FILE);
-    fs::write(&toml_path, hunt_toml)?;
-    fs::write(&geo_path, zones_geojson)?;
-    Ok((toml_path, geo_path))
+/// Writes a synthetic hunt to `hunt_dir`; an existing hunt stays where it is. Returns the
+/// hunt TOML path and the GeoJSON path, if one was written.
+fn write_hunt(hunt: &CaseHunt, hunt_dir: &Path) -> io::Result<(PathBuf, Option<PathBuf>)> {
+    match hunt {
+        CaseHunt::Existing(path) => Ok((path.clone(), None)),
+        CaseHunt::Synthetic {
+            toml,
+            zones_geojson,
+        } => {
+            fs::create_dir_all(hunt_dir)?;
+            let toml_path = hunt_dir.join("hunt.toml");
+            let geo_path = hunt_dir.join(hunt_text::ZONES_FILE);
+            fs::write(&toml_path, toml)?;
+            fs::write(&geo_path, zones_geojson)?;
+            Ok((toml_path, Some(geo_path)))
+        }
+    }
 }
 
-/// Writes a generated case: `hunt_dir/hunt.toml`, `hunt_dir/zones.geojson` and
-/// `events_dir/part-NNN.jsonl`; returns the hunt TOML path and the partition paths.
+/// Writes a generated case: `hunt_dir/hunt.toml` and `hunt_dir/zones.geojson` (a synthetic
+/// hunt only; `hunt_dir` is unused for an existing hunt) and `events_dir/part-NNN.jsonl`;
+/// returns the hunt TOML path and the partition paths.
 pub fn write_case(
     case: &GeneratedCase,
     hunt_dir: &Path,
     events_dir: &Path,
 ) -> io::Result<(PathBuf, Vec<PathBuf>)> {
-    let (toml_path, _) = write_hunt(&case.hunt_toml, &case.zones_geojson, hunt_dir)?;
+    let (toml_path, _) = write_hunt(&case.hunt, hunt_dir)?;
     fs::create_dir_all(events_dir)?;
     let mut paths = Vec::with_capacity(case.partitions.len());
     for (i, bytes) in case.partitions.iter().enumerate() {
@@ -205,7 +262,8 @@ pub fn write_case(
 
 /// Generates a dataset straight to files (the same bytes as [`generate`] + [`write_case`]),
 /// streaming the events through buffered writers: memory stays bounded by the players, the
-/// zones and the lines in flight within `disorder_ms`, whatever `events` is.
+/// zones and the lines in flight within `disorder_ms`, whatever `events` is. `hunt_dir` is
+/// unused with [`GenerateOptions::for_hunt`].
 pub fn generate_to_files(
     opts: &GenerateOptions,
     hunt_dir: &Path,
@@ -223,7 +281,7 @@ pub fn generate_to_files_with_progress(
     progress: &mut dyn FnMut(u64),
 ) -> io::Result<GeneratedFiles> {
     let p = prepare(opts);
-    let (hunt_toml, zones_geojson) = write_hunt(&p.hunt_toml, &p.zones_geojson, hunt_dir)?;
+    let (hunt_toml, zones_geojson) = write_hunt(&p.hunt, hunt_dir)?;
     fs::create_dir_all(events_dir)?;
     let partitions: Vec<PathBuf> = (0..partition_count(opts))
         .map(|i| part_path(events_dir, i))
@@ -232,7 +290,7 @@ pub fn generate_to_files_with_progress(
         .iter()
         .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)))
         .collect::<io::Result<Vec<_>>>()?;
-    let (writers, stats) = sim::Sim::new(opts, &p.model, sinks).run(progress)?;
+    let (writers, stats) = sim::Sim::new(&p.opts, &p.world, sinks).run(progress)?;
     for mut w in writers {
         w.flush()?;
     }

@@ -57,9 +57,13 @@ struct BackfillArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// Directory for hunt.toml and zones.geojson.
-    #[arg(long)]
-    hunt_dir: PathBuf,
+    /// Generate events for this existing hunt (TOML) instead of inventing one; no hunt files
+    /// are written and its zones, rewards, clues, sensors and settings are used.
+    #[arg(long, value_name = "HUNT.toml", conflicts_with_all = ["hunt_dir", "zones", "rewards"])]
+    for_hunt: Option<PathBuf>,
+    /// Directory for hunt.toml and zones.geojson (not with --for-hunt).
+    #[arg(long, required_unless_present = "for_hunt")]
+    hunt_dir: Option<PathBuf>,
     /// Directory for the event files (part-000.jsonl, ...).
     #[arg(long)]
     events_dir: PathBuf,
@@ -75,6 +79,9 @@ struct GenerateArgs {
     rewards: u32,
     #[arg(long, default_value_t = 2)]
     partitions: u32,
+    /// Event time of the first event, in ms.
+    #[arg(long)]
+    start_ms: Option<u64>,
     /// Events per second of event time.
     #[arg(long)]
     rate: Option<f64>,
@@ -109,7 +116,15 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let for_hunt = match &args.for_hunt {
+        Some(path) => Some(std::sync::Arc::new(
+            huntflow::hunt::Hunt::load(path)
+                .with_context(|| format!("loading {}", path.display()))?,
+        )),
+        None => None,
+    };
     let mut opts = GenerateOptions {
+        for_hunt,
         seed: args.seed,
         events: args.events,
         players: args.players,
@@ -118,6 +133,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         partitions: args.partitions,
         ..GenerateOptions::default()
     };
+    if let Some(v) = args.start_ms {
+        opts.start_ms = v;
+    }
     if let Some(v) = args.rate {
         opts.rate_per_s = v;
     }
@@ -145,27 +163,40 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let files = generate::generate_to_files_with_progress(
-        &opts,
-        &args.hunt_dir,
-        &args.events_dir,
-        &mut |n| bar.set_position(n),
-    )
-    .with_context(|| {
-        format!(
-            "writing {} and {}",
-            args.hunt_dir.display(),
-            args.events_dir.display()
-        )
-    })?;
+    // Unused with --for-hunt, required by clap otherwise.
+    let hunt_dir = args.hunt_dir.unwrap_or_default();
+    let files =
+        generate::generate_to_files_with_progress(&opts, &hunt_dir, &args.events_dir, &mut |n| {
+            bar.set_position(n)
+        })
+        .with_context(|| {
+            if opts.for_hunt.is_some() {
+                format!("writing {}", args.events_dir.display())
+            } else {
+                format!(
+                    "writing {} and {}",
+                    hunt_dir.display(),
+                    args.events_dir.display()
+                )
+            }
+        })?;
     bar.finish_and_clear();
+    let written = if opts.for_hunt.is_some() {
+        format!(
+            "{} partition file(s) for {}",
+            files.partitions.len(),
+            files.hunt_toml.display()
+        )
+    } else {
+        format!(
+            "{} and {} partition file(s)",
+            files.hunt_toml.display(),
+            files.partitions.len()
+        )
+    };
     eprintln!(
-        "wrote {} and {} partition file(s): {} lines, {} expected accepted, expected rejects {:?}",
-        files.hunt_toml.display(),
-        files.partitions.len(),
-        files.stats.lines,
-        files.stats.accepted,
-        files.stats.rejected
+        "wrote {written}: {} lines, {} expected accepted, expected rejects {:?}, bad lines by kind {:?}",
+        files.stats.lines, files.stats.accepted, files.stats.rejected, files.stats.bad_kinds
     );
     Ok(())
 }

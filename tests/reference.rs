@@ -6,95 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::reference::{reference, RefOutput};
-use common::{assert_same_output, load_hunt, Scratch};
-
-/// Two square zones: `a` (priority 2) around lon/lat 0..1, `b` (priority 5) around 10..11.
-const ZONES: &str = r#"
-[[zones]]
-id = "a"
-priority = 2
-polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
-
-[[zones]]
-id = "b"
-priority = 5
-polygon = [[10.0, 10.0], [11.0, 10.0], [11.0, 11.0], [10.0, 11.0]]
-"#;
-
-fn header(lateness: u64, position_ttl: u64, sensor_ttl: u64) -> String {
-    format!(
-        "name = \"ref\"\nmax_lateness_ms = {lateness}\nposition_ttl_ms = {position_ttl}\nsensor_ttl_ms = {sensor_ttl}\n"
-    )
-}
-
-/// A hand-written case with its hand-computed notifications and summary.
-struct Case {
-    name: &'static str,
-    toml: String,
-    partitions: Vec<Vec<u8>>,
-    expected: String,
-    /// (read, accepted, rejected by reason), when the case checks it.
-    summary: Option<(u64, u64, Vec<(&'static str, u64)>)>,
-}
-
-fn case(name: &'static str, toml: &str, partitions: &[&str], expected: &str) -> Case {
-    Case {
-        name,
-        toml: toml.to_string(),
-        partitions: partitions.iter().map(|p| p.as_bytes().to_vec()).collect(),
-        expected: expected.to_string(),
-        summary: None,
-    }
-}
-
-fn rejected_map<K: ToString>(pairs: impl IntoIterator<Item = (K, u64)>) -> BTreeMap<String, u64> {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// Runs the reference model on a hand-written case and checks it against the hand-computed result.
-fn check(case: &Case) -> RefOutput {
-    let dir = Scratch::new("ref");
-    let hunt = load_hunt(&dir.path, &case.toml);
-    let out = reference(&hunt, &case.partitions);
-    assert_same_output(
-        &format!("reference, case {}", case.name),
-        &case.expected,
-        &out.notifications,
-    );
-    let rejected: u64 = out.rejected.values().sum();
-    assert_eq!(out.read, out.accepted + rejected, "case {}", case.name);
-    if let Some((read, accepted, reasons)) = &case.summary {
-        let want = rejected_map(reasons.iter().copied());
-        assert_eq!(
-            (out.read, out.accepted, &out.rejected),
-            (*read, *accepted, &want),
-            "case {}",
-            case.name
-        );
-    }
-    out
-}
-
-fn pos(id: &str, player: &str, ts: u64, lat: f64, lon: f64, ttl: Option<u64>) -> String {
-    let ttl = ttl.map(|t| format!(",\"ttl_ms\":{t}")).unwrap_or_default();
-    format!(
-        "{{\"id\":\"{id}\",\"type\":\"position\",\"player\":{},\"ts\":{ts},\"lat\":{lat:?},\"lon\":{lon:?}{ttl}}}\n",
-        serde_json::to_string(player).unwrap()
-    )
-}
-
-fn act(id: &str, player: &str, ts: u64, action: &str, target: &str, ttl: Option<u64>) -> String {
-    let ttl = ttl.map(|t| format!(",\"ttl_ms\":{t}")).unwrap_or_default();
-    format!(
-        "{{\"id\":\"{id}\",\"type\":\"action\",\"player\":\"{player}\",\"ts\":{ts},\"action\":\"{action}\",\"target\":\"{target}\"{ttl}}}\n"
-    )
-}
-
-fn sensor(id: &str, player: &str, ts: u64, name: &str, value: f64) -> String {
-    format!(
-        "{{\"id\":\"{id}\",\"type\":\"sensor\",\"player\":\"{player}\",\"ts\":{ts},\"sensor\":\"{name}\",\"value\":{value:?}}}\n"
-    )
-}
+use common::{
+    act, assert_same_output, case, check, header, pos, rejected_map, run_engine, sensor,
+    write_inputs, Case, Scratch, ZONES,
+};
 
 fn enter_then_ttl_exit() -> Case {
     let toml = header(1000, 1000, 1000) + ZONES;
@@ -378,6 +293,46 @@ requires = ["c2", "c1"]
     case("requires_several_clues", &toml, &[&part], expected)
 }
 
+fn integer_and_negative_numbers() -> Case {
+    let toml = header(1000, 1000, 1000)
+        + ZONES
+        + r#"
+[[zones]]
+id = "c"
+polygon = [[-3.0, -3.0], [-1.0, -3.0], [-1.0, -1.0], [-3.0, -1.0]]
+
+[[rewards]]
+id = "r"
+priority = 1
+sensor = { id = "s1", min = -70.0, max = -50.0 }
+"#;
+    let part = r#"{"id":"a","type":"position","player":"p","ts":100,"lat":-2,"lon":-2}
+{"id":"b","type":"sensor","player":"p","ts":100,"sensor":"s1","value":-60}
+{"id":"c","type":"sensor","player":"p","ts":200,"sensor":"s1","value":-7e1}
+{"id":"d","type":"sensor","player":"p","ts":300,"sensor":"s1","value":-49}
+{"id":"e","type":"position","player":"p","ts":400,"lat":0,"lon":1,"accuracy_m":0}
+{"id":"f","type":"position","player":"z","ts":500,"lat":0.5,"lon":0.5,"ttl_ms":18446744073709551615}
+"#;
+    let expected = r#"{"time":100,"kind":"eligible","player":"p","reward":"r","priority":1}
+{"time":100,"kind":"enter","player":"p","zone":"c","priority":0}
+{"time":100,"kind":"occupancy","zone":"c","count":1}
+{"time":300,"kind":"ineligible","player":"p","reward":"r","priority":1}
+{"time":400,"kind":"enter","player":"p","zone":"a","priority":2}
+{"time":400,"kind":"exit","player":"p","zone":"c","priority":0}
+{"time":400,"kind":"occupancy","zone":"a","count":1}
+{"time":400,"kind":"occupancy","zone":"c","count":0}
+{"time":500,"kind":"enter","player":"z","zone":"a","priority":2}
+{"time":500,"kind":"occupancy","zone":"a","count":2}
+{"time":1400,"kind":"exit","player":"p","zone":"a","priority":2}
+{"time":1400,"kind":"occupancy","zone":"a","count":1}
+{"time":18446744073709551615,"kind":"exit","player":"z","zone":"a","priority":2}
+{"time":18446744073709551615,"kind":"occupancy","zone":"a","count":0}
+"#;
+    let mut c = case("integer_and_negative_numbers", &toml, &[part], expected);
+    c.summary = Some((6, 6, vec![]));
+    c
+}
+
 /// Every hand-written case.
 const CASES: &[fn() -> Case] = &[
     enter_then_ttl_exit,
@@ -387,6 +342,7 @@ const CASES: &[fn() -> Case] = &[
     change_undone_within_a_time_produces_nothing,
     claims_windows_and_solve_ttl,
     requires_several_clues,
+    integer_and_negative_numbers,
     sensor_reward_and_priority_order,
     rejects_late_and_duplicates,
     empty_input_and_windows_without_players,
@@ -401,39 +357,18 @@ fn reference_matches_hand_computed_results() {
 
 #[test]
 fn engine_matches_hand_computed_results() {
-    use huntflow::backfill::{run, BackfillOptions};
     for case in CASES {
         let case = case();
         let dir = Scratch::new("hand");
-        let hunt_path = dir.join("hunt.toml");
-        std::fs::write(&hunt_path, &case.toml).expect("write hunt");
-        let mut inputs = Vec::new();
-        for (i, bytes) in case.partitions.iter().enumerate() {
-            let path = dir.join(&format!("part-{i}.jsonl"));
-            std::fs::write(&path, bytes).expect("write partition");
-            inputs.push(path);
-        }
+        let (hunt, inputs) = write_inputs(&dir.path, &case.toml, &case.partitions);
         for workers in [1, 2] {
-            let out_path = dir.join(&format!("out-{workers}.jsonl"));
-            let mut opts = BackfillOptions::new(hunt_path.clone(), inputs.clone());
-            opts.workers = workers;
-            opts.output = Some(out_path.clone());
-            let summary = run(&opts).unwrap_or_else(|e| panic!("case {}: {e}", case.name));
-            let engine = std::fs::read_to_string(&out_path).expect("read engine output");
-            assert_same_output(
-                &format!("engine, case {}, {workers} workers", case.name),
-                &case.expected,
-                &engine,
-            );
+            let engine = run_engine(&dir.path, &hunt, &inputs, workers);
+            let what = format!("engine, case {}, {workers} workers", case.name);
+            assert_same_output(&what, &case.expected, &engine.notifications);
             if let Some((read, accepted, reasons)) = &case.summary {
                 let want = rejected_map(reasons.iter().copied());
-                let got = rejected_map(summary.rejected.iter().map(|(k, v)| (*k, *v)));
-                assert_eq!(
-                    (summary.read, summary.accepted, &got),
-                    (*read, *accepted, &want),
-                    "case {}",
-                    case.name
-                );
+                let got = (engine.read, engine.accepted, &engine.rejected);
+                assert_eq!(got, (*read, *accepted, &want), "{what}");
             }
         }
     }
@@ -471,7 +406,6 @@ fn case_options(seed: u64) -> huntflow::generate::GenerateOptions {
 /// Generates case `seed`, runs the reference model and the engine at 1, 2 and 4
 /// workers, and requires identical notifications and summaries.
 fn compare_with_engine(seed: u64) -> RefOutput {
-    use huntflow::backfill::{run, BackfillOptions};
     let opts = case_options(seed);
     let case = huntflow::generate::generate(&opts);
     let dir = Scratch::new(&format!("seed{seed}"));
@@ -486,39 +420,20 @@ fn compare_with_engine(seed: u64) -> RefOutput {
         model.accepted + rejected,
         "seed {seed}: reference does not balance"
     );
-    let stats_rejected: BTreeMap<String, u64> = case
-        .stats
-        .rejected
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
+    let stats_rejected = rejected_map(case.stats.rejected.iter().map(|(k, v)| (*k, *v)));
     assert_eq!(
         (model.read, model.accepted, &model.rejected),
         (case.stats.lines, case.stats.accepted, &stats_rejected),
         "seed {seed}: reference summary differs from the generator's own count"
     );
     for workers in [1, 2, 4] {
-        let out_path = dir.join(&format!("out-{workers}.jsonl"));
-        let mut backfill = BackfillOptions::new(hunt_path.clone(), inputs.clone());
-        backfill.workers = workers;
-        backfill.output = Some(out_path.clone());
-        let summary =
-            run(&backfill).unwrap_or_else(|e| panic!("seed {seed}, {workers} workers: {e}"));
-        let engine = std::fs::read_to_string(&out_path).expect("read engine output");
-        assert_same_output(
-            &format!("seed {seed} ({opts:?}), {workers} workers"),
-            &model.notifications,
-            &engine,
-        );
-        let engine_rejected: BTreeMap<String, u64> = summary
-            .rejected
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect();
+        let engine = run_engine(&dir.path, &hunt_path, &inputs, workers);
+        let what = format!("seed {seed} ({opts:?}), {workers} workers");
+        assert_same_output(&what, &model.notifications, &engine.notifications);
         assert_eq!(
-            (summary.read, summary.accepted, &engine_rejected),
+            (engine.read, engine.accepted, &engine.rejected),
             (model.read, model.accepted, &model.rejected),
-            "seed {seed}, {workers} workers: summary differs from the reference"
+            "{what}: summary differs from the reference"
         );
     }
     model
@@ -566,5 +481,24 @@ fn engine_matches_reference_on_generated_cases() {
                 "no {key} in {seeds} generated cases: {seen:?}"
             );
         }
+    }
+}
+
+/// Two partitions deliver different events with the same (ts, id) for one player.
+/// SPEC §5 does not say which is "the greatest"; whatever the engine picks must not
+/// depend on the number of workers (SPEC §7).
+#[test]
+fn engine_tie_across_partitions_is_deterministic() {
+    let toml = header(1000, 1000, 1000)
+        + ZONES
+        + "\n[[rewards]]\nid = \"r\"\nsensor = { id = \"s\", min = 0.0 }\n";
+    let part0 = pos("x", "p", 100, 0.5, 0.5, None) + &sensor("v", "p", 100, "s", -1.0);
+    let part1 = pos("x", "p", 100, 10.5, 10.5, None) + &sensor("v", "p", 100, "s", 1.0);
+    let dir = Scratch::new("tie");
+    let (hunt, inputs) = write_inputs(&dir.path, &toml, &[part0.into_bytes(), part1.into_bytes()]);
+    let one = run_engine(&dir.path, &hunt, &inputs, 1).notifications;
+    for workers in [2, 4] {
+        let out = run_engine(&dir.path, &hunt, &inputs, workers).notifications;
+        assert_same_output(&format!("tie, 1 vs {workers} workers"), &one, &out);
     }
 }

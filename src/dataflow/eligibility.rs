@@ -55,10 +55,15 @@ pub fn build<'scope>(
         .iter()
         .map(|r| r.requires.len() as isize)
         .collect();
+    // All of a reward's clues together make one condition of `met` below.
     let conditions: Vec<isize> = hunt
         .rewards
         .iter()
-        .map(|r| r.condition_count() as isize)
+        .map(|r| {
+            isize::from(r.zone.is_some())
+                + isize::from(!r.requires.is_empty())
+                + isize::from(r.sensor.is_some())
+        })
         .collect();
     let windowed: Vec<bool> = hunt.rewards.iter().map(|r| r.active.is_some()).collect();
 

@@ -13,7 +13,7 @@
 //! plus the facts last emitted. Superseded positions and readings are dropped,
 //! and a player with nothing live is forgotten.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -59,9 +59,20 @@ struct Latest {
 }
 
 impl Latest {
-    /// True if an event `(ts, id)` supersedes this one.
-    fn superseded_by(&self, ts: u64, id: &str) -> bool {
-        (ts, id) > (self.ts, self.id.as_str())
+    /// Orders by `(ts, id)` and then, for events that share both (possible
+    /// only across partitions), by content, so the winner never depends on
+    /// arrival order.
+    fn cmp_with(&self, a: &[f64], other: &Latest, b: &[f64]) -> Ordering {
+        (self.ts, self.id.as_str())
+            .cmp(&(other.ts, other.id.as_str()))
+            .then_with(|| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then(self.expires.cmp(&other.expires))
     }
 }
 
@@ -111,13 +122,12 @@ impl PlayerState {
                 lon,
                 expires,
             } => {
-                if self
-                    .position
-                    .as_ref()
-                    .is_none_or(|p| p.at.superseded_by(ts, &id))
-                {
+                let at = Latest { ts, id, expires };
+                if self.position.as_ref().is_none_or(|p| {
+                    at.cmp_with(&[lat, lon], &p.at, &[p.lat, p.lon]) == Ordering::Greater
+                }) {
                     self.position = Some(Position {
-                        at: Latest { ts, id, expires },
+                        at,
                         lat,
                         lon,
                         zones: None,
@@ -133,7 +143,7 @@ impl PlayerState {
                 let at = Latest { ts, id, expires };
                 match self.readings.iter_mut().find(|r| r.sensor == sensor) {
                     Some(r) => {
-                        if r.at.superseded_by(at.ts, &at.id) {
+                        if at.cmp_with(&[value], &r.at, &[r.value]) == Ordering::Greater {
                             r.at = at;
                             r.value = value;
                         }

@@ -1,4 +1,4 @@
-//! The content of good events: players walking the city box (random walk with jumps into
+//! The content of good events: players walking the hunt's area (random walk with jumps into
 //! zones), their actions on known and unknown clues and rewards, sensor readings around the
 //! hunt's condition bounds, and the optional fields events carry now and then.
 
@@ -72,11 +72,11 @@ impl<W: Write> Sim<'_, W> {
         let Sim {
             rng,
             players,
-            model,
+            world,
             max_acc,
             ..
         } = self;
-        let frame = &model.frame;
+        let frame = &world.frame;
         let pl = &mut players[player];
         let dt = pl
             .last_move
@@ -84,23 +84,26 @@ impl<W: Write> Sim<'_, W> {
             .min(600.0);
         pl.last_move = Some(ts);
         let roll: f64 = rng.random();
-        if roll < 0.02 && !model.zones.is_empty() {
+        if roll < 0.02 && !world.spots.is_empty() {
             // Jump into (or near) a zone; landing at a centre may hit a polygon's hole.
-            let z = &model.zones[rng.random_range(0..model.zones.len())];
+            let z = &world.spots[rng.random_range(0..world.spots.len())];
             let (s, c) = sin_cos(rng.random_range(0.0..TAU));
             let r = z.radius_m * rng.random_range(0.0..1.3);
-            (pl.x, pl.y) = (frame.reflect(z.x + r * c).0, frame.reflect(z.y + r * s).0);
+            (pl.x, pl.y) = (
+                frame.reflect_x(z.x + r * c).0,
+                frame.reflect_y(z.y + r * s).0,
+            );
         } else if roll < 0.03 {
-            pl.x = rng.random_range(-frame.half..=frame.half);
-            pl.y = rng.random_range(-frame.half..=frame.half);
+            pl.x = rng.random_range(-frame.half_x..=frame.half_x);
+            pl.y = rng.random_range(-frame.half_y..=frame.half_y);
         } else {
             let (s, c) = sin_cos(rng.random_range(-0.7..0.7));
             let (hx, hy) = (pl.hx * c - pl.hy * s, pl.hx * s + pl.hy * c);
             let norm = (hx * hx + hy * hy).sqrt();
             (pl.hx, pl.hy) = (hx / norm, hy / norm);
             let dist = pl.speed * dt + rng.random_range(0.0..6.0);
-            let (x, fx) = frame.reflect(pl.x + pl.hx * dist);
-            let (y, fy) = frame.reflect(pl.y + pl.hy * dist);
+            let (x, fx) = frame.reflect_x(pl.x + pl.hx * dist);
+            let (y, fy) = frame.reflect_y(pl.y + pl.hy * dist);
             (pl.x, pl.y) = (x, y);
             if fx {
                 pl.hx = -pl.hx;
@@ -110,9 +113,9 @@ impl<W: Write> Sim<'_, W> {
             }
         }
         let (mut lat, mut lon) = frame.lat_lon(pl.x, pl.y);
-        if !model.vertices.is_empty() && rng.random_bool(0.005) {
+        if !world.vertices.is_empty() && rng.random_bool(0.005) {
             // Exactly on a polygon vertex: on the boundary, which counts as inside.
-            (lat, lon) = model.vertices[rng.random_range(0..model.vertices.len())];
+            (lat, lon) = world.vertices[rng.random_range(0..world.vertices.len())];
         }
         let cap = max_acc.unwrap_or(100.0);
         let acc = match rng.random_range(0..100) {
@@ -162,7 +165,7 @@ impl<W: Write> Sim<'_, W> {
         let known = self.names.known_sensors;
         if known > 0 && self.rng.random_bool(0.9) {
             let s = self.rng.random_range(0..known);
-            let (lo, hi) = self.model.sensor_ranges[s];
+            let (lo, hi) = self.world.sensor_ranges[s];
             let value = if self.rng.random_bool(0.05) {
                 if self.rng.random_bool(0.5) {
                     lo

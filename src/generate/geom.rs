@@ -7,6 +7,9 @@ use std::f64::consts::{PI, TAU};
 /// Metres per degree of latitude (and of longitude at the equator) in the city frame.
 pub(super) const M_PER_DEG: f64 = 111_320.0;
 
+/// The least margin [`Frame::covering`] adds around a box, metres.
+const MIN_MARGIN_M: f64 = 100.0;
+
 /// Sine and cosine of `a` (radians) from a Taylor series evaluated with `+`, `*` and `/` only.
 /// Accurate to about 1e-12 after reduction to [-π, π]; bit-for-bit reproducible everywhere.
 pub(super) fn sin_cos(a: f64) -> (f64, f64) {
@@ -118,12 +121,14 @@ impl Frame {
         }
     }
 
-    /// The box covering `[min_lat, max_lat] × [min_lon, max_lon]` plus `margin_m` on each side.
-    pub fn covering(min: (f64, f64), max: (f64, f64), margin_m: f64) -> Frame {
+    /// The box covering `(lat, lon)` corners `min` and `max` plus a margin on each side (a
+    /// tenth of the larger side, at least [`MIN_MARGIN_M`]).
+    pub fn covering(min: (f64, f64), max: (f64, f64)) -> Frame {
         let (lat0, lon0) = ((min.0 + max.0) / 2.0, (min.1 + max.1) / 2.0);
         let width = (max.1 - min.1) * m_per_deg_lon(lat0.clamp(-85.0, 85.0));
         let height = (max.0 - min.0) * M_PER_DEG;
-        Frame::rect(lat0, lon0, width + 2.0 * margin_m, height + 2.0 * margin_m)
+        let margin = (0.1 * width.max(height)).max(MIN_MARGIN_M);
+        Frame::rect(lat0, lon0, width + 2.0 * margin, height + 2.0 * margin)
     }
 
     /// `(lat, lon)` of a metre offset, rounded to 7 decimals and clamped to valid WGS84 ranges.

@@ -2,8 +2,7 @@
 //! unknown extra fields, and the field patches that turn a good event into a bad line.
 
 use super::geom::{push_f64, push_u64};
-use super::hunt_text::{clue_id, sensor_id};
-use super::model::Model;
+use super::world::World;
 
 /// An optional field: left out, written as `null`, or written with a value.
 #[derive(Clone, Copy, Debug)]
@@ -68,7 +67,7 @@ pub(super) struct Names {
 }
 
 impl Names {
-    pub fn new(model: &Model, players: usize) -> Names {
+    pub fn new(world: &World, players: usize) -> Names {
         let players = (0..players)
             .map(|i| {
                 if i % 50 == 49 {
@@ -78,22 +77,30 @@ impl Names {
                 }
             })
             .collect();
-        let mut clues: Vec<String> = (0..model.clues).map(clue_id).collect();
-        clues.extend(["clue-x1", "CLUE-0", "riddle-7"].map(String::from));
-        let mut rewards: Vec<String> = model.rewards.iter().map(|r| r.id.clone()).collect();
-        rewards.extend(["r-x1", "R00", "bonus"].map(String::from));
-        let mut sensors: Vec<String> = (0..model.sensors).map(sensor_id).collect();
-        sensors.extend(["beacon-x1", "thermo-1", "BEACON-0"].map(String::from));
         Names {
             players,
-            known_clues: model.clues,
-            clues,
-            known_rewards: model.rewards.len(),
-            rewards,
-            known_sensors: model.sensors,
-            sensors,
+            known_clues: world.clues.len(),
+            clues: with_unknown(&world.clues, ["clue-x1", "CLUE-0", "riddle-7"]),
+            known_rewards: world.rewards.len(),
+            rewards: with_unknown(&world.rewards, ["r-x1", "R00", "bonus"]),
+            known_sensors: world.sensors.len(),
+            sensors: with_unknown(&world.sensors, ["beacon-x1", "thermo-1", "BEACON-0"]),
         }
     }
+}
+
+/// The known names followed by the unknown ones, each unknown name suffixed with `~` until it
+/// differs from every name before it.
+pub(super) fn with_unknown(known: &[String], unknown: [&str; 3]) -> Vec<String> {
+    let mut names = known.to_vec();
+    for u in unknown {
+        let mut name = u.to_string();
+        while names.contains(&name) {
+            name.push('~');
+        }
+        names.push(name);
+    }
+    names
 }
 
 /// Changes one field of a rendered event: drop it, or replace its value by raw bytes (a field
@@ -146,10 +153,9 @@ impl Fields<'_> {
     }
 
     fn str(&mut self, key: &'static str, s: &str) {
+        // Writing into a Vec<u8> cannot fail; ids from a hunt file may need escaping.
         self.field(key, |o| {
-            o.push(b'"');
-            o.extend_from_slice(s.as_bytes());
-            o.push(b'"');
+            let _ = serde_json::to_writer(&mut *o, s);
         });
     }
 

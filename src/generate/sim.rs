@@ -1,4 +1,4 @@
-//! The event simulation behind the generator: players walking the city box, the per-partition
+//! The event simulation behind the generator: players walking the hunt's area, the per-partition
 //! streams (local disorder, late events, redeliveries, bad lines) and their emission to sinks
 //! in a bounded amount of memory.
 
@@ -16,7 +16,8 @@ use super::content::Player;
 use super::geom::sin_cos;
 use super::hunt_text::max_accuracy;
 use super::line::{render, Ev, Names};
-use super::model::{rate, Model};
+use super::model::rate;
+use super::world::World;
 use super::{GenerateOptions, GenerateStats};
 
 /// Share of a player's events that go to a partition other than the player's own.
@@ -88,7 +89,7 @@ enum Cat {
 
 pub(super) struct Sim<'m, W> {
     pub(super) opts: GenerateOptions,
-    pub(super) model: &'m Model,
+    pub(super) world: &'m World,
     pub(super) names: Names,
     pub(super) rng: ChaCha8Rng,
     pub(super) players: Vec<Player>,
@@ -118,7 +119,7 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 impl<'m, W: Write> Sim<'m, W> {
-    pub fn new(opts: &GenerateOptions, model: &'m Model, sinks: Vec<W>) -> Self {
+    pub fn new(opts: &GenerateOptions, world: &'m World, sinks: Vec<W>) -> Self {
         let mut opts = opts.clone();
         for r in [
             &mut opts.position_share,
@@ -131,21 +132,21 @@ impl<'m, W: Write> Sim<'m, W> {
             *r = rate01(*r);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9e37_79b9_7f4a_7c15);
-        let names = Names::new(model, opts.players.max(1) as usize);
+        let names = Names::new(world, opts.players.max(1) as usize);
         let n_parts = sinks.len() as u64;
-        let half = model.frame.half;
+        let (half_x, half_y) = (world.frame.half_x, world.frame.half_y);
         let players = names
             .players
             .iter()
             .map(|name| {
-                let (x, y) = match model.zones.len() {
+                let (x, y) = match world.spots.len() {
                     n if n > 0 && rng.random_bool(0.5) => {
-                        let z = &model.zones[rng.random_range(0..n)];
+                        let z = &world.spots[rng.random_range(0..n)];
                         (z.x, z.y)
                     }
                     _ => (
-                        rng.random_range(-half..=half),
-                        rng.random_range(-half..=half),
+                        rng.random_range(-half_x..=half_x),
+                        rng.random_range(-half_y..=half_y),
                     ),
                 };
                 let (hy, hx) = sin_cos(rng.random_range(0.0..TAU));
@@ -175,7 +176,7 @@ impl<'m, W: Write> Sim<'m, W> {
             max_acc: max_accuracy(&opts),
             mean_gap_ms: 1000.0 / rate(&opts),
             opts,
-            model,
+            world,
             names,
             rng,
             players,

@@ -30,7 +30,18 @@ fn noisy() -> GenerateOptions {
     }
 }
 
-fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+/// The hunt TOML and GeoJSON texts of a synthetic case.
+fn texts(case: &GeneratedCase) -> (&str, &str) {
+    match &case.hunt {
+        CaseHunt::Synthetic {
+            toml,
+            zones_geojson,
+        } => (toml, zones_geojson),
+        CaseHunt::Existing(path) => panic!("not synthetic: {}", path.display()),
+    }
+}
+
+pub(super) fn lines(bytes: &[u8]) -> Vec<&[u8]> {
     let mut v: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     assert_eq!(v.pop(), Some(&b""[..]), "every line ends in a newline");
     v
@@ -40,8 +51,7 @@ fn lines(bytes: &[u8]) -> Vec<&[u8]> {
 fn same_seed_same_bytes() {
     let a = generate(&small(1));
     let b = generate(&small(1));
-    assert_eq!(a.hunt_toml, b.hunt_toml);
-    assert_eq!(a.zones_geojson, b.zones_geojson);
+    assert_eq!(texts(&a), texts(&b));
     assert_eq!(a.partitions, b.partitions);
     assert_eq!(a.stats, b.stats);
 }
@@ -50,8 +60,8 @@ fn same_seed_same_bytes() {
 fn different_seed_different_bytes() {
     let a = generate(&small(1));
     let b = generate(&small(2));
-    assert_ne!(a.hunt_toml, b.hunt_toml);
-    assert_ne!(a.zones_geojson, b.zones_geojson);
+    assert_ne!(texts(&a).0, texts(&b).0);
+    assert_ne!(texts(&a).1, texts(&b).1);
     assert_ne!(a.partitions, b.partitions);
 }
 
@@ -80,7 +90,7 @@ fn counts_add_up() {
 }
 
 /// The SPEC §3 checks up to (not including) lateness: `Ok((id, ts))` or the reason code.
-fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), &'static str> {
+pub(super) fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), &'static str> {
     if line.len() > 64 * 1024 {
         return Err("malformed");
     }
@@ -147,7 +157,10 @@ fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), &'static st
 }
 
 /// Replays every partition through the SPEC checks, lateness and duplicate detection.
-fn recheck(case: &GeneratedCase, opts: &GenerateOptions) -> (u64, BTreeMap<&'static str, u64>) {
+pub(super) fn recheck(
+    case: &GeneratedCase,
+    opts: &GenerateOptions,
+) -> (u64, BTreeMap<&'static str, u64>) {
     let mut accepted = 0;
     let mut rejected = BTreeMap::new();
     let mut ids = BTreeSet::new();
@@ -384,11 +397,12 @@ fn hunt_text_is_well_formed() {
         ..small(9)
     };
     let case = generate(&opts);
-    let t: toml::Table = case.hunt_toml.parse().expect("hunt TOML parses");
+    let (hunt_toml, zones_geojson) = texts(&case);
+    let t: toml::Table = hunt_toml.parse().expect("hunt TOML parses");
     assert_eq!(t["zones_geojson"].as_str(), Some("zones.geojson"));
     assert_eq!(t["max_accuracy_m"].as_float(), Some(50.0));
     let inline = t["zones"].as_array().map_or(0, Vec::len);
-    let gj: geojson::GeoJson = case.zones_geojson.parse().expect("zones GeoJSON parses");
+    let gj: geojson::GeoJson = zones_geojson.parse().expect("zones GeoJSON parses");
     let geojson::GeoJson::FeatureCollection(fc) = gj else {
         panic!("not a FeatureCollection")
     };
@@ -398,10 +412,8 @@ fn hunt_text_is_well_formed() {
     assert_eq!(rewards.len(), opts.rewards as usize);
     let has = |k: &str| rewards.iter().filter(|r| r.get(k).is_some()).count();
     assert!(has("zone") > 0 && has("requires") > 0 && has("sensor") > 0 && has("active") > 0);
-    assert!(case.hunt_toml.contains("circle = ") && case.hunt_toml.contains("holes = [["));
-    assert!(
-        case.zones_geojson.contains("MultiPolygon") && case.zones_geojson.contains("\"Point\"")
-    );
+    assert!(hunt_toml.contains("circle = ") && hunt_toml.contains("holes = [["));
+    assert!(zones_geojson.contains("MultiPolygon") && zones_geojson.contains("\"Point\""));
 }
 
 #[test]
@@ -434,7 +446,7 @@ fn hunt_loads_with_its_zones_rewards_clues_and_sensors() {
             write_case(&case, &dir.join("hunt"), &dir.join("events")).expect("write");
         assert_eq!(parts.len(), opts.partitions as usize);
         let hunt = crate::hunt::Hunt::load(&toml_path)
-            .unwrap_or_else(|e| panic!("{e}\n{}", case.hunt_toml));
+            .unwrap_or_else(|e| panic!("{e}\n{}", texts(&case).0));
         assert_eq!(hunt.zones.len(), opts.zones as usize);
         assert_eq!(hunt.rewards.len(), opts.rewards as usize);
         let clues = if opts.zones == 0 && opts.sensors == 0 {
@@ -466,13 +478,15 @@ fn files_match_memory() {
     assert!(calls >= 1);
     assert_eq!(
         std::fs::read_to_string(&files.hunt_toml).ok().as_deref(),
-        Some(case.hunt_toml.as_str())
+        Some(texts(&case).0)
     );
     assert_eq!(
-        std::fs::read_to_string(&files.zones_geojson)
-            .ok()
+        files
+            .zones_geojson
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
             .as_deref(),
-        Some(case.zones_geojson.as_str())
+        Some(texts(&case).1)
     );
     let parts: Vec<Vec<u8>> = files
         .partitions

@@ -6,7 +6,12 @@ pub mod reference;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::collections::BTreeMap;
+
+use huntflow::backfill::{run, BackfillOptions};
 use huntflow::hunt::Hunt;
+
+use reference::{reference, RefOutput};
 
 /// A scratch directory removed when dropped (kept when `HUNTFLOW_KEEP_SCRATCH` is set).
 pub struct Scratch {
@@ -86,4 +91,150 @@ pub fn assert_same_output(what: &str, expected: &str, actual: &str) {
         show(&exp),
         show(&act)
     );
+}
+
+/// Two square zones: `a` (priority 2) around lon/lat 0..1, `b` (priority 5) around 10..11.
+pub const ZONES: &str = r#"
+[[zones]]
+id = "a"
+priority = 2
+polygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+
+[[zones]]
+id = "b"
+priority = 5
+polygon = [[10.0, 10.0], [11.0, 10.0], [11.0, 11.0], [10.0, 11.0]]
+"#;
+
+/// The top of a hunt TOML.
+pub fn header(lateness: u64, position_ttl: u64, sensor_ttl: u64) -> String {
+    format!(
+        "name = \"ref\"\nmax_lateness_ms = {lateness}\nposition_ttl_ms = {position_ttl}\nsensor_ttl_ms = {sensor_ttl}\n"
+    )
+}
+
+/// (read, accepted, rejected by reason).
+pub type Expected = (u64, u64, Vec<(&'static str, u64)>);
+
+/// A hand-written case with its hand-computed notifications and summary.
+pub struct Case {
+    pub name: &'static str,
+    pub toml: String,
+    pub partitions: Vec<Vec<u8>>,
+    pub expected: String,
+    /// Checked when set.
+    pub summary: Option<Expected>,
+}
+
+/// A case without a summary check.
+pub fn case(name: &'static str, toml: &str, partitions: &[&str], expected: &str) -> Case {
+    Case {
+        name,
+        toml: toml.to_string(),
+        partitions: partitions.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        expected: expected.to_string(),
+        summary: None,
+    }
+}
+
+/// A reason -> count map with owned keys.
+pub fn rejected_map<K: ToString>(
+    pairs: impl IntoIterator<Item = (K, u64)>,
+) -> BTreeMap<String, u64> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Runs the reference model on a hand-written case and checks it against the hand-computed result.
+pub fn check(case: &Case) -> RefOutput {
+    let dir = Scratch::new("ref");
+    let hunt = load_hunt(&dir.path, &case.toml);
+    let out = reference(&hunt, &case.partitions);
+    assert_same_output(
+        &format!("reference, case {}", case.name),
+        &case.expected,
+        &out.notifications,
+    );
+    let rejected: u64 = out.rejected.values().sum();
+    assert_eq!(out.read, out.accepted + rejected, "case {}", case.name);
+    if let Some((read, accepted, reasons)) = &case.summary {
+        let want = rejected_map(reasons.iter().copied());
+        assert_eq!(
+            (out.read, out.accepted, &out.rejected),
+            (*read, *accepted, &want),
+            "case {}",
+            case.name
+        );
+    }
+    out
+}
+
+/// A position line.
+pub fn pos(id: &str, player: &str, ts: u64, lat: f64, lon: f64, ttl: Option<u64>) -> String {
+    let ttl = ttl.map(|t| format!(",\"ttl_ms\":{t}")).unwrap_or_default();
+    format!(
+        "{{\"id\":\"{id}\",\"type\":\"position\",\"player\":{},\"ts\":{ts},\"lat\":{lat:?},\"lon\":{lon:?}{ttl}}}\n",
+        serde_json::to_string(player).unwrap()
+    )
+}
+
+/// An action line.
+pub fn act(
+    id: &str,
+    player: &str,
+    ts: u64,
+    action: &str,
+    target: &str,
+    ttl: Option<u64>,
+) -> String {
+    let ttl = ttl.map(|t| format!(",\"ttl_ms\":{t}")).unwrap_or_default();
+    format!(
+        "{{\"id\":\"{id}\",\"type\":\"action\",\"player\":\"{player}\",\"ts\":{ts},\"action\":\"{action}\",\"target\":\"{target}\"{ttl}}}\n"
+    )
+}
+
+/// A sensor line.
+pub fn sensor(id: &str, player: &str, ts: u64, name: &str, value: f64) -> String {
+    format!(
+        "{{\"id\":\"{id}\",\"type\":\"sensor\",\"player\":\"{player}\",\"ts\":{ts},\"sensor\":\"{name}\",\"value\":{value:?}}}\n"
+    )
+}
+
+/// What one engine backfill produced.
+pub struct EngineRun {
+    pub notifications: String,
+    pub read: u64,
+    pub accepted: u64,
+    pub rejected: BTreeMap<String, u64>,
+}
+
+/// Writes `hunt.toml` and `part-N.jsonl` files into `dir`; returns their paths.
+pub fn write_inputs(dir: &Path, toml: &str, partitions: &[Vec<u8>]) -> (PathBuf, Vec<PathBuf>) {
+    let hunt = dir.join("hunt.toml");
+    std::fs::write(&hunt, toml).expect("write hunt");
+    let inputs = partitions
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let path = dir.join(format!("part-{i}.jsonl"));
+            std::fs::write(&path, bytes).expect("write partition");
+            path
+        })
+        .collect();
+    (hunt, inputs)
+}
+
+/// Runs an engine backfill with `workers` workers, notifications to a file in `dir`.
+pub fn run_engine(dir: &Path, hunt: &Path, inputs: &[PathBuf], workers: usize) -> EngineRun {
+    let out_path = dir.join(format!("out-{workers}.jsonl"));
+    let mut opts = BackfillOptions::new(hunt.to_path_buf(), inputs.to_vec());
+    opts.workers = workers;
+    opts.output = Some(out_path.clone());
+    let summary =
+        run(&opts).unwrap_or_else(|e| panic!("backfill with {workers} workers fails: {e}"));
+    EngineRun {
+        notifications: std::fs::read_to_string(&out_path).expect("read engine output"),
+        read: summary.read,
+        accepted: summary.accepted,
+        rejected: rejected_map(summary.rejected.iter().map(|(k, v)| (*k, *v))),
+    }
 }

@@ -123,7 +123,8 @@ fn validate(hunt: &Hunt, line: &[u8]) -> Result<Valid, &'static str> {
             return Err("missing_field");
         }
     }
-    let expiry = |ttl: Option<u64>| ttl.and_then(|ttl| ts.checked_add(ttl));
+    // An expiry beyond u64::MAX saturates: such a fact ends at the last representable time.
+    let expiry = |ttl: Option<u64>| ttl.map(|ttl| ts.saturating_add(ttl));
     let fact_kind;
     let fact_expiry;
     match kind.as_str() {
@@ -372,10 +373,12 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
+/// Order of player notifications within a time: priority descending, player, kind rank, id.
+type SortKey = (std::cmp::Reverse<u8>, String, u8, String);
+
 /// Appends the notifications for time `t` (SPEC §6 order) to `out`.
 fn diff(hunt: &Hunt, t: u64, before: &State, after: &State, out: &mut String) {
-    // (priority desc, player, kind rank, id) -> line
-    let mut lines: Vec<((std::cmp::Reverse<u8>, String, u8, String), String)> = Vec::new();
+    let mut lines: Vec<(SortKey, String)> = Vec::new();
     let mut player_line = |kind: &str, rank: u8, player: &str, key: &str, id: &str, prio: u8| {
         let line = format!(
             "{{\"time\":{t},\"kind\":\"{kind}\",\"player\":{},\"{key}\":{},\"priority\":{prio}}}\n",
