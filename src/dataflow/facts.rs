@@ -14,7 +14,7 @@
 //! and a player with nothing live is forgotten.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -228,48 +228,84 @@ struct Facts {
     hunt: Arc<Hunt>,
     conditions: SensorRewards,
     players: FxHashMap<Id, PlayerState>,
-    pending: BTreeMap<u64, Vec<Event>>,
+    /// Events whose time is not complete yet, in arrival order.
+    pending: Vec<Event>,
+    /// The least `ts` in `pending`.
+    pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Vec<(FactKind, u32)>,
 }
 
 impl Facts {
+    fn push(&mut self, event: Event) {
+        self.pending_min = Some(self.pending_min.map_or(event.ts, |m| m.min(event.ts)));
+        self.pending.push(event);
+    }
+
+    /// The least time with work left: a pending event or a timer.
     fn next_time(&self) -> Option<u64> {
-        let e = self.pending.keys().next().copied();
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (e, t) {
+        match (self.pending_min, t) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Processes time `t`: expiries due and events at `t`, emitting changes.
-    fn process(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) {
-        let mut events = self.pending.remove(&t).unwrap_or_default();
-        events.sort_unstable_by(|a, b| a.player.cmp(&b.player));
-        let mut events = events.into_iter().peekable();
-        while let Some(first) = events.next() {
-            let player = first.player.clone();
-            let state = self.players.entry(player.clone()).or_default();
-            state.expire(t);
-            state.apply(first);
-            while let Some(next) = events.next_if(|e| e.player == player) {
-                state.apply(next);
-            }
-            self.settle(t, player, out);
+    fn next_timer_before(&self, limit: Option<u64>) -> Option<u64> {
+        self.timers
+            .peek()
+            .map(|Reverse((t, _))| *t)
+            .filter(|t| limit.is_none_or(|f| *t < f))
+    }
+
+    /// Processes, in time order, every time below `limit` (all when `None`):
+    /// the events at that time and the timers due then.
+    fn process_until(&mut self, limit: Option<u64>, out: &mut Vec<(PlayerFact, u64, isize)>) {
+        if self
+            .next_time()
+            .is_none_or(|t| limit.is_some_and(|f| t >= f))
+        {
+            return;
         }
-        // Players whose timer is due; one that also had events at `t` is
-        // settled again, which changes nothing.
-        while let Some(Reverse((time, _))) = self.timers.peek() {
-            if *time != t {
-                break;
+        let mut ready: Vec<Event> = match limit {
+            None => std::mem::take(&mut self.pending),
+            Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
+        };
+        self.pending_min = self.pending.iter().map(|e| e.ts).min();
+        ready.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
+        let mut ready = ready.into_iter().peekable();
+        loop {
+            let event_time = ready.peek().map(|e| e.ts);
+            let t = match (event_time, self.next_timer_before(limit)) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            while let Some(first) = ready.next_if(|e| e.ts == t) {
+                let player = first.player.clone();
+                let state = self.players.entry(player.clone()).or_default();
+                state.expire(t);
+                state.apply(first);
+                while let Some(next) = ready.next_if(|e| e.ts == t && e.player == player) {
+                    state.apply(next);
+                }
+                self.settle(t, player, out);
             }
-            let Reverse((_, player)) = self.timers.pop().expect("peeked");
-            if let Some(state) = self.players.get_mut(&player) {
-                if state.timer == Some(t) {
-                    state.timer = None;
-                    state.expire(t);
-                    self.settle(t, player, out);
+            // Players whose timer is due; one that also had events at `t` is
+            // settled again, which changes nothing.
+            while self
+                .timers
+                .peek()
+                .is_some_and(|Reverse((time, _))| *time == t)
+            {
+                let Reverse((_, player)) = self.timers.pop().expect("peeked");
+                if let Some(state) = self.players.get_mut(&player) {
+                    if state.timer == Some(t) {
+                        state.timer = None;
+                        state.expire(t);
+                        self.settle(t, player, out);
+                    }
                 }
             }
         }
@@ -347,7 +383,8 @@ pub fn build<'scope>(
                 conditions: sensor_rewards(&hunt),
                 hunt,
                 players: FxHashMap::default(),
-                pending: BTreeMap::new(),
+                pending: Vec::new(),
+                pending_min: None,
                 timers: BinaryHeap::new(),
                 scratch: Vec::new(),
             };
@@ -361,16 +398,10 @@ pub fn build<'scope>(
                         }
                     }
                     for event in data.drain(..) {
-                        facts.pending.entry(event.ts).or_default().push(event);
+                        facts.push(event);
                     }
                 });
-                let limit = frontier.frontier().first().copied();
-                while let Some(t) = facts.next_time() {
-                    if limit.is_some_and(|f| t >= f) {
-                        break;
-                    }
-                    facts.process(t, &mut changes);
-                }
+                facts.process_until(frontier.frontier().first().copied(), &mut changes);
                 if let Some(cap) = held.as_mut() {
                     if !changes.is_empty() {
                         output.session(&*cap).give_container(&mut changes);
