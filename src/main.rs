@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Run the dataflow over dataset files to completion (one partition per INPUT).
     Backfill(BackfillArgs),
-    /// Write a seeded synthetic hunt and event files.
+    /// Write seeded synthetic event files, for a generated hunt or an existing one (--for-hunt).
     Generate(GenerateArgs),
 }
 
