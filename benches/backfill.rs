@@ -44,7 +44,7 @@ const SCENARIOS: &[Scenario] = &[
         events: 10_000_000,
         players: 10_000,
         zones: 100,
-        workers: &[2],
+        workers: &[1, 2],
     },
 ];
 
