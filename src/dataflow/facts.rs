@@ -251,13 +251,6 @@ impl Facts {
         }
     }
 
-    fn next_timer_before(&self, limit: Option<u64>) -> Option<u64> {
-        self.timers
-            .peek()
-            .map(|Reverse((t, _))| *t)
-            .filter(|t| limit.is_none_or(|f| *t < f))
-    }
-
     /// Processes, in time order, every time below `limit` (all when `None`):
     /// the events at that time and the timers due then.
     fn process_until(&mut self, limit: Option<u64>, out: &mut Vec<(PlayerFact, u64, isize)>) {
@@ -274,9 +267,28 @@ impl Facts {
         self.pending_min = self.pending.iter().map(|e| e.ts).min();
         ready.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
         let mut ready = ready.into_iter().peekable();
+        let Facts {
+            hunt,
+            conditions,
+            players,
+            timers,
+            scratch,
+            ..
+        } = self;
+        let mut ctx = Settle {
+            hunt,
+            conditions,
+            scratch,
+            timers,
+        };
         loop {
             let event_time = ready.peek().map(|e| e.ts);
-            let t = match (event_time, self.next_timer_before(limit)) {
+            let timer_time = ctx
+                .timers
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .filter(|t| limit.is_none_or(|f| *t < f));
+            let t = match (event_time, timer_time) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
@@ -284,44 +296,61 @@ impl Facts {
             };
             while let Some(first) = ready.next_if(|e| e.ts == t) {
                 let player = first.player.clone();
-                let state = self.players.entry(player.clone()).or_default();
+                let state = players.entry(player.clone()).or_default();
                 state.expire(t);
                 state.apply(first);
                 while let Some(next) = ready.next_if(|e| e.ts == t && e.player == player) {
                     state.apply(next);
                 }
-                self.settle(t, player, out);
+                if ctx.settle(state, t, &player, out) {
+                    players.remove(&player);
+                }
             }
             // Players whose timer is due; one that also had events at `t` is
             // settled again, which changes nothing.
-            while self
+            while ctx
                 .timers
                 .peek()
                 .is_some_and(|Reverse((time, _))| *time == t)
             {
-                let Reverse((_, player)) = self.timers.pop().expect("peeked");
-                if let Some(state) = self.players.get_mut(&player) {
+                let Reverse((_, player)) = ctx.timers.pop().expect("peeked");
+                if let Some(state) = players.get_mut(&player) {
                     if state.timer == Some(t) {
                         state.timer = None;
                         state.expire(t);
-                        self.settle(t, player, out);
+                        if ctx.settle(state, t, &player, out) {
+                            players.remove(&player);
+                        }
                     }
                 }
             }
         }
     }
+}
 
-    /// Emits the change of `player`'s facts at `t`, queues its next expiry
-    /// and forgets it when nothing about it is live.
-    fn settle(&mut self, t: u64, player: Id, out: &mut Vec<(PlayerFact, u64, isize)>) {
-        let Some(state) = self.players.get_mut(&player) else {
-            return;
-        };
-        state.facts(&self.hunt, &self.conditions, &mut self.scratch);
-        diff(&state.emitted, &self.scratch, |fact, delta| {
+/// What settling a player needs besides the player's state.
+struct Settle<'a> {
+    hunt: &'a Hunt,
+    conditions: &'a SensorRewards,
+    scratch: &'a mut Vec<(FactKind, u32)>,
+    timers: &'a mut BinaryHeap<Reverse<(u64, Id)>>,
+}
+
+impl Settle<'_> {
+    /// Emits the change of `player`'s facts at `t` and queues its next
+    /// expiry. Returns true when nothing about the player is live any more.
+    fn settle(
+        &mut self,
+        state: &mut PlayerState,
+        t: u64,
+        player: &Id,
+        out: &mut Vec<(PlayerFact, u64, isize)>,
+    ) -> bool {
+        state.facts(self.hunt, self.conditions, self.scratch);
+        diff(&state.emitted, self.scratch, |fact, delta| {
             out.push(((fact.0, player.clone(), fact.1), t, delta));
         });
-        std::mem::swap(&mut state.emitted, &mut self.scratch);
+        std::mem::swap(&mut state.emitted, self.scratch);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
         }
@@ -331,9 +360,7 @@ impl Facts {
                 self.timers.push(Reverse((next, player.clone())));
             }
         }
-        if state.is_empty() {
-            self.players.remove(&player);
-        }
+        state.is_empty()
     }
 }
 
