@@ -161,6 +161,54 @@ pub fn ingest(
     Ok(parsed.into_event(hunt))
 }
 
+/// One line as read by [`read_line_capped`].
+struct Line {
+    /// Bytes consumed from the input, newline included.
+    consumed: usize,
+    /// The line's length without its newline.
+    len: usize,
+    /// Whether the bytes past the kept prefix were all JSON white space.
+    rest_blank: bool,
+}
+
+/// Reads one line into `buf` (without its `\n`), keeping at most `keep + 1`
+/// bytes of it so that an endless line cannot exhaust memory. `None` at end
+/// of input.
+fn read_line_capped(
+    r: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<Option<Line>> {
+    buf.clear();
+    let mut line = Line {
+        consumed: 0,
+        len: 0,
+        rest_blank: true,
+    };
+    loop {
+        let available = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((line.consumed > 0).then_some(line));
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let chunk = &available[..newline.unwrap_or(available.len())];
+        let room = (keep + 1).saturating_sub(buf.len()).min(chunk.len());
+        buf.extend_from_slice(&chunk[..room]);
+        line.rest_blank &= event::is_blank(&chunk[room..]);
+        line.len += chunk.len();
+        let used = chunk.len() + usize::from(newline.is_some());
+        line.consumed += used;
+        r.consume(used);
+        if newline.is_some() {
+            return Ok(Some(line));
+        }
+    }
+}
+
 fn cut_raw(line: &[u8]) -> Vec<u8> {
     let mut end = line.len().min(MAX_RAW_BYTES);
     // Keep valid UTF-8 text whole: do not cut inside a character.
@@ -237,13 +285,12 @@ pub fn build<'scope>(
                 let mut rejected = [0u64; 8];
                 let mut eof = false;
                 for _ in 0..BATCH_LINES {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
-                        Ok(0) => {
+                    let line = match read_line_capped(r, &mut buf, event::MAX_RECORD_BYTES) {
+                        Ok(None) => {
                             eof = true;
                             break;
                         }
-                        Ok(n) => bytes += n as u64,
+                        Ok(Some(line)) => line,
                         Err(e) => {
                             if let Ok(mut errors) = stats.errors.lock() {
                                 errors.push((partitions[index].name.clone(), e.to_string()));
@@ -251,15 +298,27 @@ pub fn build<'scope>(
                             eof = true;
                             break;
                         }
-                    }
+                    };
+                    bytes += line.consumed as u64;
                     line_no += 1;
-                    let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-                    if event::is_blank(line) {
+                    if event::is_blank(&buf) && line.rest_blank {
                         continue;
                     }
                     read += 1;
                     let frontier = admission.frontier();
-                    match ingest(line, &hunt, &mut admission) {
+                    let result = if line.len > buf.len() {
+                        Err(Invalid {
+                            reason: Reason::Malformed,
+                            detail: format!(
+                                "record of {} bytes is over {} bytes",
+                                line.len,
+                                event::MAX_RECORD_BYTES
+                            ),
+                        })
+                    } else {
+                        ingest(&buf, &hunt, &mut admission)
+                    };
+                    match result {
                         Ok(event) => {
                             accepted += 1;
                             if let Some(event) = event {
@@ -274,7 +333,7 @@ pub fn build<'scope>(
                                 partition: index as u32,
                                 line: line_no,
                                 frontier,
-                                raw: cut_raw(line),
+                                raw: cut_raw(&buf),
                             }));
                         }
                     }
