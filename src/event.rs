@@ -208,6 +208,59 @@ struct Fields<'a> {
     value: Option<Val<'a>>,
 }
 
+/// The keys the contract knows; any other key is `Other`. Decoded without
+/// allocating, whether or not the key is escaped.
+#[derive(Clone, Copy)]
+enum Key {
+    Id,
+    Type,
+    Player,
+    Ts,
+    TtlMs,
+    Priority,
+    Lat,
+    Lon,
+    AccuracyM,
+    Action,
+    Target,
+    Sensor,
+    Value,
+    Other,
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "id" => Key::Id,
+            "type" => Key::Type,
+            "player" => Key::Player,
+            "ts" => Key::Ts,
+            "ttl_ms" => Key::TtlMs,
+            "priority" => Key::Priority,
+            "lat" => Key::Lat,
+            "lon" => Key::Lon,
+            "accuracy_m" => Key::AccuracyM,
+            "action" => Key::Action,
+            "target" => Key::Target,
+            "sensor" => Key::Sensor,
+            "value" => Key::Value,
+            _ => Key::Other,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
 struct FieldsVisitor;
 
 impl<'de> Visitor<'de> for FieldsVisitor {
@@ -217,22 +270,22 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let slot = match key.as_ref() {
-                "id" => &mut fields.id,
-                "type" => &mut fields.kind,
-                "player" => &mut fields.player,
-                "ts" => &mut fields.ts,
-                "ttl_ms" => &mut fields.ttl_ms,
-                "priority" => &mut fields.priority,
-                "lat" => &mut fields.lat,
-                "lon" => &mut fields.lon,
-                "accuracy_m" => &mut fields.accuracy_m,
-                "action" => &mut fields.action,
-                "target" => &mut fields.target,
-                "sensor" => &mut fields.sensor,
-                "value" => &mut fields.value,
-                _ => {
+        while let Some(key) = map.next_key::<Key>()? {
+            let slot = match key {
+                Key::Id => &mut fields.id,
+                Key::Type => &mut fields.kind,
+                Key::Player => &mut fields.player,
+                Key::Ts => &mut fields.ts,
+                Key::TtlMs => &mut fields.ttl_ms,
+                Key::Priority => &mut fields.priority,
+                Key::Lat => &mut fields.lat,
+                Key::Lon => &mut fields.lon,
+                Key::AccuracyM => &mut fields.accuracy_m,
+                Key::Action => &mut fields.action,
+                Key::Target => &mut fields.target,
+                Key::Sensor => &mut fields.sensor,
+                Key::Value => &mut fields.value,
+                Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
@@ -493,5 +546,123 @@ impl Parsed<'_> {
             player: Id::from(self.player.as_ref()),
             fact,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hunt() -> Hunt {
+        let dir = std::env::temp_dir().join(format!("huntflow-event-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("hunt.toml");
+        std::fs::write(&path, "max_accuracy_m = 10.0\n").expect("write hunt");
+        Hunt::load(&path).expect("hunt loads")
+    }
+
+    fn reason(line: &str) -> Result<(), Reason> {
+        parse(line.as_bytes(), &hunt())
+            .map(|_| ())
+            .map_err(|e| e.reason)
+    }
+
+    const POS: &str = r#""type":"position","player":"p","lat":1,"lon":-2"#;
+
+    #[test]
+    fn numbers_are_classified_by_their_spelling() {
+        assert_eq!(reason(&format!(r#"{{"id":"a","ts":5,{POS}}}"#)), Ok(()));
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":5.0,{POS}}}"#)),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":5e0,{POS}}}"#)),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":-5,{POS}}}"#)),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":true,{POS}}}"#)),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":9007199254740993,{POS}}}"#)),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","ts":9007199254740992,{POS}}}"#)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn keys_nulls_and_repeats() {
+        // An escaped key is the same key.
+        assert_eq!(
+            reason(&format!(r#"{{"\u0069d":"a","ts":5,{POS}}}"#)),
+            Ok(())
+        );
+        // null counts as absent; the last of repeated keys wins.
+        assert_eq!(
+            reason(&format!(r#"{{"id":null,"ts":5,{POS}}}"#)),
+            Err(Reason::MissingField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":"a","id":null,"ts":5,{POS}}}"#)),
+            Err(Reason::MissingField)
+        );
+        assert_eq!(
+            reason(&format!(r#"{{"id":1,"id":"a","ts":5,{POS}}}"#)),
+            Ok(())
+        );
+        // Unknown fields, even nested, are ignored.
+        assert_eq!(
+            reason(&format!(
+                r#"{{"id":"a","ts":5,"x":{{"y":[1,{{}}]}},{POS}}}"#
+            )),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn order_of_checks() {
+        assert_eq!(reason("[1]"), Err(Reason::Malformed));
+        assert_eq!(reason(r#"{"id":"a"} x"#), Err(Reason::Malformed));
+        assert_eq!(reason(r#"{"type":"nope"}"#), Err(Reason::MissingField));
+        assert_eq!(
+            reason(r#"{"id":"","type":"nope","player":"p","ts":1}"#),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","type":"nope","player":"p","ts":1}"#),
+            Err(Reason::UnknownType)
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","type":"position","player":"p","ts":1,"lat":91}"#),
+            Err(Reason::MissingField)
+        );
+        assert_eq!(
+            reason(
+                r#"{"id":"a","type":"position","player":"p","ts":1,"lat":91,"lon":0,"accuracy_m":99}"#
+            ),
+            Err(Reason::BadCoordinates)
+        );
+        assert_eq!(
+            reason(
+                r#"{"id":"a","type":"position","player":"p","ts":1,"lat":9,"lon":0,"accuracy_m":99}"#
+            ),
+            Err(Reason::Inaccurate)
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","type":"sensor","player":"p","ts":1,"sensor":"s","value":"1"}"#),
+            Err(Reason::BadField)
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","type":"action","player":"p","ts":1,"action":"wave","target":""}"#),
+            Ok(())
+        );
     }
 }
