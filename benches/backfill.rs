@@ -12,103 +12,47 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
-struct Scenario {
-    name: &'static str,
-    events: u64,
-    players: u32,
-    zones: u32,
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{dataset, run_child, target_dir, Scenario};
+
+struct Run {
+    scenario: Scenario,
     workers: &'static [usize],
 }
 
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "small",
-        events: 100_000,
-        players: 1_000,
-        zones: 100,
+const RUNS: &[Run] = &[
+    Run {
+        scenario: Scenario {
+            name: "small",
+            events: 100_000,
+            players: 1_000,
+            zones: 100,
+        },
         workers: &[1, 2],
     },
-    Scenario {
-        name: "1M",
-        events: 1_000_000,
-        players: 10_000,
-        zones: 100,
+    Run {
+        scenario: Scenario {
+            name: "1M",
+            events: 1_000_000,
+            players: 10_000,
+            zones: 100,
+        },
         workers: &[1, 2],
     },
-    Scenario {
-        name: "10M-same-players",
-        events: 10_000_000,
-        players: 10_000,
-        zones: 100,
+    Run {
+        scenario: Scenario {
+            name: "10M-same-players",
+            events: 10_000_000,
+            players: 10_000,
+            zones: 100,
+        },
         workers: &[1, 2],
     },
 ];
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-fn generate(bin: &str, s: &Scenario) -> (PathBuf, Vec<PathBuf>) {
-    let dir = target_dir()
-        .join("bench-data")
-        .join(format!("e{}-p{}-z{}", s.events, s.players, s.zones));
-    let hunt = dir.join("hunt").join("hunt.toml");
-    let events = dir.join("events");
-    let done = dir.join("complete");
-    if !done.exists() {
-        let t = Instant::now();
-        // Event-time rate scales with the players so each player moves
-        // about every 2 s of event time, whatever the event count.
-        let rate = (s.players as f64 / 2.0).max(50.0);
-        let status = Command::new(bin)
-            .args(["generate", "--seed", "7", "--partitions", "2", "--clean"])
-            .args(["--events", &s.events.to_string()])
-            .args(["--players", &s.players.to_string()])
-            .args(["--zones", &s.zones.to_string()])
-            .args(["--rate", &rate.to_string()])
-            .arg("--hunt-dir")
-            .arg(dir.join("hunt"))
-            .arg("--events-dir")
-            .arg(&events)
-            .status()
-            .expect("run huntflow generate");
-        assert!(status.success(), "huntflow generate failed");
-        std::fs::write(&done, b"").expect("mark dataset complete");
-        eprintln!("generated {} in {:.1?}", dir.display(), t.elapsed());
-    }
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&events)
-        .expect("events dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    parts.sort();
-    (hunt, parts)
-}
-
-/// Runs the child and returns (wall seconds, peak RSS in bytes).
-fn run_measured(cmd: &mut Command) -> (f64, u64) {
-    let t = Instant::now();
-    let child = cmd.spawn().expect("spawn huntflow backfill");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for; the pointers are valid.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(rc, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "huntflow backfill failed"
-    );
-    std::mem::forget(child);
-    (secs, usage.ru_maxrss as u64 * 1024)
-}
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
@@ -126,12 +70,13 @@ fn main() {
         "{:<18} {:>8} {:>10} {:>8} {:>12} {:>10} {:>14}",
         "scenario", "workers", "events", "wall s", "events/s", "peak MiB", "RSS/player B"
     );
-    for s in SCENARIOS {
+    for run in RUNS {
+        let s = &run.scenario;
         if !filter.is_empty() && !filter.iter().any(|f| s.name.contains(f.as_str())) {
             continue;
         }
-        let (hunt, parts) = generate(bin, s);
-        for &w in s.workers {
+        let (hunt, parts) = dataset(bin, s);
+        for &w in run.workers {
             let out = target_dir().join("bench-data").join("out.jsonl");
             let mut cmd = Command::new(bin);
             cmd.arg("backfill")
@@ -143,7 +88,7 @@ fn main() {
                 .args(&parts)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            let (secs, rss) = run_measured(&mut cmd);
+            let (secs, rss) = run_child(&mut cmd);
             let eps = s.events as f64 / secs;
             let per_player = rss / s.players as u64;
             println!(

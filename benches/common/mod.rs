@@ -1,0 +1,80 @@
+//! What the end-to-end benches share: the seeded bench datasets (generated
+//! once with `huntflow generate` and cached under `target/bench-data/`), and
+//! running the `huntflow` binary as a child with its wall time and peak RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// A generated dataset: events, players and zones, over 2 partitions.
+pub struct Scenario {
+    pub name: &'static str,
+    pub events: u64,
+    pub players: u32,
+    pub zones: u32,
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// The scenario's dataset (generated on first use): the hunt and the
+/// partition files. Each player moves about every 2 s of event time,
+/// whatever the event count.
+pub fn dataset(bin: &str, s: &Scenario) -> (PathBuf, Vec<PathBuf>) {
+    let dir = target_dir()
+        .join("bench-data")
+        .join(format!("e{}-p{}-z{}", s.events, s.players, s.zones));
+    let hunt = dir.join("hunt").join("hunt.toml");
+    let events = dir.join("events");
+    let done = dir.join("complete");
+    if !done.exists() {
+        let t = Instant::now();
+        let rate = (s.players as f64 / 2.0).max(50.0);
+        let status = Command::new(bin)
+            .args(["generate", "--seed", "7", "--partitions", "2", "--clean"])
+            .args(["--events", &s.events.to_string()])
+            .args(["--players", &s.players.to_string()])
+            .args(["--zones", &s.zones.to_string()])
+            .args(["--rate", &rate.to_string()])
+            .arg("--hunt-dir")
+            .arg(dir.join("hunt"))
+            .arg("--events-dir")
+            .arg(&events)
+            .status()
+            .expect("run huntflow generate");
+        assert!(status.success(), "huntflow generate failed");
+        std::fs::write(&done, b"").expect("mark dataset complete");
+        eprintln!("generated {} in {:.1?}", dir.display(), t.elapsed());
+    }
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&events)
+        .expect("events dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    parts.sort();
+    (hunt, parts)
+}
+
+/// Runs the child to completion; returns (wall seconds, peak RSS in bytes).
+/// The child's peak includes this process's high-water mark at spawn time,
+/// so spawn children before growing this process.
+pub fn run_child(cmd: &mut Command) -> (f64, u64) {
+    let t = Instant::now();
+    let child = cmd.spawn().expect("spawn huntflow");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; the pointers are valid.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(rc, pid, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "huntflow failed"
+    );
+    std::mem::forget(child);
+    (secs, usage.ru_maxrss as u64 * 1024)
+}
