@@ -87,27 +87,155 @@ fn circle_box(lat: f64, lon: f64, radius_m: f64) -> ([f64; 2], [f64; 2]) {
     ([lon - dlon, min_lat], [lon + dlon, max_lat])
 }
 
-/// An R-tree over the bounding boxes of a list of shapes; entry `n` is shape number `n`.
+type Bbox = ([f64; 2], [f64; 2]);
+
+/// Cells per zone the grid aims for.
+const CELLS_PER_ZONE: usize = 4;
+/// Cells per grid side at most.
+const MAX_CELLS_PER_SIDE: usize = 2048;
+/// A zone whose box covers more cells than this is kept out of the grid.
+const MAX_CELLS_PER_ZONE: usize = 64;
+
+/// The spatial index of a hunt's zones: a uniform grid over the extent of the
+/// zones' bounding boxes, each cell listing the zones whose box overlaps it,
+/// so that a lookup costs one cell and a few box tests whatever the number
+/// of zones; zones too wide for the grid (spanning every longitude, or far
+/// larger than the typical zone) are kept in an R-tree. Entry `n` is shape
+/// number `n`.
 #[derive(Clone, Debug)]
 pub struct ZoneIndex {
-    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+    boxes: Vec<Option<Bbox>>,
+    grid: Option<Grid>,
+    wide: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
+}
+
+#[derive(Clone, Debug)]
+struct Grid {
+    min: [f64; 2],
+    cell: [f64; 2],
+    cols: usize,
+    rows: usize,
+    /// Zones of cell `c` are `zones[starts[c]..starts[c + 1]]`, ascending.
+    starts: Vec<u32>,
+    zones: Vec<u32>,
+}
+
+impl Grid {
+    fn col_row(&self, x: f64, y: f64) -> (usize, usize) {
+        let col = ((x - self.min[0]) / self.cell[0]).floor().max(0.0) as usize;
+        let row = ((y - self.min[1]) / self.cell[1]).floor().max(0.0) as usize;
+        (col.min(self.cols - 1), row.min(self.rows - 1))
+    }
+
+    /// The cells a box overlaps, as column and row ranges.
+    fn span(
+        &self,
+        b: &Bbox,
+    ) -> (
+        std::ops::RangeInclusive<usize>,
+        std::ops::RangeInclusive<usize>,
+    ) {
+        let (c0, r0) = self.col_row(b.0[0], b.0[1]);
+        let (c1, r1) = self.col_row(b.1[0], b.1[1]);
+        (c0..=c1, r0..=r1)
+    }
+
+    fn build(boxes: &[(u32, Bbox)]) -> Option<(Grid, Vec<u32>)> {
+        let first = boxes.first()?;
+        let mut min = first.1 .0;
+        let mut max = first.1 .1;
+        for (_, b) in boxes {
+            min = [min[0].min(b.0[0]), min[1].min(b.0[1])];
+            max = [max[0].max(b.1[0]), max[1].max(b.1[1])];
+        }
+        let (w, h) = ((max[0] - min[0]).max(0.0), (max[1] - min[1]).max(0.0));
+        let target = (boxes.len() * CELLS_PER_ZONE).max(1) as f64;
+        let (cols, rows) = if w > 0.0 && h > 0.0 {
+            let cols = (target * w / h).sqrt().ceil();
+            (cols, (target / cols).ceil())
+        } else if w > 0.0 {
+            (target, 1.0)
+        } else if h > 0.0 {
+            (1.0, target)
+        } else {
+            (1.0, 1.0)
+        };
+        let cols = (cols as usize).clamp(1, MAX_CELLS_PER_SIDE);
+        let rows = (rows as usize).clamp(1, MAX_CELLS_PER_SIDE);
+        let cell = [
+            if w > 0.0 { w / cols as f64 } else { 1.0 },
+            if h > 0.0 { h / rows as f64 } else { 1.0 },
+        ];
+        let mut grid = Grid {
+            min,
+            cell,
+            cols,
+            rows,
+            starts: Vec::new(),
+            zones: Vec::new(),
+        };
+        let mut cells: Vec<Vec<u32>> = vec![Vec::new(); cols * rows];
+        let mut too_wide = Vec::new();
+        for (n, b) in boxes {
+            let (cs, rs) = grid.span(b);
+            if cs.clone().count() * rs.clone().count() > MAX_CELLS_PER_ZONE {
+                too_wide.push(*n);
+                continue;
+            }
+            for r in rs {
+                for c in cs.clone() {
+                    cells[r * cols + c].push(*n);
+                }
+            }
+        }
+        grid.starts.push(0);
+        for cell in cells {
+            grid.zones.extend(cell);
+            grid.starts.push(grid.zones.len() as u32);
+        }
+        Some((grid, too_wide))
+    }
+
+    fn cell(&self, x: f64, y: f64) -> &[u32] {
+        if x < self.min[0] || y < self.min[1] {
+            return &[];
+        }
+        let (c, r) = self.col_row(x, y);
+        let i = r * self.cols + c;
+        &self.zones[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+}
+
+fn in_box(b: &Bbox, x: f64, y: f64) -> bool {
+    b.0[0] <= x && x <= b.1[0] && b.0[1] <= y && y <= b.1[1]
 }
 
 impl ZoneIndex {
     /// Indexes `shapes`, numbering them from 0 in iteration order.
     pub fn new<'a>(shapes: impl IntoIterator<Item = &'a Shape>) -> ZoneIndex {
-        let entries = shapes
-            .into_iter()
+        let boxes: Vec<Option<Bbox>> = shapes.into_iter().map(Shape::bounding_box).collect();
+        let number = |n: usize| u32::try_from(n).expect("more than u32::MAX zones");
+        let (narrow, mut wide): (Vec<(u32, Bbox)>, Vec<(u32, Bbox)>) = boxes
+            .iter()
             .enumerate()
-            .filter_map(|(n, shape)| {
-                let (min, max) = shape.bounding_box()?;
-                let n = u32::try_from(n).expect("more than u32::MAX zones");
-                Some(GeomWithData::new(Rectangle::from_corners(min, max), n))
-            })
-            .collect();
-        ZoneIndex {
-            tree: RTree::bulk_load(entries),
-        }
+            .filter_map(|(n, b)| b.map(|b| (number(n), b)))
+            .partition(|(_, b)| b.1[0] - b.0[0] < 180.0);
+        let grid = match Grid::build(&narrow) {
+            Some((grid, too_wide)) => {
+                wide.extend(too_wide.into_iter().map(|n| {
+                    let b = boxes[n as usize].expect("indexed zones have a box");
+                    (n, b)
+                }));
+                Some(grid)
+            }
+            None => None,
+        };
+        let wide = RTree::bulk_load(
+            wide.into_iter()
+                .map(|(n, b)| GeomWithData::new(Rectangle::from_corners(b.0, b.1), n))
+                .collect(),
+        );
+        ZoneIndex { boxes, grid, wide }
     }
 
     /// Clears `out`, then pushes, ascending, the number of every shape whose box holds the
@@ -124,12 +252,25 @@ impl ZoneIndex {
         if !lat.is_finite() || !lon.is_finite() {
             return;
         }
-        for entry in self.tree.locate_all_at_point(&[lon, lat]) {
+        if let Some(grid) = &self.grid {
+            for &n in grid.cell(lon, lat) {
+                let b = self.boxes[n as usize]
+                    .as_ref()
+                    .expect("indexed zones have a box");
+                if in_box(b, lon, lat) && exact(n) {
+                    out.push(n);
+                }
+            }
+        }
+        let from_grid = out.len();
+        for entry in self.wide.locate_all_at_point(&[lon, lat]) {
             if exact(entry.data) {
                 out.push(entry.data);
             }
         }
-        out.sort_unstable();
+        if out.len() > from_grid {
+            out.sort_unstable();
+        }
     }
 }
 
@@ -229,5 +370,85 @@ mod tests {
         assert_eq!(out, vec![0]);
         at(f64::NAN, 1.0, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn grid_index_matches_brute_force() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut shapes = Vec::new();
+        for n in 0..600 {
+            let lat = rng.random_range(40.0..50.0);
+            let lon = rng.random_range(0.0..10.0);
+            let size: f64 = if n % 50 == 0 {
+                3.0
+            } else {
+                rng.random_range(0.001..0.2)
+            };
+            if n % 2 == 0 {
+                shapes.push(Shape::Circle {
+                    lat,
+                    lon,
+                    radius_m: size * 111_000.0,
+                });
+            } else {
+                let (x0, y0, x1, y1) = (lon, lat, lon + size, lat + size / 2.0);
+                shapes.push(Shape::Polygons(MultiPolygon::new(vec![polygon![
+                    (x: x0, y: y0),
+                    (x: x1, y: y0),
+                    (x: x1, y: y1),
+                    (x: x0, y: y1),
+                ]])));
+            }
+        }
+        // Circles around a pole and across the antimeridian span every longitude.
+        shapes.push(Shape::Circle {
+            lat: 89.9,
+            lon: 0.0,
+            radius_m: 50_000.0,
+        });
+        shapes.push(Shape::Circle {
+            lat: 45.0,
+            lon: 179.99,
+            radius_m: 5_000.0,
+        });
+        let index = ZoneIndex::new(&shapes);
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let (lat, lon) = if rng.random_bool(0.9) {
+                (rng.random_range(39.0..52.0), rng.random_range(-1.0..12.0))
+            } else {
+                (
+                    rng.random_range(-90.0..=90.0),
+                    rng.random_range(-180.0..=180.0),
+                )
+            };
+            index.query(
+                |n| shapes[n as usize].contains(lat, lon),
+                lat,
+                lon,
+                &mut out,
+            );
+            let expected: Vec<u32> = (0..shapes.len() as u32)
+                .filter(|&n| shapes[n as usize].contains(lat, lon))
+                .collect();
+            assert_eq!(out, expected, "at {lat}, {lon}");
+        }
+        // Box corners and edges land in the right cells.
+        for shape in &shapes[..50] {
+            let (min, max) = shape.bounding_box().expect("box");
+            for (lon, lat) in [(min[0], min[1]), (max[0], max[1]), (min[0], max[1])] {
+                index.query(
+                    |n| shapes[n as usize].contains(lat, lon),
+                    lat,
+                    lon,
+                    &mut out,
+                );
+                let expected: Vec<u32> = (0..shapes.len() as u32)
+                    .filter(|&n| shapes[n as usize].contains(lat, lon))
+                    .collect();
+                assert_eq!(out, expected, "at {lat}, {lon}");
+            }
+        }
     }
 }
