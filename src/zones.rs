@@ -215,7 +215,8 @@ impl ZoneIndex {
     pub fn new<'a>(shapes: impl IntoIterator<Item = &'a Shape>) -> ZoneIndex {
         let boxes: Vec<Option<Bbox>> = shapes.into_iter().map(Shape::bounding_box).collect();
         let number = |n: usize| u32::try_from(n).expect("more than u32::MAX zones");
-        let (narrow, mut wide): (Vec<(u32, Bbox)>, Vec<(u32, Bbox)>) = boxes
+        type Numbered = Vec<(u32, Bbox)>;
+        let (narrow, mut wide): (Numbered, Numbered) = boxes
             .iter()
             .enumerate()
             .filter_map(|(n, b)| b.map(|b| (number(n), b)))
