@@ -3,7 +3,8 @@
 //! `huntflow backfill` on them as a child process at 1 and 2 workers, and
 //! prints events/s, wall time, peak RSS of the child and the peak RSS per
 //! player. It also runs the same players with 10× the events to show that
-//! memory stays flat when only the event count grows.
+//! memory stays flat when only the event count grows, and a million players
+//! all with a live position for the memory bound.
 //!
 //! Run: `cargo bench --bench backfill` (all scenarios), or
 //! `cargo bench --bench backfill -- small` for a quick run.
@@ -51,6 +52,15 @@ const RUNS: &[Run] = &[
             zones: 100,
         },
         workers: &[1, 2],
+    },
+    Run {
+        scenario: Scenario {
+            name: "1M-players",
+            events: 3_000_000,
+            players: 1_000_000,
+            zones: 1_000,
+        },
+        workers: &[2],
     },
 ];
 

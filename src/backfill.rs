@@ -32,6 +32,9 @@ pub struct BackfillOptions {
     pub progress_records: bool,
     /// Show a progress bar on standard error.
     pub progress_bar: bool,
+    /// Events and timers the facts operator handles per activation at most:
+    /// smaller slices mean smaller bursts downstream (output is the same).
+    pub slice: usize,
 }
 
 impl BackfillOptions {
@@ -45,6 +48,7 @@ impl BackfillOptions {
             summary: None,
             progress_records: false,
             progress_bar: false,
+            slice: crate::dataflow::facts::DEFAULT_SLICE,
         }
     }
 }
@@ -197,6 +201,7 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
     let stats = Arc::new(Stats::default());
     let errors: ErrorSlot = Arc::new(Mutex::new(None));
     let progress_records = opts.progress_records;
+    let slice = opts.slice;
 
     let worker_stats = stats.clone();
     let worker_errors = errors.clone();
@@ -220,7 +225,7 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
                 worker_stats.clone(),
                 Some(throttle),
             );
-            let changes = crate::dataflow::build(scope, events, hunt.clone())
+            let changes = crate::dataflow::build(scope, events, hunt.clone(), slice)
                 .inner
                 .probe_with(&probe);
             sink::notification_sink(

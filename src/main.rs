@@ -97,6 +97,9 @@ struct GenerateArgs {
     duplicate_rate: Option<f64>,
     #[arg(long)]
     malformed_rate: Option<f64>,
+    /// Side of the square city the players walk and the zones lie in, metres.
+    #[arg(long)]
+    extent_m: Option<f64>,
     /// Generate clean data: no late, duplicate or malformed records.
     #[arg(long)]
     clean: bool,
@@ -135,6 +138,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     };
     if let Some(v) = args.start_ms {
         opts.start_ms = v;
+    }
+    if let Some(v) = args.extent_m {
+        opts.extent_m = v;
     }
     if let Some(v) = args.rate {
         opts.rate_per_s = v;

@@ -22,7 +22,8 @@ pub fn target_dir() -> PathBuf {
 
 /// The scenario's dataset (generated on first use): the hunt and the
 /// partition files. Each player moves about every 2 s of event time,
-/// whatever the event count.
+/// whatever the event count, and the city grows with the zones (3 km square
+/// per 100 zones) so that zone density stays that of a real city.
 pub fn dataset(bin: &str, s: &Scenario) -> (PathBuf, Vec<PathBuf>) {
     let dir = target_dir()
         .join("bench-data")
@@ -33,12 +34,14 @@ pub fn dataset(bin: &str, s: &Scenario) -> (PathBuf, Vec<PathBuf>) {
     if !done.exists() {
         let t = Instant::now();
         let rate = (s.players as f64 / 2.0).max(50.0);
+        let extent_m = 3_000.0 * (s.zones.max(100) as f64 / 100.0).sqrt();
         let status = Command::new(bin)
             .args(["generate", "--seed", "7", "--partitions", "2", "--clean"])
             .args(["--events", &s.events.to_string()])
             .args(["--players", &s.players.to_string()])
             .args(["--zones", &s.zones.to_string()])
             .args(["--rate", &rate.to_string()])
+            .args(["--extent-m", &extent_m.to_string()])
             .arg("--hunt-dir")
             .arg(dir.join("hunt"))
             .arg("--events-dir")

@@ -14,7 +14,7 @@
 //! and a player with nothing live is forgotten.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -230,6 +230,9 @@ struct Facts {
     players: FxHashMap<Id, PlayerState>,
     /// Events whose time is not complete yet, in arrival order.
     pending: Vec<Event>,
+    /// Events whose time is complete, sorted by time and player, waiting for
+    /// their turn (work is done in bounded slices).
+    ready: VecDeque<Event>,
     /// The least `ts` in `pending`.
     pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
@@ -245,34 +248,39 @@ impl Facts {
     /// The least time with work left: a pending event or a timer.
     fn next_time(&self) -> Option<u64> {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        match (self.pending_min, t) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let r = self.ready.front().map(|e| e.ts);
+        [self.pending_min, t, r].into_iter().flatten().min()
     }
 
-    /// Processes, in time order, every time below `limit` (all when `None`):
-    /// the events at that time and the timers due then.
-    fn process_until(&mut self, limit: Option<u64>, out: &mut Vec<(PlayerFact, u64, isize)>) {
-        if self
-            .next_time()
-            .is_none_or(|t| limit.is_some_and(|f| t >= f))
-        {
-            return;
+    /// Processes, in time order, the times below `limit` (all when `None`):
+    /// the events at each time and the timers due then, stopping after the
+    /// first time at which `budget` events and timers have been handled.
+    /// Returns true when work below `limit` is left for another call.
+    fn process_until(
+        &mut self,
+        limit: Option<u64>,
+        budget: usize,
+        out: &mut Vec<(PlayerFact, u64, isize)>,
+    ) -> bool {
+        let below = |t: u64| limit.is_none_or(|f| t < f);
+        if self.pending_min.is_some_and(below) {
+            // Events arriving later have times at or above every time that
+            // was complete before, so appending keeps `ready` sorted.
+            let mut fresh: Vec<Event> = match limit {
+                None => std::mem::take(&mut self.pending),
+                Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
+            };
+            self.pending_min = self.pending.iter().map(|e| e.ts).min();
+            fresh.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
+            self.ready.extend(fresh);
         }
-        let mut ready: Vec<Event> = match limit {
-            None => std::mem::take(&mut self.pending),
-            Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
-        };
-        self.pending_min = self.pending.iter().map(|e| e.ts).min();
-        ready.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
-        let mut ready = ready.into_iter().peekable();
         let Facts {
             hunt,
             conditions,
             players,
             timers,
             scratch,
+            ready,
             ..
         } = self;
         let mut ctx = Settle {
@@ -281,26 +289,26 @@ impl Facts {
             scratch,
             timers,
         };
-        loop {
-            let event_time = ready.peek().map(|e| e.ts);
+        let mut done = 0;
+        while done < budget {
+            let event_time = ready.front().map(|e| e.ts);
             let timer_time = ctx
                 .timers
                 .peek()
                 .map(|Reverse((t, _))| *t)
-                .filter(|t| limit.is_none_or(|f| *t < f));
-            let t = match (event_time, timer_time) {
-                (Some(a), Some(b)) => a.min(b),
-                (Some(a), None) => a,
-                (None, Some(b)) => b,
-                (None, None) => break,
+                .filter(|t| below(*t));
+            let Some(t) = [event_time, timer_time].into_iter().flatten().min() else {
+                break;
             };
-            while let Some(first) = ready.next_if(|e| e.ts == t) {
+            while let Some(first) = ready.pop_front_if(|e| e.ts == t) {
                 let player = first.player.clone();
                 let state = players.entry(player.clone()).or_default();
                 state.expire(t);
                 state.apply(first);
-                while let Some(next) = ready.next_if(|e| e.ts == t && e.player == player) {
+                done += 1;
+                while let Some(next) = ready.pop_front_if(|e| e.ts == t && e.player == player) {
                     state.apply(next);
+                    done += 1;
                 }
                 if ctx.settle(state, t, &player, out) {
                     players.remove(&player);
@@ -314,6 +322,7 @@ impl Facts {
                 .is_some_and(|Reverse((time, _))| *time == t)
             {
                 let Reverse((_, player)) = ctx.timers.pop().expect("peeked");
+                done += 1;
                 if let Some(state) = players.get_mut(&player) {
                     if state.timer == Some(t) {
                         state.timer = None;
@@ -325,6 +334,7 @@ impl Facts {
                 }
             }
         }
+        !ready.is_empty() || ctx.timers.peek().is_some_and(|Reverse((t, _))| below(*t))
     }
 }
 
@@ -398,20 +408,32 @@ fn diff(
     }
 }
 
-/// Builds the facts operator over the accepted events.
+/// The default of [`build`]'s `slice`.
+pub const DEFAULT_SLICE: usize = 50_000;
+
+/// Builds the facts operator over the accepted events. Each activation
+/// handles about `slice` events and timers at most (a slice ends at a time
+/// boundary), so that a large jump of the frontier — the end of a backfill —
+/// flows downstream in slices the next operators can digest and compact,
+/// instead of one burst.
 pub fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
+    slice: usize,
 ) -> VecCollection<'scope, u64, PlayerFact, isize> {
+    let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
+    let scope = events.scope();
     events
-        .unary_frontier(exchange, "Facts", move |_initial, _info| {
+        .unary_frontier(exchange, "Facts", move |_initial, info| {
+            let activator = scope.activator_for(info.address);
             let mut facts = Facts {
                 conditions: sensor_rewards(&hunt),
                 hunt,
                 players: FxHashMap::default(),
                 pending: Vec::new(),
                 pending_min: None,
+                ready: VecDeque::new(),
                 timers: BinaryHeap::new(),
                 scratch: Vec::new(),
             };
@@ -428,7 +450,8 @@ pub fn build<'scope>(
                         facts.push(event);
                     }
                 });
-                facts.process_until(frontier.frontier().first().copied(), &mut changes);
+                let more =
+                    facts.process_until(frontier.frontier().first().copied(), slice, &mut changes);
                 if let Some(cap) = held.as_mut() {
                     if !changes.is_empty() {
                         output.session(&*cap).give_container(&mut changes);
@@ -438,6 +461,9 @@ pub fn build<'scope>(
                         Some(next) => cap.downgrade(&next),
                         None => held = None,
                     }
+                }
+                if more {
+                    activator.activate();
                 }
             }
         })

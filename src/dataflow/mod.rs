@@ -37,13 +37,15 @@ pub enum Change {
     Occupancy(u32, i64),
 }
 
-/// Builds the whole dataflow over accepted events.
+/// Builds the whole dataflow over accepted events; `slice` bounds the work
+/// of one activation of the facts operator (see [`facts::build`]).
 pub fn build<'scope>(
     scope: Scope<'scope, u64>,
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
+    slice: usize,
 ) -> VecCollection<'scope, u64, Change, isize> {
-    let facts = facts::build(events, hunt.clone());
+    let facts = facts::build(events, hunt.clone(), slice);
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
         .inner

@@ -228,6 +228,11 @@ pub fn run_engine(dir: &Path, hunt: &Path, inputs: &[PathBuf], workers: usize) -
     let out_path = dir.join(format!("out-{workers}.jsonl"));
     let mut opts = BackfillOptions::new(hunt.to_path_buf(), inputs.to_vec());
     opts.workers = workers;
+    // At 4 workers the facts operator works in tiny slices, so that slicing
+    // is checked too: the output must not depend on it.
+    if workers == 4 {
+        opts.slice = 3;
+    }
     opts.output = Some(out_path.clone());
     let summary =
         run(&opts).unwrap_or_else(|e| panic!("backfill with {workers} workers fails: {e}"));
