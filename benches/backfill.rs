@@ -13,14 +13,13 @@
 //! Each result is also appended as one JSON line to
 //! `target/bench-results.jsonl` so runs can be compared.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{dataset, run_child, target_dir, Scenario};
+use common::{dataset, filter, results_file, run_child, selected, target_dir, Scenario};
 
 struct Run {
     scenario: Scenario,
@@ -68,23 +67,15 @@ const RUNS: &[Run] = &[
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let results_path = target_dir().join("bench-results.jsonl");
-    let mut results = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&results_path)
-        .expect("open bench results");
+    let filter = filter();
+    let (results_path, mut results) = results_file();
     println!(
         "{:<18} {:>8} {:>10} {:>8} {:>12} {:>10} {:>14}",
         "scenario", "workers", "events", "wall s", "events/s", "peak MiB", "RSS/player B"
     );
     for run in RUNS {
         let s = &run.scenario;
-        if !filter.is_empty() && !filter.iter().any(|f| s.name.contains(f.as_str())) {
+        if !selected(&filter, s.name) {
             continue;
         }
         let (hunt, parts) = dataset(bin, s);

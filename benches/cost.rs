@@ -32,13 +32,13 @@ mod baseline;
 #[path = "common/mod.rs"]
 mod common;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{dataset, run_child, target_dir, Scenario};
+use common::{dataset, filter, results_file, run_child, selected, target_dir, Scenario};
 use huntflow::hunt::Hunt;
 
 const SCENARIOS: &[Scenario] = &[
@@ -120,22 +120,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let results_path = target_dir().join("bench-results.jsonl");
-    let mut results = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&results_path)
-        .expect("open bench results");
+    let filter = filter();
+    let (results_path, mut results) = results_file();
     println!(
         "{:<8} {:<9} {:>7} {:>10} {:>8} {:>12} {:>10} {:>9}",
         "scenario", "program", "workers", "events", "wall s", "events/s", "ratio", "peak MiB"
     );
     for s in SCENARIOS {
-        if !filter.is_empty() && !filter.iter().any(|f| s.name.contains(f.as_str())) {
+        if !selected(&filter, s.name) {
             continue;
         }
         let (hunt_path, parts) = dataset(bin, s);

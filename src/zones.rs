@@ -415,15 +415,7 @@ mod tests {
         });
         let index = ZoneIndex::new(&shapes);
         let mut out = Vec::new();
-        for _ in 0..20_000 {
-            let (lat, lon) = if rng.random_bool(0.9) {
-                (rng.random_range(39.0..52.0), rng.random_range(-1.0..12.0))
-            } else {
-                (
-                    rng.random_range(-90.0..=90.0),
-                    rng.random_range(-180.0..=180.0),
-                )
-            };
+        let mut check = |lat: f64, lon: f64| {
             index.query(
                 |n| shapes[n as usize].contains(lat, lon),
                 lat,
@@ -434,21 +426,23 @@ mod tests {
                 .filter(|&n| shapes[n as usize].contains(lat, lon))
                 .collect();
             assert_eq!(out, expected, "at {lat}, {lon}");
+        };
+        for _ in 0..20_000 {
+            let (lat, lon) = if rng.random_bool(0.9) {
+                (rng.random_range(39.0..52.0), rng.random_range(-1.0..12.0))
+            } else {
+                (
+                    rng.random_range(-90.0..=90.0),
+                    rng.random_range(-180.0..=180.0),
+                )
+            };
+            check(lat, lon);
         }
         // Box corners and edges land in the right cells.
         for shape in &shapes[..50] {
             let (min, max) = shape.bounding_box().expect("box");
             for (lon, lat) in [(min[0], min[1]), (max[0], max[1]), (min[0], max[1])] {
-                index.query(
-                    |n| shapes[n as usize].contains(lat, lon),
-                    lat,
-                    lon,
-                    &mut out,
-                );
-                let expected: Vec<u32> = (0..shapes.len() as u32)
-                    .filter(|&n| shapes[n as usize].contains(lat, lon))
-                    .collect();
-                assert_eq!(out, expected, "at {lat}, {lon}");
+                check(lat, lon);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! once with `huntflow generate` and cached under `target/bench-data/`), and
 //! running the `huntflow` binary as a child with its wall time and peak RSS.
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -80,4 +81,29 @@ pub fn run_child(cmd: &mut Command) -> (f64, u64) {
     );
     std::mem::forget(child);
     (secs, usage.ru_maxrss as u64 * 1024)
+}
+
+/// The scenario names asked for on the command line (`cargo bench -- NAME`);
+/// empty means all.
+pub fn filter() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect()
+}
+
+/// Whether scenario `name` is selected by `filter`.
+pub fn selected(filter: &[String], name: &str) -> bool {
+    filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// `target/bench-results.jsonl`, opened for appending one JSON line per result.
+pub fn results_file() -> (PathBuf, File) {
+    let path = target_dir().join("bench-results.jsonl");
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open bench results");
+    (path, file)
 }
