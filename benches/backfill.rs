@@ -4,7 +4,8 @@
 //! prints events/s, wall time, peak RSS of the child and the peak RSS per
 //! player. It also runs the same players with 10× the events to show that
 //! memory stays flat when only the event count grows, and a million players
-//! all with a live position for the memory bound.
+//! all with a live position for the memory bound. `-- 100M` runs the same
+//! players with 100M events (only when asked: ~11 GB of data).
 //!
 //! Run: `cargo bench --bench backfill` (all scenarios), or
 //! `cargo bench --bench backfill -- small` for a quick run. The first run
@@ -24,6 +25,9 @@ use common::{dataset, filter, results_file, run_child, selected, target_dir, Sce
 struct Run {
     scenario: Scenario,
     workers: &'static [usize],
+    /// Only run when named (`cargo bench --bench backfill -- 100M`): the
+    /// dataset takes ~11 GB of disk.
+    on_request: bool,
 }
 
 const RUNS: &[Run] = &[
@@ -35,6 +39,7 @@ const RUNS: &[Run] = &[
             zones: 100,
         },
         workers: &[1, 2],
+        on_request: false,
     },
     Run {
         scenario: Scenario {
@@ -44,6 +49,7 @@ const RUNS: &[Run] = &[
             zones: 100,
         },
         workers: &[1, 2],
+        on_request: false,
     },
     Run {
         scenario: Scenario {
@@ -53,6 +59,7 @@ const RUNS: &[Run] = &[
             zones: 100,
         },
         workers: &[1, 2],
+        on_request: false,
     },
     Run {
         scenario: Scenario {
@@ -62,6 +69,17 @@ const RUNS: &[Run] = &[
             zones: 1_000,
         },
         workers: &[2],
+        on_request: false,
+    },
+    Run {
+        scenario: Scenario {
+            name: "100M-same-players",
+            events: 100_000_000,
+            players: 10_000,
+            zones: 100,
+        },
+        workers: &[2],
+        on_request: true,
     },
 ];
 
@@ -75,7 +93,7 @@ fn main() {
     );
     for run in RUNS {
         let s = &run.scenario;
-        if !selected(&filter, s.name) {
+        if !selected(&filter, s.name) || (run.on_request && filter.is_empty()) {
             continue;
         }
         let (hunt, parts) = dataset(bin, s);
