@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -174,15 +174,15 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
     let mut total_bytes = 0u64;
     let mut partitions = Vec::new();
     for path in &opts.inputs {
-        let reader: Box<dyn BufRead + Send> = if is_dash(path) {
-            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+        let reader: source::Reader = if is_dash(path) {
+            BufReader::with_capacity(1 << 20, Box::new(std::io::stdin()))
         } else {
             let file = File::open(path).map_err(|source| BackfillError::Input {
                 path: path.clone(),
                 source,
             })?;
             total_bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-            Box::new(BufReader::with_capacity(1 << 20, file))
+            BufReader::with_capacity(1 << 20, Box::new(file))
         };
         partitions.push(Partition {
             name: path.display().to_string(),

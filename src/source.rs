@@ -10,7 +10,7 @@
 //! event with `ts < F` has arrived.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -143,10 +143,13 @@ impl Stats {
     }
 }
 
+/// A partition's input, buffered.
+pub type Reader = BufReader<Box<dyn Read + Send>>;
+
 /// One input partition: a reader taken by the worker that owns it.
 pub struct Partition {
     pub name: String,
-    pub reader: Mutex<Option<Box<dyn BufRead + Send>>>,
+    pub reader: Mutex<Option<Reader>>,
 }
 
 /// Validates one raw record of partition `partition` against the hunt and
@@ -284,7 +287,12 @@ pub fn build<'scope>(
                 let (mut read, mut accepted, mut bytes) = (0u64, 0u64, 0u64);
                 let mut rejected = [0u64; 8];
                 let mut eof = false;
-                for _ in 0..BATCH_LINES {
+                for n in 0..BATCH_LINES {
+                    // Never wait for more input once something was read: on a
+                    // pipe or terminal, what has arrived is processed now.
+                    if n > 0 && r.buffer().is_empty() {
+                        break;
+                    }
                     let line = match read_line_capped(r, &mut buf, event::MAX_RECORD_BYTES) {
                         Ok(None) => {
                             eof = true;
