@@ -1,0 +1,132 @@
+//! Completion latency of a backfill fed through a pipe at a steady rate:
+//! `huntflow backfill --progress -` reads one partition of the 1M bench
+//! dataset from standard input, paced at `HUNTFLOW_LATENCY_RATE` lines per
+//! second (default 100,000). For each progress record `T` it measures the
+//! wall time from the moment the input that completes `T` was written (the
+//! first line that lifts the partition frontier `max(0, M - L)` to `T` or
+//! beyond) to the moment the progress record arrives, i.e. every
+//! notification before `T` has been written. Prints p50/p90/p99/max and
+//! appends one JSON line to `target/bench-results.jsonl`.
+//!
+//! Run: `cargo bench --bench latency`.
+
+// Only part of the shared bench helpers is used here.
+#[allow(dead_code)]
+#[path = "common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{dataset, results_file, Scenario};
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_huntflow");
+    let rate: u64 = std::env::var("HUNTFLOW_LATENCY_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let scenario = Scenario {
+        name: "1M",
+        events: 1_000_000,
+        players: 10_000,
+        zones: 100,
+    };
+    let (hunt, parts) = dataset(bin, &scenario);
+    let lateness = huntflow::hunt::Hunt::load(&hunt)
+        .expect("bench hunt loads")
+        .max_lateness_ms;
+    let input = std::fs::read(&parts[0]).expect("read partition");
+
+    let mut child = Command::new(bin)
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(&hunt)
+        .args(["--progress", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn huntflow backfill");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+
+    // Progress records and when they arrived.
+    let (tx, rx) = mpsc::channel::<(u64, Instant)>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("read output");
+            if line.starts_with("{\"kind\":\"progress\"") {
+                let v: serde_json::Value = serde_json::from_str(&line).expect("progress JSON");
+                let t = v["time"].as_u64().expect("progress time");
+                tx.send((t, Instant::now())).expect("collector alive");
+            }
+        }
+    });
+
+    // Write the lines at a steady pace, noting when each new frontier was sent.
+    let start = Instant::now();
+    let mut frontiers: Vec<(u64, Instant)> = Vec::new();
+    let mut max_ts: Option<u64> = None;
+    let per_ms = (rate / 1000).max(1) as usize;
+    let lines: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
+    for (i, chunk) in lines.chunks(per_ms).enumerate() {
+        let due = start + Duration::from_millis(i as u64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        for line in chunk {
+            let v: serde_json::Value = serde_json::from_slice(line).expect("clean dataset");
+            let ts = v["ts"].as_u64().expect("ts");
+            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+        }
+        stdin.write_all(&chunk.concat()).expect("write input");
+        stdin.flush().expect("flush input");
+        let frontier = max_ts.map_or(0, |m| m.saturating_sub(lateness));
+        if frontiers.last().is_none_or(|(f, _)| frontier > *f) {
+            frontiers.push((frontier, Instant::now()));
+        }
+    }
+    let sent = start.elapsed();
+    drop(stdin);
+    reader.join().expect("reader thread");
+    assert!(child.wait().expect("wait").success(), "huntflow failed");
+
+    let mut latencies: Vec<f64> = rx
+        .try_iter()
+        .filter_map(|(t, arrived)| {
+            let i = frontiers.partition_point(|(f, _)| *f < t);
+            frontiers
+                .get(i)
+                .map(|(_, sent)| arrived.saturating_duration_since(*sent).as_secs_f64() * 1e3)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    assert!(!latencies.is_empty(), "no progress records");
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "{} lines at {rate}/s in {:.1?}: {} progress records; completion latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        lines.len(),
+        sent,
+        latencies.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+    let (path, mut results) = results_file();
+    writeln!(
+        results,
+        "{{\"bench\":\"latency\",\"rate\":{rate},\"lines\":{},\"progress_records\":{},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
+        lines.len(),
+        latencies.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    )
+    .expect("write bench result");
+    eprintln!("result appended to {}", path.display());
+}
