@@ -6,6 +6,7 @@
 
 #[path = "../benches/cost/baseline.rs"]
 mod baseline;
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -13,47 +14,7 @@ use huntflow::backfill::{run, BackfillOptions, Summary};
 use huntflow::generate::{generate, write_case, GenerateOptions};
 use huntflow::hunt::Hunt;
 
-/// A fresh scratch directory under the test target's temporary directory.
-fn scratch(label: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cost_baseline")
-        .join(label);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch directory");
-    dir
-}
-
-/// Panics showing the first differing line when the outputs differ.
-fn assert_same(what: &str, engine: &[u8], baseline: &[u8]) {
-    if engine == baseline {
-        return;
-    }
-    let e = String::from_utf8_lossy(engine);
-    let b = String::from_utf8_lossy(baseline);
-    let (el, bl): (Vec<&str>, Vec<&str>) = (e.lines().collect(), b.lines().collect());
-    let first = el
-        .iter()
-        .zip(&bl)
-        .position(|(x, y)| x != y)
-        .unwrap_or(el.len().min(bl.len()));
-    let around = |lines: &[&str]| {
-        lines
-            .iter()
-            .skip(first.saturating_sub(3))
-            .take(6)
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    panic!(
-        "{what}: baseline differs from the engine at line {} (engine {} lines, baseline {})\n--- engine\n{}\n--- baseline\n{}",
-        first + 1,
-        el.len(),
-        bl.len(),
-        around(&el),
-        around(&bl)
-    );
-}
+use common::{assert_same_output, Scratch};
 
 /// Runs the engine (1 worker) and the baseline over the same files and
 /// requires the same notification bytes and summary. Returns the output.
@@ -68,7 +29,11 @@ fn compare(what: &str, dir: &Path, hunt_path: &Path, inputs: &[PathBuf]) -> Vec<
     let mut ours = Vec::new();
     let summary: Summary = baseline::run(&hunt, inputs, &mut ours)
         .unwrap_or_else(|e| panic!("{what}: baseline fails: {e}"));
-    assert_same(what, &engine, &ours);
+    assert_same_output(
+        &format!("{what}: baseline against the engine"),
+        &String::from_utf8_lossy(&engine),
+        &String::from_utf8_lossy(&ours),
+    );
     assert_eq!(summary, engine_summary, "{what}: summaries differ");
     engine
 }
@@ -104,10 +69,15 @@ fn noisy(seed: u64) -> GenerateOptions {
 
 fn check_generated(label: &str, opts: &GenerateOptions) -> Vec<u8> {
     let case = generate(opts);
-    let dir = scratch(label);
+    let dir = Scratch::new(label);
     let (hunt_path, inputs) =
         write_case(&case, &dir.join("hunt"), &dir.join("events")).expect("write case");
-    compare(&format!("{label} ({opts:?})"), &dir, &hunt_path, &inputs)
+    compare(
+        &format!("{label} ({opts:?})"),
+        &dir.path,
+        &hunt_path,
+        &inputs,
+    )
 }
 
 #[test]
@@ -165,7 +135,7 @@ fn baseline_matches_engine_on_the_demo() {
         eprintln!("no demo hunt or partitions: skipped");
         return;
     }
-    compare("demo", &scratch("demo"), &hunt, &parts);
+    compare("demo", &Scratch::new("demo").path, &hunt, &parts);
 }
 
 const EDGE_HUNT: &str = r#"
@@ -252,16 +222,16 @@ fn baseline_matches_engine_on_edge_cases() {
         pos("v", "p4", 300, 10.4, 10.4, ""),
     ]
     .concat();
-    let dir = scratch("edge");
+    let dir = Scratch::new("edge");
     let hunt_path = dir.join("hunt.toml");
     std::fs::write(&hunt_path, EDGE_HUNT).expect("write hunt");
     let mut inputs = Vec::new();
     for (i, part) in [p0, p1].iter().enumerate() {
-        let path = dir.join(format!("part-{i}.jsonl"));
+        let path = dir.join(&format!("part-{i}.jsonl"));
         std::fs::write(&path, part).expect("write partition");
         inputs.push(path);
     }
-    let out = compare("edge", &dir, &hunt_path, &inputs);
+    let out = compare("edge", &dir.path, &hunt_path, &inputs);
     let text = String::from_utf8(out).expect("UTF-8 output");
     for want in [
         "{\"time\":500,\"kind\":\"eligible\",\"player\":\"p2\",\"reward\":\"clue-only\",\"priority\":4}",
@@ -271,5 +241,5 @@ fn baseline_matches_engine_on_edge_cases() {
         assert!(text.contains(want), "missing {want} in\n{text}");
     }
     inputs.reverse();
-    compare("edge, partitions swapped", &dir, &hunt_path, &inputs);
+    compare("edge, partitions swapped", &dir.path, &hunt_path, &inputs);
 }

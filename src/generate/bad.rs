@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::geom::{push_f64, push_u64, round_to};
 use super::line::{push_id, render, type_name, Body, Ev, Names, Opt, Patch};
+use crate::event::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BadKind {
@@ -54,15 +55,17 @@ impl BadKind {
         }
     }
 
-    /// The SPEC §3 reason code the engine must reject this line with.
-    pub fn reason(self) -> &'static str {
+    /// The SPEC §3 reason the engine must reject this line with.
+    pub fn reason(self) -> Reason {
         match self {
-            BadKind::NotJson | BadKind::NonUtf8 | BadKind::NotObject | BadKind::Huge => "malformed",
-            BadKind::MissingField | BadKind::NullField => "missing_field",
-            BadKind::WrongType | BadKind::EmptyString => "bad_field",
-            BadKind::UnknownType => "unknown_type",
-            BadKind::BadCoordinates => "bad_coordinates",
-            BadKind::Inaccurate => "inaccurate",
+            BadKind::NotJson | BadKind::NonUtf8 | BadKind::NotObject | BadKind::Huge => {
+                Reason::Malformed
+            }
+            BadKind::MissingField | BadKind::NullField => Reason::MissingField,
+            BadKind::WrongType | BadKind::EmptyString => Reason::BadField,
+            BadKind::UnknownType => Reason::UnknownType,
+            BadKind::BadCoordinates => Reason::BadCoordinates,
+            BadKind::Inaccurate => Reason::Inaccurate,
         }
     }
 

@@ -19,6 +19,7 @@ use super::line::{render, Ev, Names};
 use super::model::rate;
 use super::world::World;
 use super::{GenerateOptions, GenerateStats};
+use crate::event::Reason;
 
 /// Share of a player's events that go to a partition other than the player's own.
 const STRAY_RATE: f64 = 0.005;
@@ -333,13 +334,13 @@ impl<'m, W: Write> Sim<'m, W> {
             .is_some_and(|m| ts.saturating_add(self.opts.max_lateness_ms) < m)
     }
 
-    fn count(&mut self, reason: &'static str) {
-        *self.stats.rejected.entry(reason).or_insert(0) += 1;
+    fn count(&mut self, reason: Reason) {
+        *self.stats.rejected.entry(reason.as_str()).or_insert(0) += 1;
     }
 
     fn settle(&mut self, p: usize, ts: u64) {
         if self.is_late(p, ts) {
-            self.count("late");
+            self.count(Reason::Late);
         } else {
             self.stats.accepted += 1;
             let m = &mut self.parts[p].max_ts;
@@ -357,9 +358,9 @@ impl<'m, W: Write> Sim<'m, W> {
             Item::Dup { bytes, ts } => {
                 self.put(p, &bytes)?;
                 let reason = if self.is_late(p, ts) {
-                    "late"
+                    Reason::Late
                 } else {
-                    "duplicate"
+                    Reason::Duplicate
                 };
                 self.count(reason);
             }
@@ -382,7 +383,7 @@ impl<'m, W: Write> Sim<'m, W> {
                 if fallback {
                     self.settle(p, ev.ts);
                 } else {
-                    self.count("late");
+                    self.count(Reason::Late);
                 }
             }
             Item::Bad { bytes, kind } => {

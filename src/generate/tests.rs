@@ -215,18 +215,12 @@ fn every_kind_of_bad_line_appears() {
             "{kind:?}"
         );
     }
-    for reason in [
-        "malformed",
-        "missing_field",
-        "bad_field",
-        "unknown_type",
-        "bad_coordinates",
-        "inaccurate",
-        "late",
-        "duplicate",
-    ] {
+    for reason in crate::event::Reason::ALL {
         assert!(
-            case.stats.rejected.get(reason).is_some_and(|n| *n > 0),
+            case.stats
+                .rejected
+                .get(reason.as_str())
+                .is_some_and(|n| *n > 0),
             "{reason}"
         );
     }
