@@ -231,8 +231,10 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
             sink::notification_sink(
                 changes,
                 hunt.clone(),
-                out.map(|w| w as Box<dyn Write>),
-                progress_records,
+                out.map(|w| {
+                    Box::new(sink::LineOutput::new(w, progress_records))
+                        as Box<dyn sink::NotificationOutput>
+                }),
                 worker_errors.clone(),
             );
             sink::reject_sink(

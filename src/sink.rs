@@ -155,19 +155,81 @@ fn record_error(slot: &ErrorSlot, e: std::io::Error) {
     }
 }
 
-/// Writes the notification stream. `writer` is `Some` on the worker that
+/// Where the notification sink writes: the notifications of each completed
+/// time in order, and the frontier as it advances.
+pub trait NotificationOutput {
+    /// Writes the notifications of completed time `time`, in SPEC §6 order.
+    fn write_time(
+        &mut self,
+        hunt: &Hunt,
+        time: u64,
+        notifications: &[Notification],
+    ) -> std::io::Result<()>;
+    /// Every time below `frontier` is complete and written; `None`: the
+    /// stream has ended.
+    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()>;
+}
+
+/// JSON Lines to a byte stream, with optional progress records.
+pub struct LineOutput {
+    writer: Box<dyn Write>,
+    buf: Vec<u8>,
+    progress_records: bool,
+    last_progress: Option<u64>,
+}
+
+impl LineOutput {
+    pub fn new(writer: Box<dyn Write>, progress_records: bool) -> Self {
+        LineOutput {
+            writer,
+            buf: Vec::with_capacity(1 << 16),
+            progress_records,
+            last_progress: None,
+        }
+    }
+}
+
+impl NotificationOutput for LineOutput {
+    fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
+        for n in ns {
+            format_notification(&mut self.buf, hunt, time, n);
+        }
+        if self.buf.len() >= 1 << 16 {
+            self.writer.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
+        if self.progress_records {
+            if let Some(f) = frontier {
+                if self.last_progress.is_none_or(|p| f > p) && f > 0 {
+                    let _ = writeln!(self.buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
+                    self.last_progress = Some(f);
+                }
+            }
+        }
+        if !self.buf.is_empty() || frontier.is_none() {
+            self.writer.write_all(&self.buf)?;
+            self.writer.flush()?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Writes the notification stream. `output` is `Some` on the worker that
 /// writes (worker 0) and `None` elsewhere; every change is routed to worker 0.
 pub fn notification_sink<'scope>(
     changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
     hunt: Arc<Hunt>,
-    writer: Option<Box<dyn Write>>,
-    progress_records: bool,
+    output: Option<Box<dyn NotificationOutput>>,
     errors: ErrorSlot,
 ) {
-    let mut writer = writer;
+    let mut output = output;
     let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
-    let mut buf = Vec::with_capacity(1 << 16);
-    let mut last_progress: Option<u64> = None;
+    let mut last: Option<Option<u64>> = None;
     changes.sink(
         Exchange::new(|_: &(Change, u64, isize)| 0),
         "NotificationSink",
@@ -178,45 +240,28 @@ pub fn notification_sink<'scope>(
                 }
             });
             let limit = frontier.frontier().first().copied();
-            let Some(w) = writer.as_mut() else {
+            let Some(out) = output.as_mut() else {
                 pending.clear();
                 return;
             };
-            let mut wrote = false;
+            let mut result = Ok(());
             while let Some(entry) = pending.first_entry() {
                 let time = *entry.key();
                 if limit.is_some_and(|f| time >= f) {
                     break;
                 }
-                let changes = entry.remove();
-                for n in notifications(&hunt, changes) {
-                    format_notification(&mut buf, &hunt, time, &n);
-                    wrote = true;
-                }
-                if buf.len() >= 1 << 16 {
-                    if let Err(e) = w.write_all(&buf) {
-                        record_error(&errors, e);
-                    }
-                    buf.clear();
-                }
+                let notifications = notifications(&hunt, entry.remove());
+                result = result.and_then(|_| out.write_time(&hunt, time, &notifications));
             }
-            if progress_records {
-                if let Some(f) = limit {
-                    if last_progress.is_none_or(|p| f > p) && f > 0 {
-                        let _ = writeln!(buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
-                        last_progress = Some(f);
-                        wrote = true;
-                    }
-                }
+            if last != Some(limit) {
+                result = result.and_then(|_| out.progress(limit));
+                last = Some(limit);
             }
-            if wrote || limit.is_none() {
-                if let Err(e) = w.write_all(&buf).and_then(|_| w.flush()) {
-                    record_error(&errors, e);
-                }
-                buf.clear();
+            if let Err(e) = result {
+                record_error(&errors, e);
             }
             if limit.is_none() {
-                writer = None;
+                output = None;
             }
         },
     );
@@ -286,4 +331,65 @@ pub fn reject_sink<'scope>(
             }
         },
     );
+}
+
+#[derive(serde::Deserialize)]
+struct NotificationRecord<'a> {
+    time: Option<u64>,
+    #[serde(borrow)]
+    kind: &'a str,
+    player: Option<String>,
+    zone: Option<String>,
+    reward: Option<String>,
+    priority: Option<u8>,
+    count: Option<i64>,
+}
+
+/// Reads back a line written by [`format_notification`]: `Ok(None)` for a
+/// progress record, `Err` for anything else that is not a notification of
+/// this hunt.
+pub fn parse_notification(hunt: &Hunt, line: &[u8]) -> Result<Option<(u64, Notification)>, String> {
+    let r: NotificationRecord =
+        serde_json::from_slice(line).map_err(|e| format!("not a notification: {e}"))?;
+    if r.kind == "progress" {
+        return Ok(None);
+    }
+    let time = r.time.ok_or("no time")?;
+    let zone = || -> Result<u32, String> {
+        let id = r.zone.as_deref().ok_or("no zone")?;
+        hunt.zone_number(id)
+            .ok_or_else(|| format!("unknown zone {id:?}"))
+    };
+    let reward = || -> Result<u32, String> {
+        let id = r.reward.as_deref().ok_or("no reward")?;
+        hunt.reward_number(id)
+            .ok_or_else(|| format!("unknown reward {id:?}"))
+    };
+    let (kind, item) = match r.kind {
+        "occupancy" => {
+            let count = r.count.ok_or("no count")?;
+            return Ok(Some((
+                time,
+                Notification::Occupancy {
+                    zone: zone()?,
+                    count,
+                },
+            )));
+        }
+        "exit" => (PlayerKind::Exit, zone()?),
+        "enter" => (PlayerKind::Enter, zone()?),
+        "ineligible" => (PlayerKind::Ineligible, reward()?),
+        "eligible" => (PlayerKind::Eligible, reward()?),
+        other => return Err(format!("unknown kind {other:?}")),
+    };
+    let player = r.player.ok_or("no player")?;
+    Ok(Some((
+        time,
+        Notification::Player {
+            rank_priority: std::cmp::Reverse(r.priority.ok_or("no priority")?),
+            player: Id::from(player),
+            kind,
+            item,
+        },
+    )))
 }

@@ -34,7 +34,7 @@ const BATCH_LINES: usize = 4096;
 /// Keeps the ids of accepted events whose `ts` is at or above the frontier;
 /// older ids can no longer make a record a duplicate and are forgotten, so
 /// the state is bounded by the events inside the lateness window.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Admission {
     lateness: u64,
     max_ts: Option<u64>,
@@ -85,17 +85,33 @@ impl Admission {
         let id = Id::from(id);
         self.ids.insert(id.clone(), ts);
         self.order.push_back((ts, id));
+        self.prune();
+        Ok(())
+    }
+
+    /// Forgets the ids below the frontier.
+    fn prune(&mut self) {
         let frontier = self.frontier();
-        while let Some((old_ts, _)) = self.order.front() {
-            if *old_ts >= frontier {
-                break;
-            }
+        while self.order.front().is_some_and(|(ts, _)| *ts < frontier) {
             let (old_ts, old_id) = self.order.pop_front().expect("front exists");
             if self.ids.get(&old_id) == Some(&old_ts) {
                 self.ids.remove(&old_id);
             }
         }
-        Ok(())
+    }
+
+    /// Raises the partition's latest ts to at least `m`, as if an event at
+    /// `m` had been accepted: the frontier moves to `m - L`. Used to advance
+    /// an idle partition, or to start a partition discovered while running
+    /// at the job's frontier.
+    pub fn advance(&mut self, m: u64) {
+        self.max_ts = Some(self.max_ts.map_or(m, |old| old.max(m)));
+        self.prune();
+    }
+
+    /// The latest accepted ts (or advance), if any.
+    pub fn latest(&self) -> Option<u64> {
+        self.max_ts
     }
 
     /// Number of ids currently retained.
@@ -131,7 +147,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn count(&self, read: u64, accepted: u64, rejected: &[u64; 8], bytes: u64) {
+    pub fn count(&self, read: u64, accepted: u64, rejected: &[u64; 8], bytes: u64) {
         self.read.fetch_add(read, Ordering::Relaxed);
         self.accepted.fetch_add(accepted, Ordering::Relaxed);
         for (slot, n) in self.rejected.iter().zip(rejected) {
@@ -212,7 +228,7 @@ fn read_line_capped(
     }
 }
 
-fn cut_raw(line: &[u8]) -> Vec<u8> {
+pub fn cut_raw(line: &[u8]) -> Vec<u8> {
     let mut end = line.len().min(MAX_RAW_BYTES);
     // Keep valid UTF-8 text whole: do not cut inside a character.
     if std::str::from_utf8(line).is_ok() {

@@ -13,9 +13,12 @@
 //! plus the facts last emitted. Superseded positions and readings are dropped,
 //! and a player with nothing live is forgotten.
 
+use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
@@ -51,7 +54,7 @@ pub fn player_hash(player: &str) -> u64 {
     h.finish()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Latest {
     ts: u64,
     id: Id,
@@ -76,22 +79,24 @@ impl Latest {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Position {
     at: Latest,
     lat: f64,
     lon: f64,
+    /// The zones at `(lat, lon)`, computed when first needed.
+    #[serde(skip)]
     zones: Option<Vec<u32>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Reading {
     sensor: u32,
     at: Latest,
     value: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct PlayerState {
     position: Option<Position>,
     readings: Vec<Reading>,
@@ -408,6 +413,54 @@ fn diff(
     }
 }
 
+/// One player's state as saved in a snapshot: a JSON array
+/// `[player, state]`, opaque outside this module.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedPlayer(Id, PlayerState);
+
+impl SavedPlayer {
+    pub fn player(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a restarted operator starts: the players saved in a snapshot taken
+/// at a completed frontier, whose current facts are announced at `time`,
+/// a time below that frontier (the sinks drop everything below it, so the
+/// restored state does not reappear as notifications).
+pub struct Restore {
+    pub players: Vec<SavedPlayer>,
+    pub time: u64,
+}
+
+/// A worker's facts state, reachable from outside the dataflow for
+/// snapshots.
+#[derive(Clone)]
+pub struct FactsHandle(Rc<RefCell<Facts>>);
+
+impl FactsHandle {
+    /// Writes every player's state, one JSON line each. Meaningful when the
+    /// times below the snapshot frontier are all processed and the sources
+    /// are paused there: events at later times are not part of it (the
+    /// sources keep those).
+    pub fn save(&self, out: &mut dyn Write) -> std::io::Result<usize> {
+        let facts = self.0.borrow();
+        debug_assert!(facts.ready.is_empty(), "a snapshot between slices");
+        let mut players: Vec<(&Id, &PlayerState)> = facts.players.iter().collect();
+        players.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (player, state) in &players {
+            serde_json::to_writer(&mut *out, &(player, state))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(players.len())
+    }
+
+    /// Players with live state on this worker.
+    pub fn players(&self) -> usize {
+        self.0.borrow().players.len()
+    }
+}
+
 /// The default of [`build`]'s `slice`.
 pub const DEFAULT_SLICE: usize = 50_000;
 
@@ -421,51 +474,76 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
     slice: usize,
 ) -> VecCollection<'scope, u64, PlayerFact, isize> {
+    build_with(events, hunt, slice, None).0
+}
+
+/// [`build`], starting from restored state, and with a handle on the state.
+pub fn build_with<'scope>(
+    events: Stream<'scope, u64, Vec<Event>>,
+    hunt: Arc<Hunt>,
+    slice: usize,
+    restore: Option<Restore>,
+) -> (VecCollection<'scope, u64, PlayerFact, isize>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
     let scope = events.scope();
-    events
-        .unary_frontier(exchange, "Facts", move |_initial, info| {
-            let activator = scope.activator_for(info.address);
-            let mut facts = Facts {
-                conditions: sensor_rewards(&hunt),
-                hunt,
-                players: FxHashMap::default(),
-                pending: Vec::new(),
-                pending_min: None,
-                ready: VecDeque::new(),
-                timers: BinaryHeap::new(),
-                scratch: Vec::new(),
-            };
-            let mut held: Option<Capability<u64>> = None;
-            let mut changes = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each(|cap, data| {
-                    if let Some(time) = cap.least() {
-                        if held.as_ref().is_none_or(|h| time < h.time()) {
-                            held = Some(cap.delayed(time, 0));
-                        }
-                    }
-                    for event in data.drain(..) {
-                        facts.push(event);
-                    }
-                });
-                let more =
-                    facts.process_until(frontier.frontier().first().copied(), slice, &mut changes);
-                if let Some(cap) = held.as_mut() {
-                    if !changes.is_empty() {
-                        output.session(&*cap).give_container(&mut changes);
-                        changes.clear();
-                    }
-                    match facts.next_time() {
-                        Some(next) => cap.downgrade(&next),
-                        None => held = None,
+    let facts = Rc::new(RefCell::new(Facts {
+        conditions: sensor_rewards(&hunt),
+        hunt,
+        players: FxHashMap::default(),
+        pending: Vec::new(),
+        pending_min: None,
+        ready: VecDeque::new(),
+        timers: BinaryHeap::new(),
+        scratch: Vec::new(),
+    }));
+    let handle = FactsHandle(facts.clone());
+    let stream = events.unary_frontier(exchange, "Facts", move |initial, info| {
+        let activator = scope.activator_for(info.address);
+        let mut held: Option<Capability<u64>> = None;
+        let mut changes = Vec::new();
+        if let Some(restore) = restore {
+            let mut f = facts.borrow_mut();
+            for SavedPlayer(player, state) in restore.players {
+                for &(kind, n) in &state.emitted {
+                    changes.push(((kind, player.clone(), n), restore.time, 1));
+                }
+                if let Some(t) = state.timer {
+                    f.timers.push(Reverse((t, player.clone())));
+                }
+                f.players.insert(player, state);
+            }
+            held = Some(initial.delayed(&restore.time));
+            activator.activate();
+        }
+        move |(input, frontier), output| {
+            let mut facts = facts.borrow_mut();
+            input.for_each(|cap, data| {
+                if let Some(time) = cap.least() {
+                    if held.as_ref().is_none_or(|h| time < h.time()) {
+                        held = Some(cap.delayed(time, 0));
                     }
                 }
-                if more {
-                    activator.activate();
+                for event in data.drain(..) {
+                    facts.push(event);
+                }
+            });
+            let more =
+                facts.process_until(frontier.frontier().first().copied(), slice, &mut changes);
+            if let Some(cap) = held.as_mut() {
+                if !changes.is_empty() {
+                    output.session(&*cap).give_container(&mut changes);
+                    changes.clear();
+                }
+                match facts.next_time() {
+                    Some(next) => cap.downgrade(&next),
+                    None => held = None,
                 }
             }
-        })
-        .as_collection()
+            if more {
+                activator.activate();
+            }
+        }
+    });
+    (stream.as_collection(), handle)
 }

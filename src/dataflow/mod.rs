@@ -45,7 +45,22 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
     slice: usize,
 ) -> VecCollection<'scope, u64, Change, isize> {
-    let facts = facts::build(events, hunt.clone(), slice);
+    build_with(scope, events, hunt, slice, None).0
+}
+
+/// [`build`], with the per-player state restored from a snapshot, and a
+/// handle on that state for taking the next one.
+pub fn build_with<'scope>(
+    scope: Scope<'scope, u64>,
+    events: Stream<'scope, u64, Vec<Event>>,
+    hunt: Arc<Hunt>,
+    slice: usize,
+    restore: Option<facts::Restore>,
+) -> (
+    VecCollection<'scope, u64, Change, isize>,
+    facts::FactsHandle,
+) {
+    let (facts, handle) = facts::build_with(events, hunt.clone(), slice, restore);
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
         .inner
@@ -66,8 +81,9 @@ pub fn build<'scope>(
     let eligible = eligibility::build(scope, inputs, hunt);
     let occupancy = occupancy::build(presence.clone());
 
-    presence
+    let changes = presence
         .map(|(p, z)| Change::Presence(p, z))
         .concat(eligible.map(|(p, r)| Change::Eligible(p, r)))
-        .concat(occupancy.map(|(z, n)| Change::Occupancy(z, n)))
+        .concat(occupancy.map(|(z, n)| Change::Occupancy(z, n)));
+    (changes, handle)
 }
