@@ -1,9 +1,29 @@
 //! huntflow: an event-processing engine for location-based games.
+//!
+//! ```text
+//!  files / stdin ──► source ─┐                                    ┌─► sink ──► file / stdout      (backfill)
+//!                            ├─► dataflow (facts ─► eligibility, ─┤
+//!  Kafka topic ──► kafka::source ┘      occupancy in differential)  └─► sink ──► kafka::output / file (run)
+//!        │ rejects ──────────────────────────────────────────────────────────► rejects sink / topic
+//!        └── run: snapshots + advance log in the state directory; resume after a restart
+//! ```
+//!
+//! - [`event`]: the event schema and validation; [`hunt`]: hunt definitions;
+//!   [`zones`]: the zone index.
+//! - [`source`]: file partitions, admission (lateness, duplicates).
+//! - [`dataflow`]: per-player facts, eligibility, occupancy.
+//! - [`sink`]: SPEC-ordered notifications and rejects.
+//! - [`backfill`]: the dataflow over files, to completion.
+//! - [`kafka`]: client configuration, the Kafka source and outputs, produce
+//!   and dump; [`run`]: the continuous job, its snapshots and resumption.
+//! - [`generate`]: seeded synthetic hunts and datasets.
 pub mod backfill;
 pub mod dataflow;
 pub mod event;
 pub mod generate;
 pub mod hunt;
+pub mod kafka;
+pub mod run;
 pub mod sink;
 pub mod source;
 pub mod zones;

@@ -1,5 +1,6 @@
-//! The `huntflow` command line: backfills over dataset files and the seeded
-//! dataset generator.
+//! The `huntflow` command line: the continuous job on Kafka, backfills over
+//! dataset files, the seeded dataset generator, and the Kafka tools
+//! (produce, dump).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use huntflow::backfill::{self, BackfillOptions};
 use huntflow::generate::{self, GenerateOptions};
+use huntflow::kafka::{tools, KafkaConfig};
+use huntflow::run::{RunOptions, Target};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The continuous job: read a Kafka topic, write notifications, survive restarts
+    /// (state in --state-dir).
+    Run(RunArgs),
+    /// Publish dataset files into a topic, keyed by player.
+    Produce(ProduceArgs),
+    /// Write a topic's partitions, up to their current end, into one file each.
+    Dump(DumpArgs),
     /// Run the dataflow over dataset files to completion (one partition per INPUT).
     Backfill(BackfillArgs),
     /// Write seeded synthetic event files, for a generated hunt or an existing one (--for-hunt).
@@ -53,6 +63,86 @@ struct BackfillArgs {
     /// Input partitions: JSON Lines files, or `-` for standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...].
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// A librdkafka setting (TLS, SASL, timeouts, ...), repeatable. Settings huntflow's
+    /// guarantees rest on (idempotence, acks, isolation level, offsets) are refused.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    options: Vec<String>,
+}
+
+impl KafkaArgs {
+    fn config(&self) -> anyhow::Result<KafkaConfig> {
+        Ok(KafkaConfig::new(&self.brokers, &self.options)?)
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The hunt definition (TOML).
+    #[arg(long)]
+    hunt: PathBuf,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The input topic (one SPEC partition per Kafka partition).
+    #[arg(long)]
+    topic: String,
+    /// Worker threads; the topic's partitions are spread over them.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+    /// Where notifications go: kafka:TOPIC, a file, or `-` (standard output).
+    #[arg(long)]
+    output: Target,
+    /// Where rejected records go: kafka:TOPIC, a file, or `-` [default: STATE_DIR/rejects.jsonl].
+    #[arg(long)]
+    rejects: Option<Target>,
+    /// Snapshots and the advance log; a restarted job resumes from here.
+    #[arg(long, default_value = "huntflow-state")]
+    state_dir: PathBuf,
+    /// Advance a partition that has been idle this long (ms) by wall clock, so expiries and
+    /// window ends are announced without new events; 0 turns it off. The one
+    /// non-deterministic setting.
+    #[arg(long, default_value_t = 10_000)]
+    idle_ms: u64,
+    /// Time between snapshots (ms).
+    #[arg(long, default_value_t = 5_000)]
+    snapshot_ms: u64,
+    /// Partitions of the output topics huntflow creates [default: as the input topic].
+    #[arg(long)]
+    output_partitions: Option<u32>,
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long)]
+    topic: String,
+    /// Partitions of the topic if it has to be created.
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Records per second at most.
+    #[arg(long, value_name = "EVENTS_PER_S")]
+    rate: Option<f64>,
+    /// Dataset files (JSON Lines), merged by ts.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct DumpArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[arg(long)]
+    topic: String,
+    /// Directory for part-NNN.jsonl, one per partition.
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -115,6 +205,50 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.progress_bar = std::io::stderr().is_terminal();
     let summary = backfill::run(&opts)?;
     eprintln!("{}", summary.to_json());
+    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let opts = RunOptions {
+        hunt: args.hunt,
+        brokers: args.kafka.brokers,
+        topic: args.topic,
+        workers: args.workers,
+        output: args.output,
+        rejects: args.rejects,
+        state_dir: args.state_dir,
+        kafka_options: args.kafka.options,
+        idle: (args.idle_ms > 0).then(|| std::time::Duration::from_millis(args.idle_ms)),
+        snapshot_every: std::time::Duration::from_millis(args.snapshot_ms.max(1)),
+        output_partitions: args.output_partitions,
+        slice: huntflow::dataflow::facts::DEFAULT_SLICE,
+    };
+    huntflow::run::run(&opts)?;
+    Ok(())
+}
+
+fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let cfg = args.kafka.config()?;
+    let done = tools::produce(
+        &cfg,
+        &args.topic,
+        args.partitions,
+        &args.files,
+        args.rate,
+        true,
+    )?;
+    eprintln!(
+        "produced {} records to {} ({} partitions)",
+        done.records, args.topic, done.partitions
+    );
+    Ok(())
+}
+
+fn dump(args: DumpArgs) -> anyhow::Result<()> {
+    let cfg = args.kafka.config()?;
+    for (path, records) in tools::dump(&cfg, &args.topic, &args.dir)? {
+        eprintln!("{}: {records} records", path.display());
+    }
     Ok(())
 }
 
@@ -210,6 +344,9 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Produce(args) => produce(args),
+        Command::Dump(args) => dump(args),
         Command::Backfill(args) => backfill(args),
         Command::Generate(args) => generate(args),
     };

@@ -1,0 +1,187 @@
+//! Kafka: the one place where client configuration is built, and the pieces
+//! of the continuous job that talk to a broker.
+//!
+//! huntflow owns the options its guarantees rest on: the producer is
+//! idempotent with `acks=all` and never gives up on a message, the consumer
+//! reads committed data only, never commits offsets on its own (input
+//! offsets live in the job's snapshots) and starts from the beginning of a
+//! partition it has no offset for. Users may pass any other librdkafka
+//! setting (TLS, SASL, timeouts) with `-X key=value`; an attempt to set an
+//! owned option is an error naming it.
+
+pub mod admin;
+pub mod output;
+pub mod partitioner;
+pub mod position;
+pub mod source;
+pub mod tools;
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+
+/// Timeout of metadata and admin requests.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options huntflow sets itself; `-X` cannot change them.
+const OWNED: &[(&str, &str)] = &[
+    ("bootstrap.servers", "use --brokers"),
+    ("metadata.broker.list", "use --brokers"),
+    ("enable.idempotence", "the output must not duplicate"),
+    ("acks", "the idempotent producer needs acks=all"),
+    (
+        "request.required.acks",
+        "the idempotent producer needs acks=all",
+    ),
+    ("retries", "a message must never be given up"),
+    (
+        "message.send.max.retries",
+        "a message must never be given up",
+    ),
+    ("message.timeout.ms", "a message must never be given up"),
+    ("delivery.timeout.ms", "a message must never be given up"),
+    (
+        "max.in.flight.requests.per.connection",
+        "ordering per partition",
+    ),
+    ("max.in.flight", "ordering per partition"),
+    ("isolation.level", "only committed input is read"),
+    ("enable.auto.commit", "input offsets are kept in snapshots"),
+    (
+        "enable.auto.offset.store",
+        "input offsets are kept in snapshots",
+    ),
+    (
+        "auto.offset.reset",
+        "a partition without an offset is read from its start",
+    ),
+    ("enable.partition.eof", "used to detect idle partitions"),
+    ("partitioner", "huntflow chooses output partitions itself"),
+    ("group.id", "offsets are kept in snapshots, not in a group"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("-X {0:?}: expected key=value")]
+    BadOption(String),
+    #[error("-X {key}: huntflow sets this option itself ({why})")]
+    OwnedOption { key: String, why: &'static str },
+    #[error("{what}: {source}")]
+    Client {
+        what: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("topic {0:?} does not exist")]
+    NoTopic(String),
+    #[error("topic {topic:?}: {message}")]
+    Topic { topic: String, message: String },
+}
+
+impl KafkaError {
+    pub fn client(what: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+        let what = what.into();
+        move |source| KafkaError::Client { what, source }
+    }
+}
+
+/// Where the brokers are and the user's extra settings.
+#[derive(Clone, Debug)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    extra: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// `extra` holds `key=value` settings; owned options are refused.
+    pub fn new(brokers: &str, extra: &[String]) -> Result<Self, KafkaError> {
+        let mut parsed = Vec::new();
+        for item in extra {
+            let Some((key, value)) = item.split_once('=') else {
+                return Err(KafkaError::BadOption(item.clone()));
+            };
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(KafkaError::BadOption(item.clone()));
+            }
+            if let Some((_, why)) = OWNED.iter().find(|(k, _)| *k == key) {
+                return Err(KafkaError::OwnedOption {
+                    key: key.to_string(),
+                    why,
+                });
+            }
+            parsed.push((key.to_string(), value.to_string()));
+        }
+        Ok(KafkaConfig {
+            brokers: brokers.to_string(),
+            extra: parsed,
+        })
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        c.set("client.id", "huntflow");
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// An idempotent producer that retries until the message is written.
+    pub fn producer(&self) -> ClientConfig {
+        let mut c = self.base();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "0")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("linger.ms", "5");
+        c
+    }
+
+    /// A consumer with manually assigned partitions and no automatic commit.
+    pub fn consumer(&self, group: &str) -> ClientConfig {
+        let mut c = self.base();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true");
+        c
+    }
+
+    /// A client for metadata, watermarks and topic creation.
+    pub fn admin(&self) -> ClientConfig {
+        self.base()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_options_are_refused_with_their_reason() {
+        let err = KafkaConfig::new("h:1", &["enable.idempotence=false".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-X enable.idempotence: huntflow sets this option itself (the output must not duplicate)"
+        );
+        let err =
+            KafkaConfig::new("h:1", &["isolation.level=read_uncommitted".into()]).unwrap_err();
+        assert!(err.to_string().contains("only committed input is read"));
+        assert!(KafkaConfig::new("h:1", &["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn other_options_pass_through_and_cannot_override() {
+        let cfg = KafkaConfig::new("h:1", &["security.protocol=ssl".into()]).unwrap();
+        let p = cfg.producer();
+        assert_eq!(p.get("security.protocol"), Some("ssl"));
+        assert_eq!(p.get("enable.idempotence"), Some("true"));
+        assert_eq!(p.get("bootstrap.servers"), Some("h:1"));
+        let c = cfg.consumer("g");
+        assert_eq!(c.get("isolation.level"), Some("read_committed"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+}

@@ -1,0 +1,378 @@
+//! Output that resumes after a restart without gap or duplicate: the
+//! continuous job re-creates, from its last snapshot, exactly the records it
+//! wrote before it stopped, and each output skips those its destination
+//! already holds. This module has the bookkeeping ([`Resume`]), the reject
+//! record format of the continuous job, and the file outputs (a Kafka topic
+//! is in `kafka::output`).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::hunt::Hunt;
+use crate::kafka::source::{KafkaReject, RejectWriter};
+use crate::sink::{format_notification, parse_notification, Notification, NotificationOutput};
+
+/// Which regenerated notifications an output must skip: those below the
+/// snapshot frontier (the restored state re-derived), and per output
+/// partition those up to the last one the destination already holds. A
+/// partition's notifications are in SPEC order, `(time, notification)`.
+pub struct Resume {
+    below: u64,
+    last: Vec<Option<(u64, Notification)>>,
+}
+
+impl Resume {
+    pub fn new(below: u64, partitions: usize) -> Self {
+        Resume {
+            below,
+            last: vec![None; partitions.max(1)],
+        }
+    }
+
+    /// The destination holds `n` at `time` in partition `p` (called in order).
+    pub fn written(&mut self, p: usize, time: u64, n: Notification) {
+        self.last[p] = Some((time, n));
+    }
+
+    /// Whether `n` at `time` must be written to partition `p`.
+    pub fn keep(&mut self, p: usize, time: u64, n: &Notification) -> bool {
+        if time < self.below {
+            return false;
+        }
+        match &self.last[p] {
+            Some((t, last)) if (time, n) <= (*t, last) => false,
+            Some(_) => {
+                self.last[p] = None;
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+/// One reject of the continuous job as a JSON line: reason, detail, topic,
+/// partition, offset, line within the message, the raw value as text, and
+/// in base64 as well when it is not UTF-8.
+pub fn format_kafka_reject(out: &mut Vec<u8>, topic: &str, r: &KafkaReject<'_>) {
+    out.extend_from_slice(b"{\"reason\":\"");
+    out.extend_from_slice(r.invalid.reason.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"detail\":");
+    json_str(out, &r.invalid.detail);
+    out.extend_from_slice(b",\"topic\":");
+    json_str(out, topic);
+    let _ = write!(
+        out,
+        ",\"partition\":{},\"offset\":{},\"line\":{},\"raw\":",
+        r.partition, r.offset, r.line
+    );
+    match std::str::from_utf8(r.raw) {
+        Ok(text) => json_str(out, text),
+        Err(_) => {
+            json_str(out, &String::from_utf8_lossy(r.raw));
+            out.extend_from_slice(b",\"raw_base64\":\"");
+            out.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(r.raw)
+                    .as_bytes(),
+            );
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+#[derive(serde::Deserialize)]
+struct Origin {
+    partition: u32,
+    offset: i64,
+    line: u32,
+}
+
+/// `(partition, (offset, line))` of a record written by [`format_kafka_reject`].
+pub fn parse_reject_origin(record: &[u8]) -> Option<(u32, (i64, u32))> {
+    let o: Origin = serde_json::from_slice(record).ok()?;
+    Some((o.partition, (o.offset, o.line)))
+}
+
+/// Per input partition, the last reject a destination already holds, as
+/// `(offset, line)`; rejects up to it are not written again.
+#[derive(Default)]
+pub struct WrittenRejects(Mutex<HashMap<u32, (i64, u32)>>);
+
+impl WrittenRejects {
+    /// Notes a record read back from the destination.
+    pub fn note(&mut self, record: &[u8]) {
+        if let (Some((p, at)), Ok(map)) = (parse_reject_origin(record), self.0.get_mut()) {
+            let slot = map.entry(p).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+
+    /// Whether the reject of `(partition, offset, line)` must be written.
+    pub fn is_new(&self, r: &KafkaReject<'_>) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return true;
+        };
+        match map.get(&r.partition) {
+            Some(&last) if (r.offset, r.line) <= last => false,
+            Some(_) => {
+                map.remove(&r.partition);
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+/// A file written by the continuous job, appended to after a restart.
+pub struct SharedFile {
+    path: PathBuf,
+    inner: Mutex<BufWriter<File>>,
+}
+
+impl SharedFile {
+    /// Opens `path` for appending after cutting a partial last line (a
+    /// write cut short by a crash); returns it with the complete lines from
+    /// byte `from` on.
+    pub fn open(path: &Path, from: u64) -> std::io::Result<(Self, Vec<Vec<u8>>)> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        let from = from.min(len);
+        file.seek(SeekFrom::Start(from))?;
+        let mut reader = BufReader::new(Read::by_ref(&mut file));
+        let mut lines = Vec::new();
+        let mut complete = from;
+        loop {
+            let mut line = Vec::new();
+            let n = reader.read_until(b'\n', &mut line)?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            complete += n as u64;
+            line.pop();
+            lines.push(line);
+        }
+        drop(reader);
+        if complete < len {
+            file.set_len(complete)?;
+        }
+        file.seek(SeekFrom::Start(complete))?;
+        Ok((
+            SharedFile {
+                path: path.to_owned(),
+                inner: Mutex::new(BufWriter::with_capacity(1 << 16, file)),
+            },
+            lines,
+        ))
+    }
+
+    pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.lock()?.write_all(bytes)
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, BufWriter<File>>> {
+        self.inner
+            .lock()
+            .map_err(|_| std::io::Error::other("output lock poisoned"))
+    }
+
+    pub fn flush(&self) -> std::io::Result<()> {
+        self.lock()?.flush()
+    }
+
+    /// Writes everything to disk; returns the file's length.
+    pub fn sync(&self) -> std::io::Result<u64> {
+        let mut w = self.lock()?;
+        w.flush()?;
+        w.get_ref().sync_data()?;
+        Ok(w.get_ref().metadata()?.len())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where a file output writes: a file that resumes, or standard output.
+pub enum Destination {
+    File(Arc<SharedFile>),
+    Stdout(Mutex<BufWriter<std::io::Stdout>>),
+}
+
+impl Destination {
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Destination::File(f) => f.write(bytes),
+            Destination::Stdout(s) => s
+                .lock()
+                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?
+                .write_all(bytes),
+        }
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        match self {
+            Destination::File(f) => f.flush(),
+            Destination::Stdout(s) => s
+                .lock()
+                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?
+                .flush(),
+        }
+    }
+}
+
+/// Notifications to a file (or standard output) as JSON Lines, with
+/// progress records at most every 200 ms.
+pub struct FileNotifications {
+    dest: Destination,
+    resume: Resume,
+    buf: Vec<u8>,
+    written: Arc<AtomicU64>,
+    last_progress: (u64, Instant),
+}
+
+impl FileNotifications {
+    /// `lines`: what the file holds since the snapshot's mark.
+    pub fn new(
+        dest: Destination,
+        hunt: &Hunt,
+        lines: &[Vec<u8>],
+        below: u64,
+        written: Arc<AtomicU64>,
+    ) -> Result<Self, String> {
+        let mut resume = Resume::new(below, 1);
+        for (i, line) in lines.iter().enumerate() {
+            match parse_notification(hunt, line) {
+                Ok(Some((t, n))) => resume.written(0, t, n),
+                Ok(None) => {}
+                Err(e) => return Err(format!("line {} after the snapshot mark: {e}", i + 1)),
+            }
+        }
+        Ok(FileNotifications {
+            dest,
+            resume,
+            buf: Vec::with_capacity(1 << 16),
+            written,
+            last_progress: (below, Instant::now()),
+        })
+    }
+}
+
+impl NotificationOutput for FileNotifications {
+    fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
+        for n in ns {
+            if self.resume.keep(0, time, n) {
+                format_notification(&mut self.buf, hunt, time, n);
+            }
+        }
+        if self.buf.len() >= 1 << 16 {
+            self.dest.write(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
+        let f = frontier.unwrap_or(u64::MAX);
+        let (last, at) = self.last_progress;
+        if f > last && (frontier.is_none() || at.elapsed() >= Duration::from_millis(200)) {
+            let _ = writeln!(self.buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
+            self.last_progress = (f, Instant::now());
+        }
+        if !self.buf.is_empty() {
+            self.dest.write(&self.buf)?;
+            self.buf.clear();
+            self.dest.flush()?;
+        }
+        self.written.store(f, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Rejects to a file (or standard output), skipping those it already holds.
+pub struct FileRejects {
+    dest: Destination,
+    written: WrittenRejects,
+}
+
+impl FileRejects {
+    pub fn new(dest: Destination, lines: &[Vec<u8>]) -> Self {
+        let mut written = WrittenRejects::default();
+        for line in lines {
+            written.note(line);
+        }
+        FileRejects { dest, written }
+    }
+}
+
+impl RejectWriter for FileRejects {
+    fn reject(&self, topic: &str, r: KafkaReject<'_>) -> Result<(), String> {
+        if !self.written.is_new(&r) {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(256 + r.raw.len());
+        format_kafka_reject(&mut buf, topic, &r);
+        self.dest
+            .write(&buf)
+            .and_then(|_| self.dest.flush())
+            .map_err(|e| format!("writing rejects: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::PlayerKind;
+
+    fn player(p: &str, kind: PlayerKind, item: u32) -> Notification {
+        Notification::Player {
+            rank_priority: std::cmp::Reverse(1),
+            player: p.into(),
+            kind,
+            item,
+        }
+    }
+
+    #[test]
+    fn skips_below_the_frontier_and_up_to_the_last_written() {
+        let mut r = Resume::new(10, 2);
+        r.written(0, 12, player("b", PlayerKind::Enter, 0));
+        assert!(!r.keep(0, 9, &player("z", PlayerKind::Enter, 0)));
+        assert!(!r.keep(0, 12, &player("a", PlayerKind::Enter, 0)));
+        assert!(!r.keep(0, 12, &player("b", PlayerKind::Enter, 0)));
+        assert!(r.keep(1, 12, &player("a", PlayerKind::Enter, 0)));
+        assert!(r.keep(0, 12, &player("c", PlayerKind::Enter, 0)));
+        // Once past the last written, everything is new.
+        assert!(r.keep(0, 13, &player("a", PlayerKind::Enter, 0)));
+    }
+
+    #[test]
+    fn a_partial_last_line_is_cut() {
+        let dir = std::env::temp_dir().join(format!("huntflow-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.jsonl");
+        std::fs::write(&path, b"one\ntwo\nthr").unwrap();
+        let (f, lines) = SharedFile::open(&path, 4).unwrap();
+        assert_eq!(lines, vec![b"two".to_vec()]);
+        f.write(b"three\n").unwrap();
+        assert_eq!(f.sync().unwrap(), 14);
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\nthree\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
