@@ -1,0 +1,302 @@
+//! The continuous job against a real broker (tansu, see `scripts/broker.sh`):
+//! its output equals a backfill over the same partitions, through SIGKILLs,
+//! a broker outage, and bad input.
+
+mod common;
+mod kafka_harness;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use huntflow::kafka::output::Producer;
+use huntflow::kafka::tools;
+use kafka_harness::{check_against_backfill, read_parts, Broker, Job};
+use rand::{Rng, SeedableRng};
+
+fn demo_hunt() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo/hunt.toml")
+}
+
+fn demo_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    vec![dir.join("part-000.jsonl"), dir.join("part-001.jsonl")]
+}
+
+/// The job's topics against a backfill of the dumped input.
+fn compare(broker: &Broker, work: &common::Scratch, hunt: &std::path::Path, written: u64) {
+    check_against_backfill(
+        broker,
+        &work.path,
+        hunt,
+        "events",
+        "notifications",
+        "rejects",
+        written,
+    );
+}
+
+fn job_args<'a>(hunt: &'a str, workers: &'a str) -> Vec<&'a str> {
+    vec![
+        "--hunt",
+        hunt,
+        "--topic",
+        "events",
+        "-w",
+        workers,
+        "--output",
+        "kafka:notifications",
+        "--rejects",
+        "kafka:rejects",
+        "--idle-ms",
+        "0",
+        "--snapshot-ms",
+        "300",
+    ]
+}
+
+#[test]
+fn end_to_end_equals_a_backfill_of_the_dumped_input() {
+    let work = common::Scratch::new("kafka-e2e");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    let produced = tools::produce(&cfg, "events", 4, &demo_files(), None, false).unwrap();
+    assert_eq!(produced.partitions, 4);
+    let hunt = demo_hunt();
+    let hunt_s = hunt.to_str().unwrap();
+    let mut job = Job::start(&broker, &work.join("state"), &job_args(hunt_s, "2"));
+    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
+    assert!(written > 3_000_000, "frontier {written}");
+    compare(&broker, &work, &hunt, written);
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let work = common::Scratch::new("kafka-crash");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    huntflow::kafka::admin::Admin::new(&cfg)
+        .unwrap()
+        .ensure_topic("events", 4)
+        .unwrap();
+    // Input keeps arriving while the job is killed and restarted.
+    let feeder = {
+        let cfg = cfg.clone();
+        std::thread::spawn(move || {
+            tools::produce(&cfg, "events", 4, &demo_files(), Some(12_000.0), false).unwrap()
+        })
+    };
+    let hunt = demo_hunt();
+    let hunt_s = hunt.to_str().unwrap();
+    let state = work.join("state");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..6 {
+        let mut job = Job::start(&broker, &state, &job_args(hunt_s, "2"));
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
+        job.assert_running();
+        job.kill9();
+    }
+    feeder.join().unwrap();
+    let mut job = Job::start(&broker, &state, &job_args(hunt_s, "2"));
+    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
+    compare(&broker, &work, &hunt, written);
+}
+
+/// The demo files split by event time into two halves.
+fn demo_halves(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for (i, file) in demo_files().iter().enumerate() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for line in std::fs::read(file).unwrap().split(|&c| c == b'\n') {
+            let ts = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["ts"].as_u64())
+                .unwrap_or(0);
+            let half = if ts < 1_750_000 { &mut a } else { &mut b };
+            half.extend_from_slice(line);
+            half.push(b'\n');
+        }
+        let (pa, pb) = (
+            dir.join(format!("a{i}.jsonl")),
+            dir.join(format!("b{i}.jsonl")),
+        );
+        std::fs::write(&pa, a).unwrap();
+        std::fs::write(&pb, b).unwrap();
+        first.push(pa);
+        second.push(pb);
+    }
+    (first, second)
+}
+
+#[test]
+fn a_broker_outage_is_survived_without_a_restart() {
+    let work = common::Scratch::new("kafka-outage");
+    let broker = Broker::start(&work.path, true);
+    let cfg = broker.config();
+    let (first, second) = demo_halves(&work.path);
+    tools::produce(&cfg, "events", 4, &first, None, false).unwrap();
+    let hunt = demo_hunt();
+    let hunt_s = hunt.to_str().unwrap();
+    let mut job = Job::start(&broker, &work.join("state"), &job_args(hunt_s, "2"));
+    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    // Down while the job polls, snapshots and flushes; it must ride it out.
+    broker.down();
+    std::thread::sleep(Duration::from_secs(5));
+    job.assert_running();
+    broker.up();
+    tools::produce(&cfg, "events", 4, &second, None, false).unwrap();
+    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(240));
+    assert!(written > 3_000_000, "frontier {written}");
+    job.assert_running();
+    compare(&broker, &work, &hunt, written);
+}
+
+#[test]
+fn bad_messages_land_in_the_rejects_topic_with_their_offsets() {
+    let work = common::Scratch::new("kafka-bad");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    huntflow::kafka::admin::Admin::new(&cfg)
+        .unwrap()
+        .ensure_topic("raw", 1)
+        .unwrap();
+    let good =
+        br#"{"id":"g1","type":"position","player":"p1","ts":1000,"lat":48.853,"lon":2.3499}"#;
+    let messages: Vec<&[u8]> = vec![
+        b"\xff\xfe not UTF-8 \xc3",
+        b"{\"id\":\"x\", bad json",
+        b"\x00\x01\x02\x03binary\x00",
+        good,
+        br#"{"id":"m1","type":"position","player":"p1"}"#,
+        br#"{"id":"g2","type":"position","player":"p2","ts":2000,"lat":48.853,"lon":2.3499}"#,
+    ];
+    let producer = Producer::new(&cfg).unwrap();
+    for m in &messages {
+        producer.send("raw", 0, None, m).unwrap();
+    }
+    producer.flush().unwrap();
+
+    let hunt = demo_hunt();
+    let mut job = Job::start(
+        &broker,
+        &work.join("state"),
+        &[
+            "--hunt",
+            hunt.to_str().unwrap(),
+            "--topic",
+            "raw",
+            "--output",
+            "kafka:raw-out",
+            "--rejects",
+            "kafka:raw-rejects",
+            "--idle-ms",
+            "0",
+            "--snapshot-ms",
+            "200",
+        ],
+    );
+    job.wait_caught_up(&broker, "raw", Duration::from_secs(60));
+    let status = job.status().unwrap();
+    assert_eq!(status["read"], 6);
+    assert_eq!(status["accepted"], 2);
+    tools::dump(&cfg, "raw-rejects", &work.join("rej")).unwrap();
+    let rejects: Vec<serde_json::Value> = read_parts(&work.join("rej"))
+        .concat()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(u64, &str)> = rejects
+        .iter()
+        .map(|r| (r["offset"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, "malformed"),
+            (1, "malformed"),
+            (2, "malformed"),
+            (4, "missing_field")
+        ]
+    );
+    for r in &rejects {
+        assert_eq!(r["topic"], "raw");
+        assert_eq!(r["partition"], 0);
+        let offset = r["offset"].as_u64().unwrap() as usize;
+        let raw: Vec<u8> = match r["raw_base64"].as_str() {
+            Some(b64) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap()
+            }
+            None => r["raw"].as_str().unwrap().as_bytes().to_vec(),
+        };
+        assert_eq!(raw, messages[offset], "raw bytes of offset {offset}");
+    }
+}
+
+#[test]
+fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written() {
+    let work = common::Scratch::new("kafka-idle");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    huntflow::kafka::admin::Admin::new(&cfg)
+        .unwrap()
+        .ensure_topic("quiet", 1)
+        .unwrap();
+    let producer = Producer::new(&cfg).unwrap();
+    let event =
+        br#"{"id":"e1","type":"position","player":"p1","ts":1000,"lat":48.853,"lon":2.3499}"#;
+    producer.send("quiet", 0, Some(b"p1"), event).unwrap();
+    producer.flush().unwrap();
+
+    let hunt = demo_hunt();
+    let out = work.join("out.jsonl");
+    let args = [
+        "--hunt",
+        hunt.to_str().unwrap(),
+        "--topic",
+        "quiet",
+        "--output",
+        out.to_str().unwrap(),
+        "--idle-ms",
+        "200",
+        "--snapshot-ms",
+        "200",
+    ];
+    let enters = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"enter\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Without new events the lateness window (5 s) would hold time 1000
+    // back forever; the idle advance lets it complete.
+    let mut job = Job::start(&broker, &work.join("state"), &args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while enters().is_empty() {
+        job.assert_running();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no enter notification"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        enters(),
+        vec![r#"{"time":1000,"kind":"enter","player":"p1","zone":"fountain","priority":3}"#]
+    );
+    let log = std::fs::read_to_string(work.join("state/advances.jsonl")).unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(500));
+    job.kill9();
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("advances are logged")).unwrap();
+    assert_eq!(first["partition"], 0);
+    assert_eq!(first["next"], 1);
+    assert!(first["m"].as_u64().unwrap() > 1000);
+    let mut job = Job::start(&broker, &work.join("state"), &args);
+    std::thread::sleep(Duration::from_secs(3));
+    job.assert_running();
+    assert_eq!(enters().len(), 1, "written once across the restart");
+}

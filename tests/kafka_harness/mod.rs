@@ -1,0 +1,294 @@
+//! A real broker (tansu, started by `scripts/broker.sh`) and the continuous
+//! job as a child process, for the Kafka tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use huntflow::kafka::admin::Admin;
+use huntflow::kafka::partitioner::partition_of;
+use huntflow::kafka::{tools, KafkaConfig};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A tansu broker on its own port and directory; stopped when dropped.
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    storage: String,
+}
+
+impl Broker {
+    /// `sqlite`: storage that survives a broker restart.
+    pub fn start(dir: &Path, sqlite: bool) -> Broker {
+        let broker = Broker {
+            port: free_port(),
+            dir: dir.join("broker"),
+            storage: if sqlite {
+                "sqlite://tansu.db".into()
+            } else {
+                "memory://tansu/".into()
+            },
+        };
+        broker.up();
+        broker
+    }
+
+    fn script(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(repo().join("scripts/broker.sh"))
+            .args(args)
+            .env("HUNTFLOW_BROKER_PORT", self.port.to_string())
+            .env("HUNTFLOW_BROKER_DIR", &self.dir)
+            .env("HUNTFLOW_BROKER_NO_INSTALL", "1")
+            .output()
+            .expect("run scripts/broker.sh")
+    }
+
+    pub fn up(&self) {
+        let out = self.script(&["start", &self.storage]);
+        assert!(
+            out.status.success(),
+            "starting the broker failed (is tansu installed? `scripts/broker.sh install`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn down(&self) {
+        self.script(&["stop"]);
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn config(&self) -> KafkaConfig {
+        KafkaConfig::new(&self.addr(), &[]).expect("config")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The continuous job, as a child process.
+pub struct Job {
+    child: Child,
+    pub state: PathBuf,
+}
+
+impl Job {
+    pub fn start(broker: &Broker, state: &Path, args: &[&str]) -> Job {
+        std::fs::create_dir_all(state).expect("state dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("job.log"))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_huntflow"))
+            .arg("run")
+            .arg("--brokers")
+            .arg(broker.addr())
+            .arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start huntflow run");
+        Job {
+            child,
+            state: state.to_owned(),
+        }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "the job exited ({status}):\n{}",
+                std::fs::read_to_string(self.state.join("job.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.state.join("status.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Waits until every input partition is read to its end, every time
+    /// that can complete is written, and a snapshot was committed after
+    /// that (so the output is flushed). Returns the written frontier.
+    pub fn wait_caught_up(&mut self, broker: &Broker, topic: &str, timeout: Duration) -> u64 {
+        let admin = Admin::new(&broker.config()).expect("admin");
+        let deadline = Instant::now() + timeout;
+        let mut caught: Option<(u64, u64)> = None;
+        loop {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "the job did not catch up; last status: {:?}\n{}",
+                self.status(),
+                std::fs::read_to_string(self.state.join("job.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            let Some(s) = self.status() else { continue };
+            let n = admin.partitions(topic).expect("metadata").expect("topic");
+            let parts = s["partitions"].as_array().cloned().unwrap_or_default();
+            let mut all_read = true;
+            let mut low = u64::MAX;
+            for p in 0..n {
+                let high = huntflow::kafka::admin::end_offset(&broker.config(), &admin, topic, p)
+                    .expect("end offset");
+                let part = parts.iter().find(|v| v["partition"] == p);
+                let next = part.and_then(|v| v["next_offset"].as_i64()).unwrap_or(0);
+                if next < high {
+                    all_read = false;
+                }
+                if let Some(f) = part.and_then(|v| v["frontier"].as_u64()) {
+                    low = low.min(f);
+                }
+            }
+            let written = s["written_frontier"].as_u64().unwrap_or(0);
+            let committed = s["snapshot_committed"].as_u64().unwrap_or(0);
+            if !all_read || (low != u64::MAX && written < low) {
+                caught = None;
+                continue;
+            }
+            match caught {
+                None => caught = Some((written, committed)),
+                Some((w, c)) if w == written && committed > c => return written,
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Non-empty lines of every `part-NNN.jsonl` in `dir`, by partition.
+pub fn read_parts(dir: &Path) -> Vec<Vec<String>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dump dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read part")
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// Compares the job's output topic with a backfill over a dump of the
+/// input topic: per output partition, the same notifications, in the same
+/// order, for every time below `written`; and the same rejects by reason.
+pub fn check_against_backfill(
+    broker: &Broker,
+    work: &Path,
+    hunt: &Path,
+    input: &str,
+    output: &str,
+    rejects: &str,
+    written: u64,
+) {
+    let cfg = broker.config();
+    let dump_in = work.join("dump-in");
+    let inputs: Vec<PathBuf> = tools::dump(&cfg, input, &dump_in)
+        .expect("dump input")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let expected_path = work.join("backfill.jsonl");
+    let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
+    opts.output = Some(expected_path.clone());
+    let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
+    let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
+
+    let dump_out = work.join("dump-out");
+    tools::dump(&cfg, output, &dump_out).expect("dump output");
+    let actual = read_parts(&dump_out);
+    let n = actual.len() as u32;
+    let mut by_part: Vec<Vec<String>> = vec![Vec::new(); n as usize];
+    for line in expected.lines() {
+        let v: Value = serde_json::from_str(line).expect("json");
+        if v["time"].as_u64().expect("time") >= written {
+            continue;
+        }
+        let key = if v["kind"] == "occupancy" {
+            v["zone"].as_str()
+        } else {
+            v["player"].as_str()
+        }
+        .expect("key");
+        by_part[partition_of(key.as_bytes(), n) as usize].push(line.to_string());
+    }
+    let mut total = 0;
+    for (p, (got, want)) in actual.iter().zip(&by_part).enumerate() {
+        let got: Vec<&String> = got.iter().filter(|l| !l.contains("\"progress\"")).collect();
+        let want: Vec<&String> = want.iter().collect();
+        if got != want {
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            panic!(
+                "output partition {p}: {} notifications, the backfill gives {}; first difference at {:?}: {:?} vs {:?}",
+                got.len(),
+                want.len(),
+                first,
+                first.map(|i| got[i]),
+                first.map(|i| want[i]),
+            );
+        }
+        total += got.len();
+    }
+    assert!(total > 1000, "too little output to compare: {total}");
+
+    let dump_rej = work.join("dump-rejects");
+    tools::dump(&cfg, rejects, &dump_rej).expect("dump rejects");
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in read_parts(&dump_rej).concat() {
+        let v: Value = serde_json::from_str(&line).expect("reject json");
+        let origin = (
+            v["partition"].as_u64().unwrap(),
+            v["offset"].as_u64().unwrap(),
+            v["line"].as_u64().unwrap(),
+        );
+        assert!(seen.insert(origin), "reject {origin:?} written twice");
+        *reasons
+            .entry(v["reason"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let want: BTreeMap<String, u64> = summary
+        .rejected
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    assert_eq!(reasons, want, "rejects by reason");
+}
