@@ -35,6 +35,8 @@ pub struct BackfillOptions {
     /// Events and timers the facts operator handles per activation at most:
     /// smaller slices mean smaller bursts downstream (output is the same).
     pub slice: usize,
+    /// Serve the analysts' API while running (and after, see `huntflow backfill`).
+    pub serve: Option<crate::serve::ServeOptions>,
 }
 
 impl BackfillOptions {
@@ -49,6 +51,7 @@ impl BackfillOptions {
             progress_records: false,
             progress_bar: false,
             slice: crate::dataflow::facts::DEFAULT_SLICE,
+            serve: None,
         }
     }
 }
@@ -126,6 +129,11 @@ pub enum BackfillError {
     NoWorkers,
     #[error("dataflow failed: {0}")]
     Dataflow(String),
+    #[error("serving on {addr}: {source}")]
+    Serve {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 fn is_dash(p: &Path) -> bool {
@@ -160,6 +168,13 @@ fn take<T>(slot: &Slot<T>) -> Option<T> {
 
 /// Runs a backfill to completion and returns its summary.
 pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
+    run_serving(opts).map(|(summary, _)| summary)
+}
+
+/// [`run`], and the API state when serving (the server keeps running).
+pub fn run_serving(
+    opts: &BackfillOptions,
+) -> Result<(Summary, Option<Arc<crate::serve::Live>>), BackfillError> {
     if opts.inputs.is_empty() {
         return Err(BackfillError::NoInputs);
     }
@@ -200,6 +215,21 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
     }));
     let stats = Arc::new(Stats::default());
     let errors: ErrorSlot = Arc::new(Mutex::new(None));
+    let live = match &opts.serve {
+        None => None,
+        Some(serve) => {
+            let live = crate::serve::Live::new(hunt.clone(), stats.clone(), serve.retention);
+            let bound = crate::serve::start(serve.addr, live.clone()).map_err(|source| {
+                BackfillError::Serve {
+                    addr: serve.addr,
+                    source,
+                }
+            })?;
+            eprintln!("serving on http://{bound}");
+            Some(live)
+        }
+    };
+    let worker_live = live.clone();
     let progress_records = opts.progress_records;
     let slice = opts.slice;
 
@@ -225,18 +255,32 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
                 worker_stats.clone(),
                 Some(throttle),
             );
-            let changes = crate::dataflow::build(scope, events, hunt.clone(), slice)
-                .inner
-                .probe_with(&probe);
-            sink::notification_sink(
-                changes,
+            let serving = worker_live.clone();
+            let (changes, _, details) = crate::dataflow::build_with(
+                scope,
+                events,
                 hunt.clone(),
-                out.map(|w| {
-                    Box::new(sink::LineOutput::new(w, progress_records))
-                        as Box<dyn sink::NotificationOutput>
-                }),
-                worker_errors.clone(),
+                slice,
+                None,
+                serving.is_some(),
             );
+            let changes = changes.inner.probe_with(&probe);
+            let output = out.map(|w| {
+                let line: Box<dyn sink::NotificationOutput> =
+                    Box::new(sink::LineOutput::new(w, progress_records));
+                match &serving {
+                    Some(live) => Box::new(crate::serve::Tee {
+                        inner: line,
+                        live: live.clone(),
+                        below: 0,
+                    }) as Box<dyn sink::NotificationOutput>,
+                    None => line,
+                }
+            });
+            sink::notification_sink(changes, hunt.clone(), output, worker_errors.clone());
+            if serving.is_some() {
+                crate::serve::views_sink(details, serving.filter(|_| index == 0));
+            }
             sink::reject_sink(
                 rejected,
                 names.clone(),
@@ -302,5 +346,5 @@ pub fn run(opts: &BackfillOptions) -> Result<Summary, BackfillError> {
             }
         })?;
     }
-    Ok(summary)
+    Ok((summary, live))
 }

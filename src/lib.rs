@@ -16,6 +16,7 @@
 //! - [`backfill`]: the dataflow over files, to completion.
 //! - [`kafka`]: client configuration, the Kafka source and outputs, produce
 //!   and dump; [`run`]: the continuous job, its snapshots and resumption.
+//! - [`serve`]: the analysts' HTTP API (queries, subscriptions, metrics).
 //! - [`generate`]: seeded synthetic hunts and datasets.
 pub mod backfill;
 pub mod dataflow;
@@ -24,6 +25,7 @@ pub mod generate;
 pub mod hunt;
 pub mod kafka;
 pub mod run;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod zones;

@@ -60,9 +60,37 @@ struct BackfillArgs {
     /// Interleave progress records `{"kind":"progress","time":T}` in the output.
     #[arg(long)]
     progress: bool,
+    /// With --serve: after the backfill, keep serving its final state until stopped.
+    #[command(flatten)]
+    serve: ServeArgs,
     /// Input partitions: JSON Lines files, or `-` for standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Serve the analysts' HTTP API (queries, subscriptions, metrics) on this address,
+    /// e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// Notifications a subscriber can resume within (with Last-Event-ID), by count.
+    #[arg(long, default_value_t = 100_000, requires = "serve")]
+    retain: usize,
+    /// ... and by age (ms); older ones are dropped too.
+    #[arg(long, requires = "serve")]
+    retain_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    fn options(&self) -> Option<huntflow::serve::ServeOptions> {
+        self.serve.map(|addr| {
+            let mut o = huntflow::serve::ServeOptions::new(addr);
+            o.retention.events = self.retain.max(1);
+            o.retention.age = self.retain_ms.map(std::time::Duration::from_millis);
+            o
+        })
+    }
 }
 
 #[derive(Args)]
@@ -115,6 +143,8 @@ struct RunArgs {
     /// Partitions of the output topics huntflow creates [default: as the input topic].
     #[arg(long)]
     output_partitions: Option<u32>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Args)]
@@ -203,8 +233,13 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.summary = args.summary;
     opts.progress_records = args.progress;
     opts.progress_bar = std::io::stderr().is_terminal();
-    let summary = backfill::run(&opts)?;
+    opts.serve = args.serve.options();
+    let (summary, live) = backfill::run_serving(&opts)?;
     eprintln!("{}", summary.to_json());
+    if live.is_some() {
+        eprintln!("backfill complete; serving its final state until stopped");
+        huntflow::serve::park_forever();
+    }
     Ok(())
 }
 
@@ -222,6 +257,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         snapshot_every: std::time::Duration::from_millis(args.snapshot_ms.max(1)),
         output_partitions: args.output_partitions,
         slice: huntflow::dataflow::facts::DEFAULT_SLICE,
+        serve: args.serve.options(),
     };
     huntflow::run::run(&opts)?;
     Ok(())

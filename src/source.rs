@@ -9,10 +9,11 @@
 //! time `c` has event time `>= c`, so a downstream frontier `F` means every
 //! event with `ts < F` has arrived.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -144,9 +145,61 @@ pub struct Stats {
     /// Read errors, as `(partition name, message)`; a partition that fails to
     /// read is closed.
     pub errors: Mutex<Vec<(String, String)>>,
+    /// Per partition: frontier, latest time, and (when `track` is set) when
+    /// each frontier was reached.
+    pub partitions: Mutex<BTreeMap<u32, PartitionProgress>>,
+    /// Keep the history that [`Stats::completed_at`] needs.
+    pub track: std::sync::atomic::AtomicBool,
+}
+
+/// Where one partition stands.
+#[derive(Debug, Default, Clone)]
+pub struct PartitionProgress {
+    pub frontier: u64,
+    pub latest: Option<u64>,
+    pub closed: bool,
+    history: VecDeque<(u64, Instant)>,
 }
 
 impl Stats {
+    /// Partition `p` stands at `frontier` (`None`: closed) with `latest`.
+    pub fn progress(&self, p: u32, frontier: Option<u64>, latest: Option<u64>) {
+        let Ok(mut parts) = self.partitions.lock() else {
+            return;
+        };
+        let part = parts.entry(p).or_default();
+        let f = frontier.unwrap_or(u64::MAX);
+        if f != part.frontier || latest != part.latest {
+            part.latest = latest;
+            part.closed = frontier.is_none();
+            if f > part.frontier || part.history.is_empty() {
+                part.frontier = f;
+                if self.track.load(Ordering::Relaxed) {
+                    part.history.push_back((f, Instant::now()));
+                }
+            }
+        }
+    }
+
+    /// When every partition had passed `f`: the completion instant of the
+    /// times below `f`. Forgets what later calls (with larger `f`) cannot need.
+    pub fn completed_at(&self, f: u64) -> Option<Instant> {
+        let mut parts = self.partitions.lock().ok()?;
+        let mut latest: Option<Instant> = None;
+        for part in parts.values_mut() {
+            while part.history.len() > 1 && part.history[1].0 <= f {
+                part.history.pop_front();
+            }
+            let at = part
+                .history
+                .iter()
+                .find(|(v, _)| *v >= f)
+                .map(|(_, at)| *at)?;
+            latest = Some(latest.map_or(at, |l| l.max(at)));
+        }
+        latest
+    }
+
     pub fn count(&self, read: u64, accepted: u64, rejected: &[u64; 8], bytes: u64) {
         self.read.fetch_add(read, Ordering::Relaxed);
         self.accepted.fetch_add(accepted, Ordering::Relaxed);
@@ -365,9 +418,11 @@ pub fn build<'scope>(
                 drop(session);
                 stats.count(read, accepted, &rejected, bytes);
                 if eof {
+                    stats.progress(index as u32, None, admission.latest());
                     cap = None;
                     reader = None;
                 } else {
+                    stats.progress(index as u32, Some(admission.frontier()), admission.latest());
                     c.downgrade(&admission.frontier());
                     activator.activate();
                 }

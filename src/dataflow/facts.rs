@@ -215,6 +215,76 @@ impl PlayerState {
     }
 }
 
+/// A player's current state as the analysts' API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlayerView {
+    pub position: Option<PositionView>,
+    pub readings: Vec<ReadingView>,
+    /// Live solves: clue number and expiry (`None`: never).
+    pub solves: Vec<(u32, Option<u64>)>,
+    /// Rewards claimed.
+    pub claims: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionView {
+    pub id: Id,
+    pub ts: u64,
+    pub lat: f64,
+    pub lon: f64,
+    pub expires: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadingView {
+    /// Sensor number.
+    pub sensor: u32,
+    pub id: Id,
+    pub ts: u64,
+    pub value: f64,
+    pub expires: u64,
+}
+
+impl PlayerState {
+    fn view(&self) -> Option<Box<PlayerView>> {
+        if self.position.is_none()
+            && self.readings.is_empty()
+            && self.solves.is_empty()
+            && self.claims.is_empty()
+        {
+            return None;
+        }
+        let mut solves = self.solves.clone();
+        solves.sort_unstable();
+        let mut claims = self.claims.clone();
+        claims.sort_unstable();
+        let mut readings: Vec<ReadingView> = self
+            .readings
+            .iter()
+            .map(|r| ReadingView {
+                sensor: r.sensor,
+                id: r.at.id.clone(),
+                ts: r.at.ts,
+                value: r.value,
+                expires: r.at.expires,
+            })
+            .collect();
+        readings.sort_unstable_by_key(|r| r.sensor);
+        Some(Box::new(PlayerView {
+            position: self.position.as_ref().map(|p| PositionView {
+                id: p.at.id.clone(),
+                ts: p.at.ts,
+                lat: p.lat,
+                lon: p.lon,
+                expires: p.at.expires,
+            }),
+            readings,
+            solves,
+            claims,
+        }))
+    }
+}
+
 /// For each hunt sensor, the rewards whose condition reads it.
 type SensorRewards = Vec<Vec<(u32, crate::hunt::SensorCondition)>>;
 
@@ -242,6 +312,8 @@ struct Facts {
     pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Vec<(FactKind, u32)>,
+    /// Also emit each settled player's [`PlayerView`].
+    details: bool,
 }
 
 impl Facts {
@@ -265,7 +337,7 @@ impl Facts {
         &mut self,
         limit: Option<u64>,
         budget: usize,
-        out: &mut Vec<(PlayerFact, u64, isize)>,
+        out: &mut Vec<(FactsOut, u64, isize)>,
     ) -> bool {
         let below = |t: u64| limit.is_none_or(|f| t < f);
         if self.pending_min.is_some_and(below) {
@@ -286,6 +358,7 @@ impl Facts {
             timers,
             scratch,
             ready,
+            details,
             ..
         } = self;
         let mut ctx = Settle {
@@ -293,6 +366,7 @@ impl Facts {
             conditions,
             scratch,
             timers,
+            details: *details,
         };
         let mut done = 0;
         while done < budget {
@@ -349,6 +423,7 @@ struct Settle<'a> {
     conditions: &'a SensorRewards,
     scratch: &'a mut Vec<(FactKind, u32)>,
     timers: &'a mut BinaryHeap<Reverse<(u64, Id)>>,
+    details: bool,
 }
 
 impl Settle<'_> {
@@ -359,12 +434,15 @@ impl Settle<'_> {
         state: &mut PlayerState,
         t: u64,
         player: &Id,
-        out: &mut Vec<(PlayerFact, u64, isize)>,
+        out: &mut Vec<(FactsOut, u64, isize)>,
     ) -> bool {
         state.facts(self.hunt, self.conditions, self.scratch);
         diff(&state.emitted, self.scratch, |fact, delta| {
-            out.push(((fact.0, player.clone(), fact.1), t, delta));
+            out.push((FactsOut::Fact((fact.0, player.clone(), fact.1)), t, delta));
         });
+        if self.details {
+            out.push((FactsOut::Detail(player.clone(), state.view()), t, 1));
+        }
         std::mem::swap(&mut state.emitted, self.scratch);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
@@ -474,16 +552,37 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
     slice: usize,
 ) -> VecCollection<'scope, u64, PlayerFact, isize> {
-    build_with(events, hunt, slice, None).0
+    use timely::dataflow::operators::vec::Map;
+    build_with(events, hunt, slice, None, false)
+        .0
+        .flat_map(|(out, t, r)| match out {
+            FactsOut::Fact(f) => Some((f, t, r)),
+            FactsOut::Detail(..) => None,
+        })
+        .as_collection()
 }
 
-/// [`build`], starting from restored state, and with a handle on the state.
+/// What the facts operator emits: fact changes, and (when asked for) the
+/// view of each player settled at a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FactsOut {
+    Fact(PlayerFact),
+    /// The player's state after the time (`None`: nothing live any more).
+    Detail(Id, Option<Box<PlayerView>>),
+}
+
+/// The facts operator's output: changes and views at their times.
+pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(FactsOut, u64, isize)>>;
+
+/// [`build`], starting from restored state, with a handle on the state, and
+/// with [`FactsOut::Detail`] records when `details` is set.
 pub fn build_with<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
     slice: usize,
     restore: Option<Restore>,
-) -> (VecCollection<'scope, u64, PlayerFact, isize>, FactsHandle) {
+    details: bool,
+) -> (FactsStream<'scope>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
     let scope = events.scope();
@@ -496,6 +595,7 @@ pub fn build_with<'scope>(
         ready: VecDeque::new(),
         timers: BinaryHeap::new(),
         scratch: Vec::new(),
+        details,
     }));
     let handle = FactsHandle(facts.clone());
     let stream = events.unary_frontier(exchange, "Facts", move |initial, info| {
@@ -506,7 +606,14 @@ pub fn build_with<'scope>(
             let mut f = facts.borrow_mut();
             for SavedPlayer(player, state) in restore.players {
                 for &(kind, n) in &state.emitted {
-                    changes.push(((kind, player.clone(), n), restore.time, 1));
+                    changes.push((FactsOut::Fact((kind, player.clone(), n)), restore.time, 1));
+                }
+                if details {
+                    changes.push((
+                        FactsOut::Detail(player.clone(), state.view()),
+                        restore.time,
+                        1,
+                    ));
                 }
                 if let Some(t) = state.timer {
                     f.timers.push(Reverse((t, player.clone())));
@@ -545,5 +652,5 @@ pub fn build_with<'scope>(
             }
         }
     });
-    (stream.as_collection(), handle)
+    (stream, handle)
 }

@@ -525,6 +525,11 @@ pub fn build<'scope>(
                 }
             }
 
+            for (&p, part) in state.parts.iter() {
+                config
+                    .stats
+                    .progress(p, Some(part.admission.frontier()), part.admission.latest());
+            }
             hold(&config.shared, index, &state, root_cap);
             if read > 0 || failed {
                 activator.activate();

@@ -83,6 +83,8 @@ pub struct RunOptions {
     /// Partitions of output topics the job creates (default: as the input).
     pub output_partitions: Option<u32>,
     pub slice: usize,
+    /// Serve the analysts' API.
+    pub serve: Option<crate::serve::ServeOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,11 @@ pub enum RunError {
     Config(String),
     #[error("the job stopped: {0}")]
     Failed(String),
+    #[error("serving on {addr}: {source}")]
+    Serve {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 fn file_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -286,9 +293,25 @@ impl RunError {
 /// where they stand.
 pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     let mut wait = Duration::from_millis(500);
+    let stats = Arc::new(crate::source::Stats::default());
+    let live = match &opts.serve {
+        None => None,
+        Some(serve) => {
+            let hunt = Arc::new(Hunt::load(&opts.hunt)?);
+            let live = crate::serve::Live::new(hunt, stats.clone(), serve.retention);
+            let bound = crate::serve::start(serve.addr, live.clone()).map_err(|source| {
+                RunError::Serve {
+                    addr: serve.addr,
+                    source,
+                }
+            })?;
+            eprintln!("serving on http://{bound}");
+            Some(live)
+        }
+    };
     loop {
         let started = std::time::Instant::now();
-        match run_once(opts) {
+        match run_once(opts, &stats, live.as_ref()) {
             Err(e) if e.is_transient() => {
                 if started.elapsed() > Duration::from_secs(60) {
                     wait = Duration::from_millis(500);
@@ -305,7 +328,11 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     }
 }
 
-fn run_once(opts: &RunOptions) -> Result<(), RunError> {
+fn run_once(
+    opts: &RunOptions,
+    stats: &Arc<crate::source::Stats>,
+    live: Option<&Arc<crate::serve::Live>>,
+) -> Result<(), RunError> {
     if opts.workers == 0 {
         return Err(RunError::Config("workers must be at least 1".into()));
     }
@@ -359,6 +386,10 @@ fn run_once(opts: &RunOptions) -> Result<(), RunError> {
         input_partitions,
     )?;
 
+    if let Some(live) = live {
+        // The API state is rebuilt from the snapshot like the rest.
+        live.reset();
+    }
     let job = worker::Job::new(worker::JobParts {
         opts: opts.clone(),
         hunt,
@@ -371,6 +402,8 @@ fn run_once(opts: &RunOptions) -> Result<(), RunError> {
         durable: vec![out_durable, rej_durable],
         rejects,
         written,
+        stats: stats.clone(),
+        live: live.cloned(),
     });
     job.run()
 }

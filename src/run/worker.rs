@@ -49,6 +49,8 @@ pub(crate) struct JobParts {
     pub durable: Vec<Durable>,
     pub rejects: Arc<dyn RejectWriter>,
     pub written: Arc<AtomicU64>,
+    pub stats: Arc<Stats>,
+    pub live: Option<Arc<crate::serve::Live>>,
 }
 
 /// What one worker starts from.
@@ -122,6 +124,8 @@ impl Job {
             durable,
             rejects,
             written,
+            stats,
+            live,
         } = self.parts;
         let workers = opts.workers;
         let (frontier, epoch, starts) = split_start(loaded, workers);
@@ -140,7 +144,6 @@ impl Job {
             status: Mutex::new(BTreeMap::new()),
         });
         watch_partitions(&cfg, &opts.topic, shared.clone(), coord.clone());
-        let stats = Arc::new(Stats::default());
         let errors: ErrorSlot = Arc::new(Mutex::new(None));
         let output = Mutex::new(Some(output));
         let durable = Arc::new(durable);
@@ -184,15 +187,27 @@ impl Job {
                     players: start.players,
                     time: frontier - 1,
                 });
-                let (changes, facts_handle) =
-                    crate::dataflow::build_with(scope, events, hunt.clone(), opts.slice, restore);
-                let changes = changes.inner.probe_with(&probe);
-                sink::notification_sink(
-                    changes,
+                let (changes, facts_handle, details) = crate::dataflow::build_with(
+                    scope,
+                    events,
                     hunt.clone(),
-                    out.map(|o| o as Box<dyn NotificationOutput>),
-                    errors.clone(),
+                    opts.slice,
+                    restore,
+                    live.is_some(),
                 );
+                let changes = changes.inner.probe_with(&probe);
+                let out = out.map(|o| match &live {
+                    Some(live) => Box::new(crate::serve::Tee {
+                        inner: o,
+                        live: live.clone(),
+                        below: frontier,
+                    }) as Box<dyn NotificationOutput>,
+                    None => o as Box<dyn NotificationOutput>,
+                });
+                sink::notification_sink(changes, hunt.clone(), out, errors.clone());
+                if live.is_some() {
+                    crate::serve::views_sink(details, live.clone().filter(|_| index == 0));
+                }
                 Ok::<_, crate::kafka::KafkaError>((source_handle, facts_handle))
             });
             let (sources, facts) = match built {

@@ -1,0 +1,240 @@
+//! The notification feed for subscribers: every notification (and a
+//! progress mark per completed frontier, at most every 100 ms) with an id
+//! that orders it, kept for a retention window so that a client that
+//! reconnects with `Last-Event-ID` resumes with no gap and no duplicate.
+//!
+//! Ids are `T-I`: the notification's time `T` and its 1-based position `I`
+//! among that time's notifications (SPEC order); a progress mark for
+//! frontier `T` is `T-0`, after every notification before `T`. Ids order as
+//! the pairs `(T, I)`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::event::Id;
+use crate::hunt::Hunt;
+use crate::sink::{format_notification, Notification, PlayerKind};
+
+/// An event id: `(time, position)`.
+pub type EventId = (u64, u64);
+
+pub fn format_id(id: EventId) -> String {
+    format!("{}-{}", id.0, id.1)
+}
+
+pub fn parse_id(s: &str) -> Option<EventId> {
+    let (t, i) = s.trim().split_once('-')?;
+    Some((t.parse().ok()?, i.parse().ok()?))
+}
+
+/// One feed event.
+#[derive(Clone, Debug)]
+pub struct FeedEvent {
+    pub id: EventId,
+    /// `"notification"` or `"progress"`.
+    pub event: &'static str,
+    /// The JSON line (without newline).
+    pub data: String,
+    pub kind: &'static str,
+    pub player: Option<Id>,
+    pub zone: Option<u32>,
+    pub reward: Option<u32>,
+}
+
+/// How long and how much the feed keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub events: usize,
+    pub age: Option<Duration>,
+}
+
+struct Ring {
+    events: VecDeque<(FeedEvent, Instant)>,
+    /// The id of the newest event dropped from the window.
+    evicted: Option<EventId>,
+    last_progress: Option<(u64, Instant)>,
+}
+
+/// What a subscriber gets after its cursor.
+pub enum Read {
+    Events(Vec<FeedEvent>),
+    /// The cursor lies before the retention window: events were dropped.
+    Gone {
+        oldest: Option<EventId>,
+    },
+}
+
+pub struct Feed {
+    ring: Mutex<Ring>,
+    pub notify: tokio::sync::Notify,
+    retention: Retention,
+}
+
+impl Feed {
+    pub fn new(retention: Retention) -> Self {
+        Feed {
+            ring: Mutex::new(Ring {
+                events: VecDeque::new(),
+                evicted: None,
+                last_progress: None,
+            }),
+            notify: tokio::sync::Notify::new(),
+            retention,
+        }
+    }
+
+    fn push(ring: &mut Ring, retention: Retention, e: FeedEvent) {
+        // After a restart the job writes again what followed its snapshot.
+        let last = ring.events.back().map(|(l, _)| l.id).or(ring.evicted);
+        if last.is_some_and(|l| e.id <= l) {
+            return;
+        }
+        let now = Instant::now();
+        ring.events.push_back((e, now));
+        while ring.events.len() > retention.events
+            || retention.age.is_some_and(|age| {
+                ring.events
+                    .front()
+                    .is_some_and(|(_, at)| now.duration_since(*at) > age)
+            })
+        {
+            let (old, _) = ring.events.pop_front().expect("non-empty");
+            ring.evicted = Some(old.id);
+        }
+    }
+
+    /// The notifications of one completed time.
+    pub fn notifications(&self, hunt: &Hunt, time: u64, ns: &[Notification]) {
+        if ns.is_empty() {
+            return;
+        }
+        let Ok(mut ring) = self.ring.lock() else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(128);
+        for (i, n) in ns.iter().enumerate() {
+            buf.clear();
+            format_notification(&mut buf, hunt, time, n);
+            buf.pop();
+            let (kind, player, zone, reward) = match n {
+                Notification::Player {
+                    player, kind, item, ..
+                } => {
+                    let (name, zone, reward) = match kind {
+                        PlayerKind::Exit => ("exit", Some(*item), None),
+                        PlayerKind::Enter => ("enter", Some(*item), None),
+                        PlayerKind::Ineligible => ("ineligible", None, Some(*item)),
+                        PlayerKind::Eligible => ("eligible", None, Some(*item)),
+                    };
+                    (name, Some(player.clone()), zone, reward)
+                }
+                Notification::Occupancy { zone, .. } => ("occupancy", None, Some(*zone), None),
+            };
+            let event = FeedEvent {
+                id: (time, i as u64 + 1),
+                event: "notification",
+                data: String::from_utf8_lossy(&buf).into_owned(),
+                kind,
+                player,
+                zone,
+                reward,
+            };
+            Self::push(&mut ring, self.retention, event);
+        }
+        drop(ring);
+        self.notify.notify_waiters();
+    }
+
+    /// The frontier advanced (`None`: the stream ended).
+    pub fn progress(&self, frontier: Option<u64>) {
+        let f = frontier.unwrap_or(u64::MAX);
+        let Ok(mut ring) = self.ring.lock() else {
+            return;
+        };
+        let due = match ring.last_progress {
+            None => f > 0,
+            Some((last, at)) => {
+                f > last && (frontier.is_none() || at.elapsed() >= Duration::from_millis(100))
+            }
+        };
+        if !due {
+            return;
+        }
+        ring.last_progress = Some((f, Instant::now()));
+        let event = FeedEvent {
+            id: (f, 0),
+            event: "progress",
+            data: format!("{{\"kind\":\"progress\",\"time\":{f}}}"),
+            kind: "progress",
+            player: None,
+            zone: None,
+            reward: None,
+        };
+        Self::push(&mut ring, self.retention, event);
+        drop(ring);
+        self.notify.notify_waiters();
+    }
+
+    /// Events after `cursor` (all retained when `None`), at most `max`.
+    pub fn read(&self, cursor: Option<EventId>, max: usize) -> Read {
+        let Ok(ring) = self.ring.lock() else {
+            return Read::Events(Vec::new());
+        };
+        if let (Some(c), Some(evicted)) = (cursor, ring.evicted) {
+            if c < evicted {
+                return Read::Gone {
+                    oldest: ring.events.front().map(|(e, _)| e.id),
+                };
+            }
+        }
+        let start = match cursor {
+            None => 0,
+            Some(c) => ring.events.partition_point(|(e, _)| e.id <= c),
+        };
+        Read::Events(
+            ring.events
+                .iter()
+                .skip(start)
+                .take(max)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(feed: &Feed, t: u64) {
+        let mut ring = feed.ring.lock().unwrap();
+        ring.last_progress = None;
+        drop(ring);
+        feed.progress(Some(t));
+    }
+
+    #[test]
+    fn resumes_after_the_cursor_and_reports_what_fell_out() {
+        let feed = Feed::new(Retention {
+            events: 2,
+            age: None,
+        });
+        progress(&feed, 5);
+        progress(&feed, 7);
+        progress(&feed, 9);
+        match feed.read(Some((7, 0)), 10) {
+            Read::Events(e) => assert_eq!(e.iter().map(|e| e.id).collect::<Vec<_>>(), vec![(9, 0)]),
+            Read::Gone { .. } => panic!("within the window"),
+        }
+        assert!(matches!(
+            feed.read(Some((4, 0)), 10),
+            Read::Gone {
+                oldest: Some((7, 0))
+            }
+        ));
+        assert_eq!(parse_id("12-3"), Some((12, 3)));
+        assert_eq!(format_id((12, 3)), "12-3");
+        assert_eq!(parse_id("x"), None);
+    }
+}

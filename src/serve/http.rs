@@ -1,0 +1,526 @@
+//! The axum router: point queries, the subscription stream, metrics and
+//! health. Every answer says the logical time it describes (`as_of`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::feed::{format_id, parse_id, EventId, FeedEvent, Read};
+use super::metrics::{header, label, KINDS};
+use super::state::LiveState;
+use super::{Live, Timer};
+use crate::event::Reason;
+
+type Shared = State<Arc<Live>>;
+
+pub fn router(live: Arc<Live>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/players/{id}", get(player))
+        .route("/v1/players/{id}/why/{reward}", get(why))
+        .route("/v1/zones", get(zones))
+        .route("/v1/zones/{id}", get(zone))
+        .route("/v1/rewards/{id}", get(reward))
+        .route("/v1/subscribe", get(subscribe))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .with_state(live)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn as_of(s: &LiveState) -> Value {
+    json!(s.as_of)
+}
+
+async fn healthz(State(live): Shared) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let r =
+        Json(json!({"status": "ok", "as_of": as_of(&s), "complete": s.complete})).into_response();
+    drop(s);
+    t.done(&live, "healthz");
+    r
+}
+
+fn position_json(s: &LiveState, player: &str) -> Value {
+    let Some(p) = s.views.get(player).and_then(|v| v.position.as_ref()) else {
+        return Value::Null;
+    };
+    json!({"id": p.id.as_str(), "ts": p.ts, "lat": p.lat, "lon": p.lon, "expires": p.expires})
+}
+
+async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let r = if !s.seen.contains(id.as_str()) {
+        error(StatusCode::NOT_FOUND, format!("unknown player {id:?}"))
+    } else {
+        let hunt = &s.hunt;
+        let view = s.views.get(id.as_str());
+        let zones: Vec<&str> = s
+            .presence
+            .get(id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|&z| hunt.zones[z as usize].id.as_str())
+            .collect();
+        let eligible: Vec<&str> = s
+            .eligible
+            .get(id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|&r| hunt.rewards[r as usize].id.as_str())
+            .collect();
+        let solved: Vec<Value> = view
+            .into_iter()
+            .flat_map(|v| &v.solves)
+            .map(|(c, e)| json!({"clue": hunt.clues[*c as usize], "expires": e}))
+            .collect();
+        let readings: Vec<Value> = view
+            .into_iter()
+            .flat_map(|v| &v.readings)
+            .map(|r| {
+                json!({"sensor": hunt.sensors[r.sensor as usize], "value": r.value,
+                       "id": r.id.as_str(), "ts": r.ts, "expires": r.expires})
+            })
+            .collect();
+        let claimed: Vec<&str> = view
+            .into_iter()
+            .flat_map(|v| &v.claims)
+            .map(|&r| hunt.rewards[r as usize].id.as_str())
+            .collect();
+        Json(json!({
+            "as_of": as_of(&s),
+            "player": id,
+            "position": position_json(&s, &id),
+            "zones": zones,
+            "eligible": eligible,
+            "solved": solved,
+            "readings": readings,
+            "claimed": claimed,
+        }))
+        .into_response()
+    };
+    drop(s);
+    t.done(&live, "player");
+    r
+}
+
+async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let hunt = s.hunt.clone();
+    let r = match (s.seen.contains(id.as_str()), hunt.reward_number(&reward)) {
+        (false, _) => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
+        (_, None) => error(StatusCode::NOT_FOUND, format!("unknown reward {reward:?}")),
+        (true, Some(rn)) => {
+            let rw = &hunt.rewards[rn as usize];
+            let view = s.views.get(id.as_str());
+            let mut conditions = Vec::new();
+            if let Some(z) = rw.zone {
+                let holds = s.presence.get(id.as_str()).is_some_and(|p| p.contains(&z));
+                conditions.push(
+                    json!({"condition": "zone", "zone": hunt.zones[z as usize].id,
+                    "holds": holds, "position": position_json(&s, &id)}),
+                );
+            }
+            for &c in &rw.requires {
+                let solve = view.and_then(|v| v.solves.iter().find(|(sc, _)| *sc == c));
+                conditions.push(json!({"condition": "clue", "clue": hunt.clues[c as usize],
+                    "holds": solve.is_some(), "solve": solve.map(|(_, e)| json!({"expires": e}))}));
+            }
+            if let Some(cond) = &rw.sensor {
+                let reading =
+                    view.and_then(|v| v.readings.iter().find(|r| r.sensor == cond.sensor));
+                conditions.push(json!({"condition": "sensor",
+                    "sensor": hunt.sensors[cond.sensor as usize], "min": cond.min, "max": cond.max,
+                    "holds": reading.is_some_and(|r| cond.holds(r.value)),
+                    "reading": reading.map(|r| json!({"value": r.value, "id": r.id.as_str(), "ts": r.ts, "expires": r.expires}))}));
+            }
+            if let Some(w) = &rw.active {
+                let holds = s.as_of.is_some_and(|t| w.contains(t));
+                conditions.push(
+                    json!({"condition": "window", "from": w.from, "until": w.until,
+                    "holds": holds}),
+                );
+            }
+            let claimed = view.is_some_and(|v| v.claims.contains(&rn));
+            conditions.push(json!({"condition": "not_claimed", "holds": !claimed}));
+            let eligible = s.eligible.get(id.as_str()).is_some_and(|e| e.contains(&rn));
+            Json(json!({"as_of": as_of(&s), "player": id, "reward": reward,
+                "eligible": eligible, "conditions": conditions}))
+            .into_response()
+        }
+    };
+    drop(s);
+    t.done(&live, "why");
+    r
+}
+
+async fn zones(State(live): Shared) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let zones: Vec<Value> = s
+        .hunt
+        .zones
+        .iter()
+        .zip(&s.occupancy)
+        .map(|(z, n)| json!({"zone": z.id, "occupancy": n}))
+        .collect();
+    let r = Json(json!({"as_of": as_of(&s), "zones": zones})).into_response();
+    drop(s);
+    t.done(&live, "zones");
+    r
+}
+
+async fn zone(State(live): Shared, Path(id): Path<String>) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let r = match s.hunt.zone_number(&id) {
+        None => error(StatusCode::NOT_FOUND, format!("unknown zone {id:?}")),
+        Some(z) => {
+            let players: Vec<&str> = s.zone_players[z as usize]
+                .iter()
+                .map(|p| p.as_str())
+                .collect();
+            Json(
+                json!({"as_of": as_of(&s), "zone": id, "occupancy": s.occupancy[z as usize],
+                "players": players}),
+            )
+            .into_response()
+        }
+    };
+    drop(s);
+    t.done(&live, "zone");
+    r
+}
+
+async fn reward(State(live): Shared, Path(id): Path<String>) -> Response {
+    let t = Timer::start();
+    let s = live.state.read().expect("state lock");
+    let r = match s.hunt.reward_number(&id) {
+        None => error(StatusCode::NOT_FOUND, format!("unknown reward {id:?}")),
+        Some(rn) => {
+            let players: Vec<&str> = s.reward_players[rn as usize]
+                .iter()
+                .map(|p| p.as_str())
+                .collect();
+            Json(json!({"as_of": as_of(&s), "reward": id, "eligible": players})).into_response()
+        }
+    };
+    drop(s);
+    t.done(&live, "reward");
+    r
+}
+
+/// Subscription filters.
+struct Filter {
+    kinds: Option<Vec<String>>,
+    player: Option<String>,
+    zone: Option<u32>,
+    reward: Option<u32>,
+}
+
+impl Filter {
+    fn matches(&self, e: &FeedEvent) -> bool {
+        if e.event == "progress" {
+            return true;
+        }
+        self.kinds
+            .as_ref()
+            .is_none_or(|k| k.iter().any(|k| k == e.kind))
+            && self
+                .player
+                .as_ref()
+                .is_none_or(|p| e.player.as_deref() == Some(p.as_str()))
+            && self.zone.is_none_or(|z| e.zone == Some(z))
+            && self.reward.is_none_or(|r| e.reward == Some(r))
+    }
+}
+
+fn parse_filter(live: &Live, q: &HashMap<String, String>) -> Result<Filter, String> {
+    for key in q.keys() {
+        if !matches!(key.as_str(), "kind" | "player" | "zone" | "reward") {
+            return Err(format!("unknown parameter {key:?}"));
+        }
+    }
+    let kinds = match q.get("kind") {
+        None => None,
+        Some(k) => {
+            let kinds: Vec<String> = k.split(',').map(str::to_string).collect();
+            if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+                return Err(format!(
+                    "unknown kind {bad:?} (one of {})",
+                    KINDS.join(", ")
+                ));
+            }
+            Some(kinds)
+        }
+    };
+    let zone = match q.get("zone") {
+        None => None,
+        Some(z) => Some(
+            live.hunt
+                .zone_number(z)
+                .ok_or(format!("unknown zone {z:?}"))?,
+        ),
+    };
+    let reward = match q.get("reward") {
+        None => None,
+        Some(r) => Some(
+            live.hunt
+                .reward_number(r)
+                .ok_or(format!("unknown reward {r:?}"))?,
+        ),
+    };
+    Ok(Filter {
+        kinds,
+        player: q.get("player").cloned(),
+        zone,
+        reward,
+    })
+}
+
+fn sse_event(e: &FeedEvent) -> Event {
+    Event::default()
+        .id(format_id(e.id))
+        .event(e.event)
+        .data(e.data.clone())
+}
+
+async fn subscribe(
+    State(live): Shared,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let filter = match parse_filter(&live, &q) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let cursor: Option<EventId> = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(parse_id) {
+            Some(id) => Some(id),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Last-Event-ID must look like TIME-INDEX".into(),
+                )
+            }
+        },
+    };
+    live.metrics.http("subscribe", Duration::ZERO);
+    let stream = futures_util::stream::unfold(
+        (live, filter, cursor, false),
+        |(live, filter, cursor, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let outcome = {
+                    let notified = live.feed.notify.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    match live.feed.read(cursor, 1024) {
+                        Read::Events(events) if events.is_empty() => {
+                            notified.await;
+                            None
+                        }
+                        read => Some(read),
+                    }
+                };
+                match outcome {
+                    None => continue,
+                    Some(Read::Gone { oldest }) => {
+                        let data = json!({"error": "the events after Last-Event-ID are no longer retained",
+                            "oldest": oldest.map(format_id)});
+                        let ev = Event::default().event("error").data(data.to_string());
+                        return Some((vec![Ok::<_, Infallible>(ev)], (live, filter, cursor, true)));
+                    }
+                    Some(Read::Events(events)) => {
+                        let next = events.last().map(|e| e.id);
+                        let out: Vec<Result<Event, Infallible>> = events
+                            .iter()
+                            .filter(|e| filter.matches(e))
+                            .map(|e| Ok(sse_event(e)))
+                            .collect();
+                        return Some((out, (live, filter, next, false)));
+                    }
+                }
+            }
+        },
+    );
+    let stream = futures_util::StreamExt::flat_map(stream, futures_util::stream::iter);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn metrics(State(live): Shared) -> Response {
+    let t = Timer::start();
+    let mut out = String::with_capacity(8192);
+    let st = &live.stats;
+    header(
+        &mut out,
+        "huntflow_records_read_total",
+        "counter",
+        "Records read from the inputs.",
+    );
+    let _ = writeln!(
+        out,
+        "huntflow_records_read_total {}",
+        st.read.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "huntflow_records_accepted_total",
+        "counter",
+        "Records accepted.",
+    );
+    let _ = writeln!(
+        out,
+        "huntflow_records_accepted_total {}",
+        st.accepted.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "huntflow_records_rejected_total",
+        "counter",
+        "Records rejected, by reason.",
+    );
+    for r in Reason::ALL {
+        let _ = writeln!(
+            out,
+            "huntflow_records_rejected_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            st.rejected[r.index()].load(Ordering::Relaxed)
+        );
+    }
+    if let Ok(parts) = st.partitions.lock() {
+        let leading = parts.values().filter_map(|p| p.latest).max();
+        header(
+            &mut out,
+            "huntflow_partition_frontier",
+            "gauge",
+            "Partition frontier max(0, M - L), ms of event time.",
+        );
+        for (p, part) in parts.iter() {
+            let value = if part.closed {
+                "+Inf".to_string()
+            } else {
+                part.frontier.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "huntflow_partition_frontier{{partition=\"{p}\"}} {value}"
+            );
+        }
+        header(
+            &mut out,
+            "huntflow_partition_event_time_lag_ms",
+            "gauge",
+            "How far a partition's latest time is behind the leading partition's, ms.",
+        );
+        for (p, part) in parts.iter() {
+            let lag = leading
+                .unwrap_or(0)
+                .saturating_sub(part.latest.unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "huntflow_partition_event_time_lag_ms{{partition=\"{p}\"}} {lag}"
+            );
+        }
+    }
+    header(
+        &mut out,
+        "huntflow_notifications_total",
+        "counter",
+        "Notifications written, by kind.",
+    );
+    for (k, c) in KINDS.iter().zip(&live.metrics.notifications) {
+        let _ = writeln!(
+            out,
+            "huntflow_notifications_total{{kind=\"{k}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    header(
+        &mut out,
+        "huntflow_completion_latency_seconds",
+        "histogram",
+        "From a time completing (every partition past it) to its notifications being written.",
+    );
+    live.metrics
+        .completion
+        .write(&mut out, "huntflow_completion_latency_seconds", "");
+    {
+        let s = live.state.read().expect("state lock");
+        let (players, positions, presence, eligible) = s.sizes();
+        header(
+            &mut out,
+            "huntflow_state_players",
+            "gauge",
+            "Players with live state.",
+        );
+        let _ = writeln!(out, "huntflow_state_players {players}");
+        header(
+            &mut out,
+            "huntflow_state_positions",
+            "gauge",
+            "Players with a live position.",
+        );
+        let _ = writeln!(out, "huntflow_state_positions {positions}");
+        header(
+            &mut out,
+            "huntflow_state_presence_pairs",
+            "gauge",
+            "(player, zone) pairs present.",
+        );
+        let _ = writeln!(out, "huntflow_state_presence_pairs {presence}");
+        header(
+            &mut out,
+            "huntflow_state_eligible_pairs",
+            "gauge",
+            "(player, reward) pairs eligible.",
+        );
+        let _ = writeln!(out, "huntflow_state_eligible_pairs {eligible}");
+        header(
+            &mut out,
+            "huntflow_as_of",
+            "gauge",
+            "The latest complete time the answers describe.",
+        );
+        let _ = writeln!(out, "huntflow_as_of {}", s.as_of.map_or(-1.0, |t| t as f64));
+    }
+    header(
+        &mut out,
+        "huntflow_http_request_duration_seconds",
+        "histogram",
+        "HTTP request latency, by endpoint.",
+    );
+    if let Ok(h) = live.metrics.http.lock() {
+        for (endpoint, hist) in h.iter() {
+            hist.write(
+                &mut out,
+                "huntflow_http_request_duration_seconds",
+                &format!("endpoint=\"{}\",", label(endpoint)),
+            );
+        }
+    }
+    t.done(&live, "metrics");
+    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
