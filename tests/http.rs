@@ -1,0 +1,535 @@
+//! The analysts' API over real HTTP: a `huntflow backfill --serve` process
+//! and a small HTTP/1.1 client. Answers are checked against the reference
+//! model's state, subscriptions against the notification file, metrics
+//! against the summary.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A served backfill of the demo, with TTLs long enough that state remains
+/// at the end.
+struct Served {
+    child: Child,
+    addr: String,
+    output: PathBuf,
+    hunt: PathBuf,
+    inputs: Vec<PathBuf>,
+    summary: Value,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(work: &Path, extra: &[&str]) -> Served {
+    serve_with(work, extra, None)
+}
+
+/// With `stdin`: one partition fed these bytes through standard input,
+/// which stays open (the partition never closes).
+fn serve_with(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>) -> Served {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let hunt_dir = work.join(format!("hunt-{}", extra.len()));
+    std::fs::create_dir_all(&hunt_dir).unwrap();
+    let toml = std::fs::read_to_string(root.join("dataflows/demo/hunt.toml"))
+        .unwrap()
+        .replace("position_ttl_ms = 60000", "position_ttl_ms = 100000000")
+        .replace("sensor_ttl_ms = 30000", "sensor_ttl_ms = 100000000");
+    std::fs::write(hunt_dir.join("hunt.toml"), toml).unwrap();
+    std::fs::copy(
+        root.join("dataflows/demo/zones.geojson"),
+        hunt_dir.join("zones.geojson"),
+    )
+    .unwrap();
+    let inputs = match &stdin {
+        None => vec![
+            root.join("datasets/demo/part-000.jsonl"),
+            root.join("datasets/demo/part-001.jsonl"),
+        ],
+        Some(bytes) => {
+            let fed = hunt_dir.join("fed.jsonl");
+            std::fs::write(&fed, bytes).unwrap();
+            vec![fed]
+        }
+    };
+    let output = hunt_dir.join("out.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(hunt_dir.join("hunt.toml"))
+        .arg("--output")
+        .arg(&output)
+        .args(["-w", "2", "--serve", "127.0.0.1:0"])
+        .args(extra)
+        .args(if stdin.is_some() {
+            vec![PathBuf::from("-")]
+        } else {
+            inputs.clone()
+        })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = &stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(bytes).unwrap();
+        pipe.flush().unwrap();
+        // Kept open: the partition stays open and its last times incomplete.
+        std::mem::forget(pipe);
+    }
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    let mut summary = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("serving on http://") {
+            addr = Some(a.to_string());
+        } else if line.starts_with("{\"read\"") {
+            summary = Some(serde_json::from_str(&line).unwrap());
+        } else if line.starts_with("backfill complete") {
+            break;
+        }
+        if stdin.is_some() && addr.is_some() {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Served {
+        child,
+        addr: addr.expect("address printed"),
+        output,
+        hunt: hunt_dir.join("hunt.toml"),
+        inputs,
+        summary: summary.unwrap_or(Value::Null),
+    }
+}
+
+/// One GET; returns the status and the body (de-chunked).
+fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 || b.len() < eol + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[(eol + 4 + size).min(b.len())..];
+    }
+}
+
+fn json(addr: &str, path: &str) -> (u16, Value) {
+    let (status, body) = get(addr, path, &[]);
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// A subscription read until `want` notifications came (or `timeout`):
+/// `(id, event, data)` triples, progress marks included.
+fn subscribe(
+    addr: &str,
+    path: &str,
+    last_id: Option<&str>,
+    want: usize,
+) -> Vec<(String, String, String)> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    if let Some(id) = last_id {
+        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut events = Vec::new();
+    while Instant::now() < deadline {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        raw.extend_from_slice(&buf[..n]);
+        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&dechunk(&raw[split + 4..])).to_string();
+        events = parse_sse(&text);
+        let got = events.iter().filter(|e| e.1 != "progress").count();
+        if got >= want || events.iter().any(|e| e.1 == "error") {
+            break;
+        }
+    }
+    events
+}
+
+fn parse_sse(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.to_string();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_string();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = v.to_string();
+            }
+        }
+        if !event.is_empty() && !data.is_empty() {
+            out.push((id, event, data));
+        }
+    }
+    out
+}
+
+/// The reference model's final state, from its notifications.
+struct Expected {
+    presence: BTreeMap<String, BTreeSet<String>>,
+    eligible: BTreeMap<String, BTreeSet<String>>,
+    occupancy: BTreeMap<String, i64>,
+    last_time: u64,
+}
+
+fn expected(served: &Served, as_of: u64) -> Expected {
+    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let parts: Vec<Vec<u8>> = served
+        .inputs
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let r = common::reference::reference(&hunt, &parts);
+    let mut e = Expected {
+        presence: BTreeMap::new(),
+        eligible: BTreeMap::new(),
+        occupancy: BTreeMap::new(),
+        last_time: 0,
+    };
+    for line in r.notifications.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["time"].as_u64().unwrap() > as_of {
+            break;
+        }
+        e.last_time = v["time"].as_u64().unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        match v["kind"].as_str().unwrap() {
+            "enter" => drop(e.presence.entry(s("player")).or_default().insert(s("zone"))),
+            "exit" => drop(
+                e.presence
+                    .entry(s("player"))
+                    .or_default()
+                    .remove(&s("zone")),
+            ),
+            "eligible" => drop(
+                e.eligible
+                    .entry(s("player"))
+                    .or_default()
+                    .insert(s("reward")),
+            ),
+            "ineligible" => drop(
+                e.eligible
+                    .entry(s("player"))
+                    .or_default()
+                    .remove(&s("reward")),
+            ),
+            "occupancy" => drop(e.occupancy.insert(s("zone"), v["count"].as_i64().unwrap())),
+            _ => {}
+        }
+    }
+    e
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn point_queries_equal_the_reference_state_at_as_of() {
+    let work = common::Scratch::new("http-queries");
+    // A live partition: the first 6000 records of the demo, the input left
+    // open, so the latest times stay incomplete and state remains.
+    let demo = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
+    )
+    .unwrap();
+    let fed: Vec<u8> = demo
+        .split_inclusive(|&b| b == b'\n')
+        .take(6000)
+        .flatten()
+        .copied()
+        .collect();
+    let served = serve_with(&work.path, &[], Some(fed));
+    let addr = &served.addr;
+    // Wait until the answers stop moving: everything fed is processed.
+    let mut as_of = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, health) = json(addr, "/healthz");
+        assert_eq!(status, 200);
+        assert_eq!(health["complete"], false);
+        let now = health["as_of"].as_u64();
+        if now.is_some() && now == as_of {
+            break;
+        }
+        as_of = now;
+        assert!(Instant::now() < deadline, "as_of does not settle");
+    }
+    let as_of = as_of.unwrap();
+    let want = expected(&served, as_of);
+
+    let (_, zones) = json(addr, "/v1/zones");
+    assert_eq!(zones["as_of"], as_of);
+    let mut busy = 0;
+    for z in zones["zones"].as_array().unwrap() {
+        let id = z["zone"].as_str().unwrap();
+        let count = want.occupancy.get(id).copied().unwrap_or(0);
+        assert_eq!(z["occupancy"], count, "occupancy of {id}");
+        let (status, zone) = json(addr, &format!("/v1/zones/{id}"));
+        assert_eq!(status, 200);
+        let players = strings(&zone["players"]);
+        let inside: BTreeSet<String> = want
+            .presence
+            .iter()
+            .filter(|(_, zs)| zs.contains(id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(players, inside, "players in {id}");
+        assert_eq!(players.len() as i64, count);
+        busy += count;
+    }
+    assert!(busy > 10, "state at the end is too thin to test: {busy}");
+
+    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    for r in &hunt.rewards {
+        let (_, reward) = json(addr, &format!("/v1/rewards/{}", r.id));
+        let got = strings(&reward["eligible"]);
+        let expect: BTreeSet<String> = want
+            .eligible
+            .iter()
+            .filter(|(_, rs)| rs.contains(&r.id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        assert_eq!(got, expect, "eligible for {}", r.id);
+    }
+
+    for (player, zones_in) in want.presence.iter().take(40) {
+        let (status, p) = json(addr, &format!("/v1/players/{player}"));
+        assert_eq!(status, 200);
+        assert_eq!(strings(&p["zones"]), *zones_in, "zones of {player}");
+        let elig = want.eligible.get(player).cloned().unwrap_or_default();
+        assert_eq!(strings(&p["eligible"]), elig, "eligible of {player}");
+        assert!(zones_in.is_empty() || p["position"].is_object());
+        // The explanation agrees with the answer.
+        for r in &hunt.rewards {
+            let (_, why) = json(addr, &format!("/v1/players/{player}/why/{}", r.id));
+            let all = why["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["holds"] == true);
+            assert_eq!(why["eligible"], elig.contains(&r.id));
+            assert_eq!(all, elig.contains(&r.id), "why {player} {}: {why}", r.id);
+        }
+    }
+
+    for path in [
+        "/v1/players/nobody",
+        "/v1/zones/nowhere",
+        "/v1/rewards/nothing",
+        "/v1/players/nobody/why/golden-key",
+        "/v1/nope",
+    ] {
+        let (status, body) = json(addr, path);
+        assert_eq!(status, 404, "{path}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    for (path, headers) in [
+        ("/v1/subscribe?kind=bogus", vec![]),
+        ("/v1/subscribe?zone=nowhere", vec![]),
+        ("/v1/subscribe?colour=red", vec![]),
+        ("/v1/subscribe", vec![("Last-Event-ID", "yesterday")]),
+    ] {
+        let (status, body) = get(addr, path, &headers);
+        assert_eq!(status, 400, "{path}");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"].is_string());
+    }
+}
+
+#[test]
+fn a_subscriber_resumes_with_last_event_id_and_misses_nothing() {
+    let work = common::Scratch::new("http-sse");
+    let served = serve(&work.path, &[]);
+    let all: Vec<String> = std::fs::read_to_string(&served.output)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(all.len() > 5000);
+
+    let first = subscribe(&served.addr, "/v1/subscribe", None, 3000);
+    let first: Vec<_> = first
+        .into_iter()
+        .filter(|e| e.1 == "notification")
+        .take(3000)
+        .collect();
+    let last_id = first.last().unwrap().0.clone();
+    let rest = subscribe(
+        &served.addr,
+        "/v1/subscribe",
+        Some(&last_id),
+        all.len() - first.len(),
+    );
+    let mut got: Vec<String> = first.iter().map(|e| e.2.clone()).collect();
+    got.extend(
+        rest.iter()
+            .filter(|e| e.1 == "notification")
+            .map(|e| e.2.clone()),
+    );
+    assert_eq!(got.len(), all.len(), "resumed stream length");
+    assert!(
+        got == all,
+        "the resumed stream differs from the output file"
+    );
+    // Ids order the stream.
+    let ids: Vec<(u64, u64)> = rest
+        .iter()
+        .map(|e| {
+            let (t, i) = e.0.split_once('-').unwrap();
+            (t.parse().unwrap(), i.parse().unwrap())
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+    // Filters.
+    let enters = subscribe(
+        &served.addr,
+        "/v1/subscribe?kind=enter&zone=fountain",
+        None,
+        5,
+    );
+    assert!(enters
+        .iter()
+        .filter(|e| e.1 == "notification")
+        .all(|e| e.2.contains("\"kind\":\"enter\"") && e.2.contains("\"zone\":\"fountain\"")));
+}
+
+#[test]
+fn beyond_the_retention_window_the_server_says_so() {
+    let work = common::Scratch::new("http-retain");
+    let served = serve(&work.path, &["--retain", "100"]);
+    let events = subscribe(&served.addr, "/v1/subscribe", Some("0-1"), 1);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1, "error");
+    assert!(events[0].2.contains("no longer retained"));
+}
+
+#[test]
+fn metrics_parse_and_match_the_summary() {
+    let work = common::Scratch::new("http-metrics");
+    let served = serve(&work.path, &[]);
+    json(&served.addr, "/v1/zones");
+    let (status, body) = get(&served.addr, "/metrics", &[]);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let mut samples: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            assert!(
+                line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "bad comment line {line:?}"
+            );
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = if value == "+Inf" {
+            f64::INFINITY
+        } else {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}"))
+        };
+        if let Some((metric, labels)) = name.split_once('{') {
+            assert!(labels.ends_with('}'), "{line:?}");
+            assert!(metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        }
+        samples.insert(name.to_string(), value);
+    }
+    let s = &served.summary;
+    assert_eq!(
+        samples["huntflow_records_read_total"],
+        s["read"].as_f64().unwrap()
+    );
+    assert_eq!(
+        samples["huntflow_records_accepted_total"],
+        s["accepted"].as_f64().unwrap()
+    );
+    for (reason, n) in s["rejected"].as_object().unwrap() {
+        let key = format!("huntflow_records_rejected_total{{reason=\"{reason}\"}}");
+        assert_eq!(samples[&key], n.as_f64().unwrap(), "{reason}");
+    }
+    let output = std::fs::read_to_string(&served.output).unwrap();
+    for kind in ["enter", "exit", "eligible", "ineligible", "occupancy"] {
+        let n = output
+            .lines()
+            .filter(|l| l.contains(&format!("\"kind\":\"{kind}\"")))
+            .count();
+        let key = format!("huntflow_notifications_total{{kind=\"{kind}\"}}");
+        assert_eq!(samples[&key], n as f64, "{kind}");
+    }
+    assert!(samples["huntflow_completion_latency_seconds_count"] > 0.0);
+    assert!(samples["huntflow_state_players"] > 0.0);
+    assert!(samples
+        .keys()
+        .any(|k| k.starts_with("huntflow_http_request_duration_seconds_bucket")));
+}
