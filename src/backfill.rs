@@ -37,6 +37,8 @@ pub struct BackfillOptions {
     pub slice: usize,
     /// Serve the analysts' API while running (and after, see `huntflow backfill`).
     pub serve: Option<crate::serve::ServeOptions>,
+    /// Write presence and eligibility intervals into this directory.
+    pub derived: Option<PathBuf>,
 }
 
 impl BackfillOptions {
@@ -52,6 +54,7 @@ impl BackfillOptions {
             progress_bar: false,
             slice: crate::dataflow::facts::DEFAULT_SLICE,
             serve: None,
+            derived: None,
         }
     }
 }
@@ -209,6 +212,17 @@ pub fn run_serving(
 
     let output: Slot<Box<dyn Write + Send>> =
         Arc::new(Mutex::new(Some(open_output(opts.output.as_deref())?)));
+    let derived: Slot<crate::derived::Derived> = Arc::new(Mutex::new(match &opts.derived {
+        None => None,
+        Some(dir) => Some(
+            crate::derived::Derived::create(dir, &hunt).map_err(|source| {
+                BackfillError::Output {
+                    path: dir.clone(),
+                    source,
+                }
+            })?,
+        ),
+    }));
     let rejects: Slot<Box<dyn Write + Send>> = Arc::new(Mutex::new(match &opts.rejects {
         Some(p) => Some(open_output(Some(p))?),
         None => None,
@@ -265,9 +279,16 @@ pub fn run_serving(
                 serving.is_some(),
             );
             let changes = changes.inner.probe_with(&probe);
+            let files = if index == 0 { take(&derived) } else { None };
             let output = out.map(|w| {
-                let line: Box<dyn sink::NotificationOutput> =
+                let mut line: Box<dyn sink::NotificationOutput> =
                     Box::new(sink::LineOutput::new(w, progress_records));
+                if let Some(derived) = files {
+                    line = Box::new(crate::derived::WithDerived {
+                        inner: line,
+                        derived,
+                    });
+                }
                 match &serving {
                     Some(live) => Box::new(crate::serve::Tee {
                         inner: line,

@@ -13,13 +13,15 @@
 //! - [`source`]: file partitions, admission (lateness, duplicates).
 //! - [`dataflow`]: per-player facts, eligibility, occupancy.
 //! - [`sink`]: SPEC-ordered notifications and rejects.
-//! - [`backfill`]: the dataflow over files, to completion.
+//! - [`backfill`]: the dataflow over files, to completion; [`derived`]:
+//!   presence and eligibility intervals for offline analysis.
 //! - [`kafka`]: client configuration, the Kafka source and outputs, produce
 //!   and dump; [`run`]: the continuous job, its snapshots and resumption.
 //! - [`serve`]: the analysts' HTTP API (queries, subscriptions, metrics).
 //! - [`generate`]: seeded synthetic hunts and datasets.
 pub mod backfill;
 pub mod dataflow;
+pub mod derived;
 pub mod event;
 pub mod generate;
 pub mod hunt;

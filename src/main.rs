@@ -60,6 +60,9 @@ struct BackfillArgs {
     /// Interleave progress records `{"kind":"progress","time":T}` in the output.
     #[arg(long)]
     progress: bool,
+    /// Write presence and eligibility intervals (presence.jsonl, eligibility.jsonl) here.
+    #[arg(long, value_name = "DIR")]
+    derived: Option<PathBuf>,
     /// With --serve: after the backfill, keep serving its final state until stopped.
     #[command(flatten)]
     serve: ServeArgs,
@@ -234,6 +237,7 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.progress_records = args.progress;
     opts.progress_bar = std::io::stderr().is_terminal();
     opts.serve = args.serve.options();
+    opts.derived = args.derived;
     let (summary, live) = backfill::run_serving(&opts)?;
     eprintln!("{}", summary.to_json());
     if live.is_some() {

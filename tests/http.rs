@@ -533,3 +533,70 @@ fn metrics_parse_and_match_the_summary() {
         .keys()
         .any(|k| k.starts_with("huntflow_http_request_duration_seconds_bucket")));
 }
+
+#[test]
+fn derived_intervals_pair_every_enter_with_its_exit() {
+    let work = common::Scratch::new("derived");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = work.join("out.jsonl");
+    let dir = work.join("derived");
+    let status = Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(root.join("dataflows/demo/hunt.toml"))
+        .arg("--output")
+        .arg(&out)
+        .arg("--derived")
+        .arg(&dir)
+        .arg(root.join("datasets/demo/part-000.jsonl"))
+        .arg(root.join("datasets/demo/part-001.jsonl"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let notes: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (file, field, open_kind, close_kind) in [
+        ("presence.jsonl", "zone", "enter", "exit"),
+        ("eligibility.jsonl", "reward", "eligible", "ineligible"),
+    ] {
+        // Expected intervals, from the notifications.
+        let mut open: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut want: Vec<(String, String, u64, Option<u64>)> = Vec::new();
+        for n in &notes {
+            let key = || {
+                (
+                    n["player"].as_str().unwrap().to_string(),
+                    n[field].as_str().unwrap().to_string(),
+                )
+            };
+            let t = n["time"].as_u64().unwrap();
+            if n["kind"] == open_kind {
+                open.insert(key(), t);
+            } else if n["kind"] == close_kind {
+                let (p, i) = key();
+                let from = open.remove(&(p.clone(), i.clone())).unwrap();
+                want.push((p, i, from, Some(t)));
+            }
+        }
+        want.extend(open.into_iter().map(|((p, i), from)| (p, i, from, None)));
+        let got: Vec<(String, String, u64, Option<u64>)> = std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["player"].as_str().unwrap().to_string(),
+                    v[field].as_str().unwrap().to_string(),
+                    v["from"].as_u64().unwrap(),
+                    v["until"].as_u64(),
+                )
+            })
+            .collect();
+        assert!(got.len() > 500, "{file}: {}", got.len());
+        assert_eq!(got, want, "{file}");
+    }
+}
