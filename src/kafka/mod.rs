@@ -141,6 +141,10 @@ impl KafkaConfig {
     /// A consumer with manually assigned partitions and no automatic commit.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let mut c = self.base();
+        // A default the user may change: answer fetches quickly, for latency.
+        if !self.extra.iter().any(|(k, _)| k == "fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", "20");
+        }
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
