@@ -76,7 +76,7 @@ fn query_loop(addr: &str, done: &AtomicBool) -> Vec<f64> {
     let mut n = 0u64;
     while !done.load(Ordering::Acquire) {
         n += 1;
-        let path = if n % 10 == 0 {
+        let path = if n.is_multiple_of(10) {
             format!("/v1/zones/z{:03}", rng.random_range(0..100))
         } else {
             format!("/v1/players/p{}", rng.random_range(0..10_000))
