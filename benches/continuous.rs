@@ -15,7 +15,6 @@
 //! Appends one JSON line per phase to `target/bench-results.jsonl`.
 //! Run: `cargo bench --bench continuous`.
 
-#[allow(dead_code)]
 #[path = "common/mod.rs"]
 mod common;
 
@@ -25,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, results_file, target_dir, Scenario};
+use common::{dataset, quantile, results_file, target_dir, FrontierLog, Scenario};
 use huntflow::kafka::output::Producer;
 use huntflow::kafka::{tools, KafkaConfig};
 
@@ -210,8 +209,7 @@ fn main() {
         .collect();
     let per_ms = (rate / 1000).max(1) as usize;
     let start = Instant::now();
-    let mut frontiers: Vec<(u64, Instant)> = Vec::new();
-    let mut max_ts: Option<u64> = None;
+    let mut frontiers = FrontierLog::new(lateness);
     for (i, chunk) in lines.chunks(per_ms).enumerate() {
         if let Some(wait) =
             (start + Duration::from_millis(i as u64)).checked_duration_since(Instant::now())
@@ -220,14 +218,10 @@ fn main() {
         }
         for line in chunk {
             let v: serde_json::Value = serde_json::from_slice(line).expect("clean dataset");
-            let ts = v["ts"].as_u64().expect("ts");
-            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+            frontiers.saw(v["ts"].as_u64().expect("ts"));
             producer.send("paced", 0, None, line).expect("send");
         }
-        let frontier = max_ts.map_or(0, |m| m.saturating_sub(lateness));
-        if frontiers.last().is_none_or(|(f, _)| frontier > *f) {
-            frontiers.push((frontier, Instant::now()));
-        }
+        frontiers.sent();
     }
     producer.flush().expect("flush");
     let sent = start.elapsed();
@@ -235,19 +229,18 @@ fn main() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = reader.join();
+    // A notification at time t is due once the frontier is above t.
     let mut latencies: Vec<f64> = rx
         .try_iter()
         .filter_map(|(t, arrived)| {
-            // Time t is complete once the frontier is above it.
-            let i = frontiers.partition_point(|(f, _)| *f <= t);
             frontiers
-                .get(i)
-                .map(|(_, sent)| arrived.saturating_duration_since(*sent).as_secs_f64() * 1e3)
+                .reached(t + 1)
+                .map(|sent| arrived.saturating_duration_since(sent).as_secs_f64() * 1e3)
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
     assert!(!latencies.is_empty(), "no notifications");
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let pct = |q: f64| quantile(&latencies, q);
     println!(
         "latency: {} records at {rate}/s in {:.1?}, {} notifications; ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
         lines.len(),

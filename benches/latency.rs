@@ -10,8 +10,6 @@
 //!
 //! Run: `cargo bench --bench latency`.
 
-// Only part of the shared bench helpers is used here.
-#[allow(dead_code)]
 #[path = "common/mod.rs"]
 mod common;
 
@@ -20,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, results_file, Scenario};
+use common::{dataset, quantile, results_file, FrontierLog, Scenario};
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
@@ -68,8 +66,7 @@ fn main() {
 
     // Write the lines at a steady pace, noting when each new frontier was sent.
     let start = Instant::now();
-    let mut frontiers: Vec<(u64, Instant)> = Vec::new();
-    let mut max_ts: Option<u64> = None;
+    let mut frontiers = FrontierLog::new(lateness);
     let per_ms = (rate / 1000).max(1) as usize;
     let lines: Vec<&[u8]> = input.split_inclusive(|&b| b == b'\n').collect();
     for (i, chunk) in lines.chunks(per_ms).enumerate() {
@@ -79,15 +76,11 @@ fn main() {
         }
         for line in chunk {
             let v: serde_json::Value = serde_json::from_slice(line).expect("clean dataset");
-            let ts = v["ts"].as_u64().expect("ts");
-            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+            frontiers.saw(v["ts"].as_u64().expect("ts"));
         }
         stdin.write_all(&chunk.concat()).expect("write input");
         stdin.flush().expect("flush input");
-        let frontier = max_ts.map_or(0, |m| m.saturating_sub(lateness));
-        if frontiers.last().is_none_or(|(f, _)| frontier > *f) {
-            frontiers.push((frontier, Instant::now()));
-        }
+        frontiers.sent();
     }
     let sent = start.elapsed();
     drop(stdin);
@@ -97,15 +90,14 @@ fn main() {
     let mut latencies: Vec<f64> = rx
         .try_iter()
         .filter_map(|(t, arrived)| {
-            let i = frontiers.partition_point(|(f, _)| *f < t);
             frontiers
-                .get(i)
-                .map(|(_, sent)| arrived.saturating_duration_since(*sent).as_secs_f64() * 1e3)
+                .reached(t)
+                .map(|sent| arrived.saturating_duration_since(sent).as_secs_f64() * 1e3)
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
     assert!(!latencies.is_empty(), "no progress records");
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let pct = |q: f64| quantile(&latencies, q);
     println!(
         "{} lines at {rate}/s in {:.1?}: {} progress records; completion latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
         lines.len(),

@@ -8,7 +8,6 @@
 //!
 //! Run: `cargo bench --bench query`.
 
-#[allow(dead_code)]
 #[path = "common/mod.rs"]
 mod common;
 
@@ -19,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, results_file, Scenario};
+use common::{dataset, quantile, results_file, Scenario};
 use rand::{Rng, SeedableRng};
 
 /// Wall seconds of one backfill; with `serve`, also the query latencies.
@@ -124,7 +123,7 @@ fn main() {
     served.sort_by(f64::total_cmp);
     latencies.sort_by(f64::total_cmp);
     assert!(!latencies.is_empty(), "no queries answered");
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let pct = |q: f64| quantile(&latencies, q);
     let slowdown = served[1] / plain[1] - 1.0;
     println!(
         "backfill 1M -w2: {:.2} s plain, {:.2} s serving queries ({:+.1}%), medians of 3; {} queries: ms p50 {:.3} p99 {:.3} max {:.3}",

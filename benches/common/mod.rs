@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each bench uses a part of these helpers
 //! What the end-to-end benches share: the seeded bench datasets (generated
 //! once with `huntflow generate` and cached under `target/bench-data/`), and
 //! running the `huntflow` binary as a child with its wall time and peak RSS.
@@ -106,4 +107,45 @@ pub fn results_file() -> (PathBuf, File) {
         .open(&path)
         .expect("open bench results");
     (path, file)
+}
+
+/// The value at quantile `q` (0..=1) of sorted, non-empty samples.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// When a paced input lifted its partition frontier `max(0, M - L)`.
+pub struct FrontierLog {
+    lateness: u64,
+    max_ts: Option<u64>,
+    steps: Vec<(u64, std::time::Instant)>,
+}
+
+impl FrontierLog {
+    pub fn new(lateness: u64) -> Self {
+        FrontierLog {
+            lateness,
+            max_ts: None,
+            steps: Vec::new(),
+        }
+    }
+
+    /// A record with this `ts` is about to be sent.
+    pub fn saw(&mut self, ts: u64) {
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+    }
+
+    /// What was seen has been sent now: notes the frontier if it rose.
+    pub fn sent(&mut self) {
+        let f = self.max_ts.map_or(0, |m| m.saturating_sub(self.lateness));
+        if self.steps.last().is_none_or(|(last, _)| f > *last) {
+            self.steps.push((f, std::time::Instant::now()));
+        }
+    }
+
+    /// When the frontier first reached at least `f`.
+    pub fn reached(&self, f: u64) -> Option<std::time::Instant> {
+        let i = self.steps.partition_point(|(v, _)| *v < f);
+        self.steps.get(i).map(|(_, at)| *at)
+    }
 }
