@@ -300,3 +300,59 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
     job.assert_running();
     assert_eq!(enters().len(), 1, "written once across the restart");
 }
+
+/// The address a job printed for `--serve`.
+fn served_addr(job: &Job) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(job.state.join("job.log")).unwrap_or_default();
+        if let Some(line) = log
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("serving on http://"))
+        {
+            return line["serving on http://".len()..].to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no serving line:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_api_of_a_restarted_job_answers_as_before_the_crash() {
+    let work = common::Scratch::new("kafka-serve");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    tools::produce(&cfg, "events", 2, &demo_files(), None, false).unwrap();
+    let hunt = demo_hunt();
+    let mut args = job_args(hunt.to_str().unwrap(), "2");
+    args.extend(["--serve", "127.0.0.1:0"]);
+    let state = work.join("state");
+
+    let mut job = Job::start(&broker, &state, &args);
+    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let addr = served_addr(&job);
+    let (status, before) = common::http::json(&addr, "/v1/zones");
+    assert_eq!(status, 200);
+    assert_eq!(before["as_of"], written - 1);
+    let (_, player_before) = common::http::json(&addr, "/v1/players/p1");
+    job.kill9();
+    std::fs::remove_file(state.join("job.log")).unwrap();
+
+    let mut job = Job::start(&broker, &state, &args);
+    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let addr = served_addr(&job);
+    // Rebuilt from the snapshot and the input since: the same answers.
+    assert_eq!(common::http::json(&addr, "/v1/zones").1, before);
+    assert_eq!(common::http::json(&addr, "/v1/players/p1").1, player_before);
+    let occupied: i64 = before["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["occupancy"].as_i64().unwrap())
+        .sum();
+    assert!(occupied > 10, "live state too thin: {occupied}");
+}

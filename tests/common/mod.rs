@@ -1,6 +1,7 @@
 //! Shared test helpers: scratch directories, hunt files and output comparison.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod reference;
 
 use std::path::{Path, PathBuf};
