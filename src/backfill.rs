@@ -256,6 +256,9 @@ pub fn run_serving(
         let out = if index == 0 { take(&output) } else { None };
         let rej = if index == 0 { take(&rejects) } else { None };
         let hunt = worker_hunt.clone();
+        if let Some(live) = &worker_live {
+            crate::serve::metrics::count_arrangements(worker, live.clone());
+        }
         let probe = worker.dataflow::<u64, _, _>(|scope| {
             let probe = timely::dataflow::ProbeHandle::new();
             let throttle = Throttle {

@@ -486,6 +486,7 @@ fn metrics_parse_and_match_the_summary() {
     }
     assert!(samples["huntflow_completion_latency_seconds_count"] > 0.0);
     assert!(samples["huntflow_state_players"] > 0.0);
+    assert!(samples["huntflow_arrangement_records"] >= 0.0);
     assert!(samples
         .keys()
         .any(|k| k.starts_with("huntflow_http_request_duration_seconds_bucket")));

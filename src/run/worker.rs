@@ -163,6 +163,9 @@ impl Job {
                 None
             };
             let probe = ProbeHandle::new();
+            if let Some(live) = &live {
+                crate::serve::metrics::count_arrangements(worker, live.clone());
+            }
             let built = worker.dataflow::<u64, _, _>(|scope| {
                 let config = SourceConfig {
                     kafka: cfg.clone(),

@@ -500,6 +500,14 @@ async fn metrics(State(live): Shared) -> Response {
         let _ = writeln!(out, "huntflow_state_eligible_pairs {eligible}");
         header(
             &mut out,
+            "huntflow_arrangement_records",
+            "gauge",
+            "Updates held in differential's arrangements.",
+        );
+        let records = live.metrics.arrangement_records.load(Ordering::Relaxed);
+        let _ = writeln!(out, "huntflow_arrangement_records {records}");
+        header(
+            &mut out,
             "huntflow_as_of",
             "gauge",
             "The latest complete time the answers describe.",

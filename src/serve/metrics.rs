@@ -1,7 +1,7 @@
 //! Counters and histograms, written in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct Metrics {
     pub completion: Histogram,
     /// Per endpoint.
     pub http: Mutex<Vec<(&'static str, Histogram)>>,
+    /// Updates held in differential's arrangements, all workers together.
+    pub arrangement_records: AtomicI64,
 }
 
 impl Metrics {
@@ -78,6 +80,41 @@ impl Metrics {
             }
         }
     }
+}
+
+/// Counts, from differential's own log events, the updates the worker's
+/// arrangements hold: batches add their length, merges replace two batches
+/// by one, drops remove. Must be called before the dataflow is built.
+pub fn count_arrangements(
+    worker: &mut timely::worker::Worker,
+    metrics: std::sync::Arc<super::Live>,
+) {
+    use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
+    let Some(mut registry) = worker.log_register() else {
+        return;
+    };
+    registry.insert::<DifferentialEventBuilder, _>("differential/arrange", move |_time, data| {
+        let Some(events) = data.as_ref() else { return };
+        let mut delta: i64 = 0;
+        for (_, event) in events.iter() {
+            match event {
+                DifferentialEvent::Batch(b) => delta += b.length as i64,
+                DifferentialEvent::Merge(m) => {
+                    if let Some(done) = m.complete {
+                        delta += done as i64 - (m.length1 + m.length2) as i64;
+                    }
+                }
+                DifferentialEvent::Drop(d) => delta -= d.length as i64,
+                _ => {}
+            }
+        }
+        if delta != 0 {
+            metrics
+                .metrics
+                .arrangement_records
+                .fetch_add(delta, Ordering::Relaxed);
+        }
+    });
 }
 
 /// Writes a `# HELP` and `# TYPE` header.
