@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{dataset, filter, results_file, run_child, selected, target_dir, Scenario};
+use common::{
+    dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
+};
 
 struct Run {
     scenario: Scenario,
@@ -42,12 +44,7 @@ const RUNS: &[Run] = &[
         on_request: false,
     },
     Run {
-        scenario: Scenario {
-            name: "1M",
-            events: 1_000_000,
-            players: 10_000,
-            zones: 100,
-        },
+        scenario: ONE_MILLION,
         workers: &[1, 2],
         on_request: false,
     },

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, quantile, results_file, target_dir, FrontierLog, Scenario};
+use common::{dataset, results_file, target_dir, FrontierLog, Quantiles, ONE_MILLION};
 use huntflow::kafka::output::Producer;
 use huntflow::kafka::{tools, KafkaConfig};
 
@@ -116,13 +116,7 @@ fn main() {
     let (path, mut results) = results_file();
 
     // 1. Catch-up throughput.
-    let scenario = Scenario {
-        name: "1M",
-        events: 1_000_000,
-        players: 10_000,
-        zones: 100,
-    };
-    let (hunt, parts) = dataset(bin, &scenario);
+    let (hunt, parts) = dataset(bin, &ONE_MILLION);
     let t = Instant::now();
     let produced = tools::produce(&cfg, "bench", 2, &parts, None, false).expect("produce");
     eprintln!(
@@ -230,7 +224,7 @@ fn main() {
     let _ = child.wait();
     let _ = reader.join();
     // A notification at time t is due once the frontier is above t.
-    let mut latencies: Vec<f64> = rx
+    let latencies: Vec<f64> = rx
         .try_iter()
         .filter_map(|(t, arrived)| {
             frontiers
@@ -238,28 +232,23 @@ fn main() {
                 .map(|sent| arrived.saturating_duration_since(sent).as_secs_f64() * 1e3)
         })
         .collect();
-    latencies.sort_by(f64::total_cmp);
-    assert!(!latencies.is_empty(), "no notifications");
-    let pct = |q: f64| quantile(&latencies, q);
+    let q = Quantiles::of(latencies, "notifications");
     println!(
         "latency: {} records at {rate}/s in {:.1?}, {} notifications; ms p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
         lines.len(),
         sent,
-        latencies.len(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.p50,
+        q.p90,
+        q.p99,
+        q.max
     );
     writeln!(
         results,
-        "{{\"bench\":\"continuous-latency\",\"rate\":{rate},\"records\":{},\"notifications\":{},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
+        "{{\"bench\":\"continuous-latency\",\"rate\":{rate},\"records\":{},\"notifications\":{},{}}}",
         lines.len(),
-        latencies.len(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.json()
     )
     .expect("write result");
     eprintln!("results appended to {}", path.display());

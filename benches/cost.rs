@@ -38,7 +38,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{dataset, filter, results_file, run_child, selected, target_dir, Scenario};
+use common::{
+    dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
+};
 use huntflow::hunt::Hunt;
 
 const SCENARIOS: &[Scenario] = &[
@@ -48,12 +50,7 @@ const SCENARIOS: &[Scenario] = &[
         players: 1_000,
         zones: 100,
     },
-    Scenario {
-        name: "1M",
-        events: 1_000_000,
-        players: 10_000,
-        zones: 100,
-    },
+    ONE_MILLION,
 ];
 
 /// Resets this process's peak RSS to its current RSS (Linux 4.0 and later;

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, quantile, results_file, FrontierLog, Scenario};
+use common::{dataset, results_file, FrontierLog, Quantiles, ONE_MILLION};
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
@@ -26,13 +26,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let scenario = Scenario {
-        name: "1M",
-        events: 1_000_000,
-        players: 10_000,
-        zones: 100,
-    };
-    let (hunt, parts) = dataset(bin, &scenario);
+    let (hunt, parts) = dataset(bin, &ONE_MILLION);
     let lateness = huntflow::hunt::Hunt::load(&hunt)
         .expect("bench hunt loads")
         .max_lateness_ms;
@@ -87,7 +81,7 @@ fn main() {
     reader.join().expect("reader thread");
     assert!(child.wait().expect("wait").success(), "huntflow failed");
 
-    let mut latencies: Vec<f64> = rx
+    let latencies: Vec<f64> = rx
         .try_iter()
         .filter_map(|(t, arrived)| {
             frontiers
@@ -95,29 +89,24 @@ fn main() {
                 .map(|sent| arrived.saturating_duration_since(sent).as_secs_f64() * 1e3)
         })
         .collect();
-    latencies.sort_by(f64::total_cmp);
-    assert!(!latencies.is_empty(), "no progress records");
-    let pct = |q: f64| quantile(&latencies, q);
+    let q = Quantiles::of(latencies, "progress records");
     println!(
         "{} lines at {rate}/s in {:.1?}: {} progress records; completion latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
         lines.len(),
         sent,
-        latencies.len(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.p50,
+        q.p90,
+        q.p99,
+        q.max
     );
     let (path, mut results) = results_file();
     writeln!(
         results,
-        "{{\"bench\":\"latency\",\"rate\":{rate},\"lines\":{},\"progress_records\":{},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
+        "{{\"bench\":\"latency\",\"rate\":{rate},\"lines\":{},\"progress_records\":{},{}}}",
         lines.len(),
-        latencies.len(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.json()
     )
     .expect("write bench result");
     eprintln!("result appended to {}", path.display());

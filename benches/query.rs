@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, quantile, results_file, Scenario};
+use common::{dataset, results_file, Quantiles, ONE_MILLION};
 use rand::{Rng, SeedableRng};
 
 /// Wall seconds of one backfill; with `serve`, also the query latencies.
@@ -103,13 +103,7 @@ fn query_loop(addr: &str, done: &AtomicBool) -> Vec<f64> {
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
-    let scenario = Scenario {
-        name: "1M",
-        events: 1_000_000,
-        players: 10_000,
-        zones: 100,
-    };
-    let (hunt, parts) = dataset(bin, &scenario);
+    let (hunt, parts) = dataset(bin, &ONE_MILLION);
     let mut plain = Vec::new();
     let mut served = Vec::new();
     let mut latencies = Vec::new();
@@ -121,19 +115,17 @@ fn main() {
     }
     plain.sort_by(f64::total_cmp);
     served.sort_by(f64::total_cmp);
-    latencies.sort_by(f64::total_cmp);
-    assert!(!latencies.is_empty(), "no queries answered");
-    let pct = |q: f64| quantile(&latencies, q);
+    let q = Quantiles::of(latencies, "queries answered");
     let slowdown = served[1] / plain[1] - 1.0;
     println!(
         "backfill 1M -w2: {:.2} s plain, {:.2} s serving queries ({:+.1}%), medians of 3; {} queries: ms p50 {:.3} p99 {:.3} max {:.3}",
         plain[1],
         served[1],
         slowdown * 100.0,
-        latencies.len(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.p50,
+        q.p99,
+        q.max
     );
     let (path, mut results) = results_file();
     writeln!(
@@ -142,10 +134,10 @@ fn main() {
         plain[1],
         served[1],
         slowdown,
-        latencies.len(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        q.count,
+        q.p50,
+        q.p99,
+        q.max
     )
     .expect("write result");
     eprintln!("result appended to {}", path.display());

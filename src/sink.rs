@@ -170,21 +170,66 @@ pub trait NotificationOutput {
     fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()>;
 }
 
+/// When a progress record is due: for a frontier above the last one
+/// recorded, and at most once per `every` (the end of the stream is always
+/// due). Shared by every output that writes progress records.
+pub struct ProgressPacer {
+    last: Option<u64>,
+    at: std::time::Instant,
+    every: std::time::Duration,
+}
+
+impl ProgressPacer {
+    /// Starting after frontier `after` (a restarted job: its snapshot's),
+    /// or from the first frontier above 0 when `None`.
+    pub fn new(every: std::time::Duration, after: Option<u64>) -> Self {
+        ProgressPacer {
+            last: after,
+            at: std::time::Instant::now(),
+            every,
+        }
+    }
+
+    /// The progress time to record now for `frontier` (`None`: the stream
+    /// ended, recorded as `u64::MAX`), if one is due.
+    pub fn due(&mut self, frontier: Option<u64>) -> Option<u64> {
+        let f = frontier.unwrap_or(u64::MAX);
+        let rises = self.last.map_or(f > 0, |last| f > last);
+        let time = frontier.is_none() || self.last.is_none() || self.at.elapsed() >= self.every;
+        if !(rises && time) {
+            return None;
+        }
+        self.last = Some(f);
+        self.at = std::time::Instant::now();
+        Some(f)
+    }
+}
+
+/// The progress record for frontier `f`, without newline.
+pub fn progress_record(f: u64) -> String {
+    format!("{{\"kind\":\"progress\",\"time\":{f}}}")
+}
+
 /// JSON Lines to a byte stream, with optional progress records.
 pub struct LineOutput {
-    writer: Box<dyn Write>,
+    writer: Box<dyn Write + Send>,
     buf: Vec<u8>,
-    progress_records: bool,
-    last_progress: Option<u64>,
+    progress: Option<ProgressPacer>,
 }
 
 impl LineOutput {
-    pub fn new(writer: Box<dyn Write>, progress_records: bool) -> Self {
+    /// With `progress_records`, a progress record for every new frontier.
+    pub fn new(writer: Box<dyn Write + Send>, progress_records: bool) -> Self {
+        let pacer = progress_records.then(|| ProgressPacer::new(std::time::Duration::ZERO, None));
+        Self::paced(writer, pacer)
+    }
+
+    /// Progress records when `pacer` says so (none without one).
+    pub fn paced(writer: Box<dyn Write + Send>, pacer: Option<ProgressPacer>) -> Self {
         LineOutput {
             writer,
             buf: Vec::with_capacity(1 << 16),
-            progress_records,
-            last_progress: None,
+            progress: pacer,
         }
     }
 }
@@ -202,12 +247,10 @@ impl NotificationOutput for LineOutput {
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        if self.progress_records {
-            if let Some(f) = frontier {
-                if self.last_progress.is_none_or(|p| f > p) && f > 0 {
-                    let _ = writeln!(self.buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
-                    self.last_progress = Some(f);
-                }
+        // The end of a stream needs no record: every time is complete.
+        if let (Some(f), Some(pacer)) = (frontier, self.progress.as_mut()) {
+            if pacer.due(Some(f)).is_some() {
+                let _ = writeln!(self.buf, "{}", progress_record(f));
             }
         }
         if !self.buf.is_empty() || frontier.is_none() {

@@ -16,6 +16,14 @@ pub struct Scenario {
     pub zones: u32,
 }
 
+/// The 1M-event scenario most benches use: 10k players, 100 zones.
+pub const ONE_MILLION: Scenario = Scenario {
+    name: "1M",
+    events: 1_000_000,
+    players: 10_000,
+    zones: 100,
+};
+
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -112,6 +120,38 @@ pub fn results_file() -> (PathBuf, File) {
 /// The value at quantile `q` (0..=1) of sorted, non-empty samples.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// p50/p90/p99/max of latency samples in ms.
+pub struct Quantiles {
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    /// Panics with `what` when there are no samples.
+    pub fn of(mut samples: Vec<f64>, what: &str) -> Self {
+        samples.sort_by(f64::total_cmp);
+        assert!(!samples.is_empty(), "no {what}");
+        Quantiles {
+            count: samples.len(),
+            p50: quantile(&samples, 0.5),
+            p90: quantile(&samples, 0.9),
+            p99: quantile(&samples, 0.99),
+            max: quantile(&samples, 1.0),
+        }
+    }
+
+    /// `"p50_ms":…,"p90_ms":…,"p99_ms":…,"max_ms":…` for a results line.
+    pub fn json(&self) -> String {
+        format!(
+            "\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}",
+            self.p50, self.p90, self.p99, self.max
+        )
+    }
 }
 
 /// When a paced input lifted its partition frontier `max(0, M - L)`.

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{
@@ -23,7 +23,10 @@ use super::source::{KafkaReject, RejectWriter};
 use super::{KafkaConfig, KafkaError};
 use crate::hunt::Hunt;
 use crate::run::resume::{format_kafka_reject, Resume, WrittenRejects};
-use crate::sink::{format_notification, parse_notification, Notification, NotificationOutput};
+use crate::sink::{
+    format_notification, parse_notification, progress_record, Notification, NotificationOutput,
+    ProgressPacer,
+};
 
 /// Records the first delivery failure; with an idempotent producer that
 /// retries forever, a failure is fatal (the job stops and a restart
@@ -130,8 +133,7 @@ pub struct KafkaNotifications {
     buf: Vec<u8>,
     /// Frontier written so far (read by the snapshot protocol).
     written: Arc<AtomicU64>,
-    progress_every: Duration,
-    last_progress: (u64, Instant),
+    progress: ProgressPacer,
 }
 
 impl KafkaNotifications {
@@ -184,8 +186,7 @@ impl KafkaNotifications {
             resume,
             buf: Vec::with_capacity(256),
             written,
-            progress_every: Duration::from_millis(200),
-            last_progress: (below, Instant::now()),
+            progress: ProgressPacer::new(Duration::from_millis(200), Some(below)),
         })
     }
 
@@ -220,18 +221,16 @@ impl NotificationOutput for KafkaNotifications {
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        let f = frontier.unwrap_or(u64::MAX);
-        let (last, at) = self.last_progress;
-        if f > last && (frontier.is_none() || at.elapsed() >= self.progress_every) {
-            let record = format!("{{\"kind\":\"progress\",\"time\":{f}}}");
+        if let Some(f) = self.progress.due(frontier) {
+            let record = progress_record(f);
             for p in 0..self.partitions {
                 self.producer
                     .send(&self.topic, p, None, record.as_bytes())
                     .map_err(io_err)?;
             }
-            self.last_progress = (f, Instant::now());
         }
-        self.written.store(f, Ordering::Release);
+        self.written
+            .store(frontier.unwrap_or(u64::MAX), Ordering::Release);
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ mod worker;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::hunt::{Hunt, HuntError};
@@ -221,7 +221,7 @@ fn open_notifications(
             Ok((Box::new(out), Durable::File(file)))
         }
         Target::Stdout => {
-            let dest = Destination::Stdout(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
+            let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
             let out = FileNotifications::new(dest, hunt, &[], below, written)
                 .map_err(RunError::Config)?;
             Ok((Box::new(out), Durable::Stdout))
@@ -259,7 +259,7 @@ fn open_rejects(
             Ok((Arc::new(out), Durable::File(file)))
         }
         Target::Stdout => {
-            let dest = Destination::Stdout(Mutex::new(std::io::BufWriter::new(std::io::stdout())));
+            let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
             Ok((Arc::new(FileRejects::new(dest, &[])), Durable::Stdout))
         }
     }

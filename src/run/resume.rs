@@ -11,13 +11,15 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 
 use crate::hunt::Hunt;
 use crate::kafka::source::{KafkaReject, RejectWriter};
-use crate::sink::{format_notification, parse_notification, Notification, NotificationOutput};
+use crate::sink::{
+    parse_notification, LineOutput, Notification, NotificationOutput, ProgressPacer,
+};
 
 /// Which regenerated notifications an output must skip: those below the
 /// snapshot frontier (the restored state re-derived), and per output
@@ -212,39 +214,34 @@ impl SharedFile {
 /// Where a file output writes: a file that resumes, or standard output.
 pub enum Destination {
     File(Arc<SharedFile>),
-    Stdout(Mutex<BufWriter<std::io::Stdout>>),
+    Stdout(BufWriter<std::io::Stdout>),
 }
 
-impl Destination {
-    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+impl Write for Destination {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         match self {
-            Destination::File(f) => f.write(bytes),
-            Destination::Stdout(s) => s
-                .lock()
-                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?
-                .write_all(bytes),
+            Destination::File(f) => f.write(bytes)?,
+            Destination::Stdout(s) => s.write_all(bytes)?,
         }
+        Ok(bytes.len())
     }
 
-    fn flush(&self) -> std::io::Result<()> {
+    fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Destination::File(f) => f.flush(),
-            Destination::Stdout(s) => s
-                .lock()
-                .map_err(|_| std::io::Error::other("stdout lock poisoned"))?
-                .flush(),
+            Destination::Stdout(s) => s.flush(),
         }
     }
 }
 
 /// Notifications to a file (or standard output) as JSON Lines, with
-/// progress records at most every 200 ms.
+/// progress records at most every 200 ms: a [`LineOutput`] that skips what
+/// the file already holds.
 pub struct FileNotifications {
-    dest: Destination,
+    line: LineOutput,
     resume: Resume,
-    buf: Vec<u8>,
+    kept: Vec<Notification>,
     written: Arc<AtomicU64>,
-    last_progress: (u64, Instant),
 }
 
 impl FileNotifications {
@@ -264,50 +261,38 @@ impl FileNotifications {
                 Err(e) => return Err(format!("line {} after the snapshot mark: {e}", i + 1)),
             }
         }
+        let pacer = ProgressPacer::new(Duration::from_millis(200), Some(below));
         Ok(FileNotifications {
-            dest,
+            line: LineOutput::paced(Box::new(dest), Some(pacer)),
             resume,
-            buf: Vec::with_capacity(1 << 16),
+            kept: Vec::new(),
             written,
-            last_progress: (below, Instant::now()),
         })
     }
 }
 
 impl NotificationOutput for FileNotifications {
     fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
+        self.kept.clear();
         for n in ns {
             if self.resume.keep(0, time, n) {
-                format_notification(&mut self.buf, hunt, time, n);
+                self.kept.push(n.clone());
             }
         }
-        if self.buf.len() >= 1 << 16 {
-            self.dest.write(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        self.line.write_time(hunt, time, &self.kept)
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        let f = frontier.unwrap_or(u64::MAX);
-        let (last, at) = self.last_progress;
-        if f > last && (frontier.is_none() || at.elapsed() >= Duration::from_millis(200)) {
-            let _ = writeln!(self.buf, "{{\"kind\":\"progress\",\"time\":{f}}}");
-            self.last_progress = (f, Instant::now());
-        }
-        if !self.buf.is_empty() {
-            self.dest.write(&self.buf)?;
-            self.buf.clear();
-            self.dest.flush()?;
-        }
-        self.written.store(f, Ordering::Release);
+        self.line.progress(frontier)?;
+        self.written
+            .store(frontier.unwrap_or(u64::MAX), Ordering::Release);
         Ok(())
     }
 }
 
 /// Rejects to a file (or standard output), skipping those it already holds.
 pub struct FileRejects {
-    dest: Destination,
+    dest: Mutex<Destination>,
     written: WrittenRejects,
 }
 
@@ -317,7 +302,10 @@ impl FileRejects {
         for line in lines {
             written.note(line);
         }
-        FileRejects { dest, written }
+        FileRejects {
+            dest: Mutex::new(dest),
+            written,
+        }
     }
 }
 
@@ -328,9 +316,9 @@ impl RejectWriter for FileRejects {
         }
         let mut buf = Vec::with_capacity(256 + r.raw.len());
         format_kafka_reject(&mut buf, topic, &r);
-        self.dest
-            .write(&buf)
-            .and_then(|_| self.dest.flush())
+        let mut dest = self.dest.lock().map_err(|_| "rejects lock poisoned")?;
+        dest.write_all(&buf)
+            .and_then(|_| dest.flush())
             .map_err(|e| format!("writing rejects: {e}"))
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::Id;
 use crate::hunt::Hunt;
-use crate::sink::{format_notification, Notification, PlayerKind};
+use crate::sink::{format_notification, progress_record, Notification, PlayerKind, ProgressPacer};
 
 /// An event id: `(time, position)`.
 pub type EventId = (u64, u64);
@@ -53,7 +53,7 @@ struct Ring {
     events: VecDeque<(FeedEvent, Instant)>,
     /// The id of the newest event dropped from the window.
     evicted: Option<EventId>,
-    last_progress: Option<(u64, Instant)>,
+    progress: ProgressPacer,
 }
 
 /// What a subscriber gets after its cursor.
@@ -77,7 +77,7 @@ impl Feed {
             ring: Mutex::new(Ring {
                 events: VecDeque::new(),
                 evicted: None,
-                last_progress: None,
+                progress: ProgressPacer::new(Duration::from_millis(100), None),
             }),
             notify: tokio::sync::Notify::new(),
             retention,
@@ -148,24 +148,16 @@ impl Feed {
 
     /// The frontier advanced (`None`: the stream ended).
     pub fn progress(&self, frontier: Option<u64>) {
-        let f = frontier.unwrap_or(u64::MAX);
         let Ok(mut ring) = self.ring.lock() else {
             return;
         };
-        let due = match ring.last_progress {
-            None => f > 0,
-            Some((last, at)) => {
-                f > last && (frontier.is_none() || at.elapsed() >= Duration::from_millis(100))
-            }
-        };
-        if !due {
+        let Some(f) = ring.progress.due(frontier) else {
             return;
-        }
-        ring.last_progress = Some((f, Instant::now()));
+        };
         let event = FeedEvent {
             id: (f, 0),
             event: "progress",
-            data: format!("{{\"kind\":\"progress\",\"time\":{f}}}"),
+            data: progress_record(f),
             kind: "progress",
             player: None,
             zone: None,
@@ -209,7 +201,7 @@ mod tests {
 
     fn progress(feed: &Feed, t: u64) {
         let mut ring = feed.ring.lock().unwrap();
-        ring.last_progress = None;
+        ring.progress = ProgressPacer::new(Duration::from_millis(100), None);
         drop(ring);
         feed.progress(Some(t));
     }
