@@ -273,13 +273,16 @@ pub fn run_serving(
                 Some(throttle),
             );
             let serving = worker_live.clone();
-            let (changes, _, details) = crate::dataflow::build_with(
+            let (changes, _) = crate::dataflow::build_with(
                 scope,
                 events,
                 hunt.clone(),
                 slice,
                 None,
-                serving.is_some(),
+                serving.as_ref().map_or_else(
+                    || Arc::new(crate::dataflow::players::Players::new(false)),
+                    |live| live.players_of_worker(),
+                ),
             );
             let changes = changes.inner.probe_with(&probe);
             let files = if index == 0 { take(&derived) } else { None };
@@ -302,9 +305,6 @@ pub fn run_serving(
                 }
             });
             sink::notification_sink(changes, hunt.clone(), output, worker_errors.clone());
-            if serving.is_some() {
-                crate::serve::views_sink(details, serving.filter(|_| index == 0));
-            }
             sink::reject_sink(
                 rejected,
                 names.clone(),

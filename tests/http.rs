@@ -41,6 +41,12 @@ fn serve(work: &Path, extra: &[&str]) -> Served {
 /// With `stdin`: one partition fed these bytes through standard input,
 /// which stays open (the partition never closes).
 fn serve_with(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>) -> Served {
+    serve_paced(work, extra, stdin, Duration::ZERO)
+}
+
+/// [`serve_with`], writing standard input 200 lines at a time with `pause`
+/// after each (from a thread of its own when there is a pause).
+fn serve_paced(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>, pause: Duration) -> Served {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let hunt_dir = work.join(format!("hunt-{}", extra.len()));
     std::fs::create_dir_all(&hunt_dir).unwrap();
@@ -90,10 +96,24 @@ fn serve_with(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>) -> Served {
         .unwrap();
     if let Some(bytes) = &stdin {
         let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(bytes).unwrap();
-        pipe.flush().unwrap();
-        // Kept open: the partition stays open and its last times incomplete.
-        std::mem::forget(pipe);
+        let bytes = bytes.clone();
+        let feed = move || {
+            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+            for chunk in lines.chunks(200) {
+                for line in chunk {
+                    pipe.write_all(line).unwrap();
+                }
+                pipe.flush().unwrap();
+                std::thread::sleep(pause);
+            }
+            // Kept open: the partition stays open and its last times incomplete.
+            std::mem::forget(pipe);
+        };
+        if pause.is_zero() {
+            feed();
+        } else {
+            std::thread::spawn(feed);
+        }
     }
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut addr = None;
@@ -237,6 +257,61 @@ fn expected(served: &Served, as_of: u64) -> Expected {
     e
 }
 
+/// Per player, its notifications in the reference model's output:
+/// `(time, kind, zone or reward)`.
+type PlayerNotes = BTreeMap<String, Vec<(u64, String, String)>>;
+
+fn player_notes(served: &Served) -> PlayerNotes {
+    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let parts: Vec<Vec<u8>> = served
+        .inputs
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut out = PlayerNotes::new();
+    for line in common::reference::reference(&hunt, &parts)
+        .notifications
+        .lines()
+    {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(player) = v["player"].as_str() else {
+            continue;
+        };
+        let item = v["zone"].as_str().or(v["reward"].as_str()).unwrap();
+        out.entry(player.to_string()).or_default().push((
+            v["time"].as_u64().unwrap(),
+            v["kind"].as_str().unwrap().to_string(),
+            item.to_string(),
+        ));
+    }
+    out
+}
+
+/// The zones `player` is in and the rewards it is eligible for at `as_of`.
+fn player_at(
+    notes: &PlayerNotes,
+    player: &str,
+    as_of: u64,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut zones, mut eligible) = (BTreeSet::new(), BTreeSet::new());
+    for (_, kind, item) in notes
+        .get(player)
+        .into_iter()
+        .flatten()
+        .take_while(|(t, _, _)| *t <= as_of)
+    {
+        let item = item.clone();
+        match kind.as_str() {
+            "enter" => drop(zones.insert(item)),
+            "exit" => drop(zones.remove(&item)),
+            "eligible" => drop(eligible.insert(item)),
+            "ineligible" => drop(eligible.remove(&item)),
+            _ => {}
+        }
+    }
+    (zones, eligible)
+}
+
 fn strings(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .unwrap()
@@ -315,12 +390,21 @@ fn point_queries_equal_the_reference_state_at_as_of() {
         assert_eq!(got, expect, "eligible for {}", r.id);
     }
 
-    for (player, zones_in) in want.presence.iter().take(40) {
+    // A player's answer is at its own complete time, which its worker may
+    // have reached before the notification sink (never before `as_of`).
+    let notes = player_notes(&served);
+    for player in want.presence.keys().take(40) {
         let (status, p) = json(addr, &format!("/v1/players/{player}"));
         assert_eq!(status, 200);
-        assert_eq!(strings(&p["zones"]), *zones_in, "zones of {player}");
-        let elig = want.eligible.get(player).cloned().unwrap_or_default();
-        assert_eq!(strings(&p["eligible"]), elig, "eligible of {player}");
+        let at = p["as_of"].as_u64().unwrap();
+        assert!(at >= as_of, "{player} answered at {at}, before {as_of}");
+        let (zones_in, elig) = player_at(&notes, player, at);
+        assert_eq!(strings(&p["zones"]), zones_in, "zones of {player} at {at}");
+        assert_eq!(
+            strings(&p["eligible"]),
+            elig,
+            "eligible of {player} at {at}"
+        );
         assert!(zones_in.is_empty() || p["position"].is_object());
         // The explanation agrees with the answer.
         for r in &hunt.rewards {
@@ -356,6 +440,57 @@ fn point_queries_equal_the_reference_state_at_as_of() {
         assert_eq!(status, 400, "{path}");
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert!(v["error"].is_string());
+    }
+}
+
+#[test]
+fn player_answers_while_ingesting_are_exact_at_their_own_as_of() {
+    let work = common::Scratch::new("http-live-players");
+    let demo = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
+    )
+    .unwrap();
+    let fed: Vec<u8> = demo
+        .split_inclusive(|&b| b == b'\n')
+        .take(12_000)
+        .flatten()
+        .copied()
+        .collect();
+    let served = serve_paced(&work.path, &[], Some(fed), Duration::from_millis(40));
+    let players: Vec<String> = (0..40).map(|i| format!("p{}", i * 3)).collect();
+    // Ask while the input arrives (60 chunks, 40 ms apart).
+    let mut answers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let player = &players[i % players.len()];
+        i += 1;
+        let (status, a) = json(&served.addr, &format!("/v1/players/{player}"));
+        if status == 200 {
+            answers.push((player.clone(), a));
+        }
+    }
+    let times: BTreeSet<u64> = answers
+        .iter()
+        .map(|(_, a)| a["as_of"].as_u64().unwrap())
+        .collect();
+    assert!(answers.len() > 100, "{} answers", answers.len());
+    assert!(
+        times.len() > 10,
+        "as_of moved through {} times",
+        times.len()
+    );
+
+    let notes = player_notes(&served);
+    for (player, a) in &answers {
+        let as_of = a["as_of"].as_u64().unwrap();
+        let (zones, eligible) = player_at(&notes, player, as_of);
+        assert_eq!(strings(&a["zones"]), zones, "zones of {player} at {as_of}");
+        assert_eq!(
+            strings(&a["eligible"]),
+            eligible,
+            "eligible of {player} at {as_of}"
+        );
     }
 }
 

@@ -14,7 +14,7 @@
 //! and a player with nothing live is forgotten.
 
 use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -23,14 +23,16 @@ use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::event::{Event, Fact, Id};
+use super::player::{sensor_rewards, PlayerState, SensorRewards};
+use super::players::Players;
+use crate::event::{Event, Id};
 use crate::hunt::Hunt;
 
 /// The kinds of per-player fact the operator maintains, each with a number:
@@ -54,255 +56,11 @@ pub fn player_hash(player: &str) -> u64 {
     h.finish()
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Latest {
-    ts: u64,
-    id: Id,
-    expires: u64,
-}
-
-impl Latest {
-    /// Orders by `(ts, id)` and then, for events that share both (possible
-    /// only across partitions), by content, so the winner never depends on
-    /// arrival order.
-    fn cmp_with(&self, a: &[f64], other: &Latest, b: &[f64]) -> Ordering {
-        (self.ts, self.id.as_str())
-            .cmp(&(other.ts, other.id.as_str()))
-            .then_with(|| {
-                a.iter()
-                    .zip(b)
-                    .map(|(x, y)| x.total_cmp(y))
-                    .find(|o| o.is_ne())
-                    .unwrap_or(Ordering::Equal)
-            })
-            .then(self.expires.cmp(&other.expires))
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Position {
-    at: Latest,
-    lat: f64,
-    lon: f64,
-    /// The zones at `(lat, lon)`, computed when first needed.
-    #[serde(skip)]
-    zones: Option<Vec<u32>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Reading {
-    sensor: u32,
-    at: Latest,
-    value: f64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct PlayerState {
-    position: Option<Position>,
-    readings: Vec<Reading>,
-    /// Live solves: clue and expiry (`None`: never).
-    solves: Vec<(u32, Option<u64>)>,
-    claims: Vec<u32>,
-    /// The facts as last emitted, sorted.
-    emitted: Vec<(FactKind, u32)>,
-    /// The earliest timer queued for this player, if any.
-    timer: Option<u64>,
-}
-
-impl PlayerState {
-    fn expire(&mut self, t: u64) {
-        if self.position.as_ref().is_some_and(|p| p.at.expires <= t) {
-            self.position = None;
-        }
-        self.readings.retain(|r| r.at.expires > t);
-        self.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
-    }
-
-    fn apply(&mut self, event: Event) {
-        let ts = event.ts;
-        match event.fact {
-            Fact::Position {
-                id,
-                lat,
-                lon,
-                expires,
-            } => {
-                let at = Latest { ts, id, expires };
-                if self.position.as_ref().is_none_or(|p| {
-                    at.cmp_with(&[lat, lon], &p.at, &[p.lat, p.lon]) == Ordering::Greater
-                }) {
-                    self.position = Some(Position {
-                        at,
-                        lat,
-                        lon,
-                        zones: None,
-                    });
-                }
-            }
-            Fact::Reading {
-                id,
-                sensor,
-                value,
-                expires,
-            } => {
-                let at = Latest { ts, id, expires };
-                match self.readings.iter_mut().find(|r| r.sensor == sensor) {
-                    Some(r) => {
-                        if at.cmp_with(&[value], &r.at, &[r.value]) == Ordering::Greater {
-                            r.at = at;
-                            r.value = value;
-                        }
-                    }
-                    None => self.readings.push(Reading { sensor, at, value }),
-                }
-            }
-            Fact::Solve { clue, expires } => {
-                match self.solves.iter_mut().find(|(c, _)| *c == clue) {
-                    Some((_, e)) => {
-                        *e = match (*e, expires) {
-                            (Some(a), Some(b)) => Some(a.max(b)),
-                            _ => None,
-                        }
-                    }
-                    None => self.solves.push((clue, expires)),
-                }
-            }
-            Fact::Claim { reward } => {
-                if !self.claims.contains(&reward) {
-                    self.claims.push(reward);
-                }
-            }
-        }
-    }
-
-    /// The facts that hold now, sorted.
-    fn facts(&mut self, hunt: &Hunt, conditions: &SensorRewards, out: &mut Vec<(FactKind, u32)>) {
-        out.clear();
-        if let Some(p) = self.position.as_mut() {
-            let zones = p.zones.get_or_insert_with(|| {
-                let mut zones = Vec::new();
-                hunt.zones_at(p.lat, p.lon, &mut zones);
-                zones
-            });
-            out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
-        }
-        for r in &self.readings {
-            for &(reward, ref cond) in &conditions[r.sensor as usize] {
-                if cond.holds(r.value) {
-                    out.push((FactKind::SensorOk, reward));
-                }
-            }
-        }
-        out.extend(self.solves.iter().map(|&(c, _)| (FactKind::Solved, c)));
-        out.extend(self.claims.iter().map(|&r| (FactKind::Claimed, r)));
-        out.sort_unstable();
-        out.dedup();
-    }
-
-    fn next_expiry(&self) -> Option<u64> {
-        let p = self.position.iter().map(|p| p.at.expires);
-        let r = self.readings.iter().map(|r| r.at.expires);
-        let s = self.solves.iter().filter_map(|&(_, e)| e);
-        p.chain(r).chain(s).min()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.position.is_none()
-            && self.readings.is_empty()
-            && self.solves.is_empty()
-            && self.claims.is_empty()
-            && self.emitted.is_empty()
-    }
-}
-
-/// A player's current state as the analysts' API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlayerView {
-    pub position: Option<PositionView>,
-    pub readings: Vec<ReadingView>,
-    /// Live solves: clue number and expiry (`None`: never).
-    pub solves: Vec<(u32, Option<u64>)>,
-    /// Rewards claimed.
-    pub claims: Vec<u32>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PositionView {
-    pub id: Id,
-    pub ts: u64,
-    pub lat: f64,
-    pub lon: f64,
-    pub expires: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReadingView {
-    /// Sensor number.
-    pub sensor: u32,
-    pub id: Id,
-    pub ts: u64,
-    pub value: f64,
-    pub expires: u64,
-}
-
-impl PlayerState {
-    fn view(&self) -> Option<Box<PlayerView>> {
-        if self.position.is_none()
-            && self.readings.is_empty()
-            && self.solves.is_empty()
-            && self.claims.is_empty()
-        {
-            return None;
-        }
-        let mut solves = self.solves.clone();
-        solves.sort_unstable();
-        let mut claims = self.claims.clone();
-        claims.sort_unstable();
-        let mut readings: Vec<ReadingView> = self
-            .readings
-            .iter()
-            .map(|r| ReadingView {
-                sensor: r.sensor,
-                id: r.at.id.clone(),
-                ts: r.at.ts,
-                value: r.value,
-                expires: r.at.expires,
-            })
-            .collect();
-        readings.sort_unstable_by_key(|r| r.sensor);
-        Some(Box::new(PlayerView {
-            position: self.position.as_ref().map(|p| PositionView {
-                id: p.at.id.clone(),
-                ts: p.at.ts,
-                lat: p.lat,
-                lon: p.lon,
-                expires: p.at.expires,
-            }),
-            readings,
-            solves,
-            claims,
-        }))
-    }
-}
-
-/// For each hunt sensor, the rewards whose condition reads it.
-type SensorRewards = Vec<Vec<(u32, crate::hunt::SensorCondition)>>;
-
-fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
-    let mut out: SensorRewards = vec![Vec::new(); hunt.sensors.len()];
-    for (r, reward) in hunt.rewards.iter().enumerate() {
-        if let Some(cond) = &reward.sensor {
-            out[cond.sensor as usize].push((r as u32, *cond));
-        }
-    }
-    out
-}
-
 /// The per-worker state of the facts operator.
 struct Facts {
     hunt: Arc<Hunt>,
     conditions: SensorRewards,
-    players: FxHashMap<Id, PlayerState>,
+    players: Arc<Players>,
     /// Events whose time is not complete yet, in arrival order.
     pending: Vec<Event>,
     /// Events whose time is complete, sorted by time and player, waiting for
@@ -312,8 +70,6 @@ struct Facts {
     pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Vec<(FactKind, u32)>,
-    /// Also emit each settled player's [`PlayerView`].
-    details: bool,
 }
 
 impl Facts {
@@ -337,7 +93,7 @@ impl Facts {
         &mut self,
         limit: Option<u64>,
         budget: usize,
-        out: &mut Vec<(FactsOut, u64, isize)>,
+        out: &mut Vec<(PlayerFact, u64, isize)>,
     ) -> bool {
         let below = |t: u64| limit.is_none_or(|f| t < f);
         if self.pending_min.is_some_and(below) {
@@ -358,15 +114,14 @@ impl Facts {
             timers,
             scratch,
             ready,
-            details,
             ..
         } = self;
+        let keep_gone = players.keep_gone;
         let mut ctx = Settle {
             hunt,
             conditions,
             scratch,
             timers,
-            details: *details,
         };
         let mut done = 0;
         while done < budget {
@@ -381,7 +136,8 @@ impl Facts {
             };
             while let Some(first) = ready.pop_front_if(|e| e.ts == t) {
                 let player = first.player.clone();
-                let state = players.entry(player.clone()).or_default();
+                let mut shard = players.lock(&player);
+                let state = shard.entry(&player, keep_gone);
                 state.expire(t);
                 state.apply(first);
                 done += 1;
@@ -390,7 +146,7 @@ impl Facts {
                     done += 1;
                 }
                 if ctx.settle(state, t, &player, out) {
-                    players.remove(&player);
+                    shard.forget(&player, t, keep_gone);
                 }
             }
             // Players whose timer is due; one that also had events at `t` is
@@ -402,18 +158,30 @@ impl Facts {
             {
                 let Reverse((_, player)) = ctx.timers.pop().expect("peeked");
                 done += 1;
-                if let Some(state) = players.get_mut(&player) {
+                let mut shard = players.lock(&player);
+                if let Some(state) = shard.get_mut(&player) {
                     if state.timer == Some(t) {
                         state.timer = None;
                         state.expire(t);
                         if ctx.settle(state, t, &player, out) {
-                            players.remove(&player);
+                            shard.forget(&player, t, keep_gone);
                         }
                     }
                 }
             }
+            players.settled_at(t);
+            players.through(t);
         }
-        !ready.is_empty() || ctx.timers.peek().is_some_and(|Reverse((t, _))| below(*t))
+        let more = !ready.is_empty() || ctx.timers.peek().is_some_and(|Reverse((t, _))| below(*t));
+        if !more {
+            // Nothing happens here below the limit: every time below it is final.
+            match limit {
+                Some(0) => {}
+                Some(f) => players.through(f - 1),
+                None => players.all_final(),
+            }
+        }
+        more
     }
 }
 
@@ -423,7 +191,6 @@ struct Settle<'a> {
     conditions: &'a SensorRewards,
     scratch: &'a mut Vec<(FactKind, u32)>,
     timers: &'a mut BinaryHeap<Reverse<(u64, Id)>>,
-    details: bool,
 }
 
 impl Settle<'_> {
@@ -434,15 +201,13 @@ impl Settle<'_> {
         state: &mut PlayerState,
         t: u64,
         player: &Id,
-        out: &mut Vec<(FactsOut, u64, isize)>,
+        out: &mut Vec<(PlayerFact, u64, isize)>,
     ) -> bool {
         state.facts(self.hunt, self.conditions, self.scratch);
         diff(&state.emitted, self.scratch, |fact, delta| {
-            out.push((FactsOut::Fact((fact.0, player.clone(), fact.1)), t, delta));
+            out.push(((fact.0, player.clone(), fact.1), t, delta));
         });
-        if self.details {
-            out.push((FactsOut::Detail(player.clone(), state.view()), t, 1));
-        }
+        state.settled = t;
         std::mem::swap(&mut state.emitted, self.scratch);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
@@ -524,13 +289,10 @@ impl FactsHandle {
     pub fn save(&self, out: &mut dyn Write) -> std::io::Result<usize> {
         let facts = self.0.borrow();
         debug_assert!(facts.ready.is_empty(), "a snapshot between slices");
-        let mut players: Vec<(&Id, &PlayerState)> = facts.players.iter().collect();
-        players.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (player, state) in &players {
+        facts.players.each_sorted(|player, state| {
             serde_json::to_writer(&mut *out, &(player, state))?;
-            out.write_all(b"\n")?;
-        }
-        Ok(players.len())
+            out.write_all(b"\n")
+        })
     }
 
     /// Players with live state on this worker.
@@ -552,36 +314,24 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
     slice: usize,
 ) -> VecCollection<'scope, u64, PlayerFact, isize> {
-    use timely::dataflow::operators::vec::Map;
-    build_with(events, hunt, slice, None, false)
+    let players = Arc::new(Players::new(false));
+    build_with(events, hunt, slice, None, players)
         .0
-        .flat_map(|(out, t, r)| match out {
-            FactsOut::Fact(f) => Some((f, t, r)),
-            FactsOut::Detail(..) => None,
-        })
         .as_collection()
 }
 
-/// What the facts operator emits: fact changes, and (when asked for) the
-/// view of each player settled at a time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum FactsOut {
-    Fact(PlayerFact),
-    /// The player's state after the time (`None`: nothing live any more).
-    Detail(Id, Option<Box<PlayerView>>),
-}
+/// The facts operator's output: fact changes at their times.
+pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(PlayerFact, u64, isize)>>;
 
-/// The facts operator's output: changes and views at their times.
-pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(FactsOut, u64, isize)>>;
-
-/// [`build`], starting from restored state, with a handle on the state, and
-/// with [`FactsOut::Detail`] records when `details` is set.
+/// [`build`], starting from restored state, keeping the players in
+/// `players` (which the API reads), with a handle on the state for
+/// snapshots.
 pub fn build_with<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
     slice: usize,
     restore: Option<Restore>,
-    details: bool,
+    players: Arc<Players>,
 ) -> (FactsStream<'scope>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
@@ -589,13 +339,12 @@ pub fn build_with<'scope>(
     let facts = Rc::new(RefCell::new(Facts {
         conditions: sensor_rewards(&hunt),
         hunt,
-        players: FxHashMap::default(),
+        players,
         pending: Vec::new(),
         pending_min: None,
         ready: VecDeque::new(),
         timers: BinaryHeap::new(),
         scratch: Vec::new(),
-        details,
     }));
     let handle = FactsHandle(facts.clone());
     let stream = events.unary_frontier(exchange, "Facts", move |initial, info| {
@@ -606,20 +355,14 @@ pub fn build_with<'scope>(
             let mut f = facts.borrow_mut();
             for SavedPlayer(player, state) in restore.players {
                 for &(kind, n) in &state.emitted {
-                    changes.push((FactsOut::Fact((kind, player.clone(), n)), restore.time, 1));
-                }
-                if details {
-                    changes.push((
-                        FactsOut::Detail(player.clone(), state.view()),
-                        restore.time,
-                        1,
-                    ));
+                    changes.push(((kind, player.clone(), n), restore.time, 1));
                 }
                 if let Some(t) = state.timer {
                     f.timers.push(Reverse((t, player.clone())));
                 }
-                f.players.insert(player, state);
+                f.players.lock(&player).restore(player, state);
             }
+            f.players.through(restore.time);
             held = Some(initial.delayed(&restore.time));
             activator.activate();
         }

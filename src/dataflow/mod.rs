@@ -13,6 +13,8 @@
 pub mod eligibility;
 pub mod facts;
 pub mod occupancy;
+pub mod player;
+pub mod players;
 
 use std::sync::Arc;
 
@@ -45,61 +47,35 @@ pub fn build<'scope>(
     hunt: Arc<Hunt>,
     slice: usize,
 ) -> VecCollection<'scope, u64, Change, isize> {
-    build_with(scope, events, hunt, slice, None, false).0
+    let players = Arc::new(players::Players::new(false));
+    build_with(scope, events, hunt, slice, None, players).0
 }
 
-/// Per player, its [`facts::PlayerView`] after a time (`None`: nothing live).
-pub type Details<'scope> = Stream<'scope, u64, Vec<(Id, u64, Option<Box<facts::PlayerView>>)>>;
-
-/// [`build`], with the per-player state restored from a snapshot, a handle
-/// on that state for taking the next one, and (when `details` is set) the
-/// stream of player views for the analysts' API.
+/// [`build`], with the per-player state restored from a snapshot and kept
+/// in `players` (where the API reads it), and a handle on that state for
+/// taking the next snapshot.
 pub fn build_with<'scope>(
     scope: Scope<'scope, u64>,
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
     slice: usize,
     restore: Option<facts::Restore>,
-    details: bool,
+    players: Arc<players::Players>,
 ) -> (
     VecCollection<'scope, u64, Change, isize>,
     facts::FactsHandle,
-    Details<'scope>,
 ) {
-    use facts::FactsOut;
-    use timely::dataflow::operators::vec::Map;
-    let (facts, handle) = facts::build_with(events, hunt.clone(), slice, restore, details);
+    let (facts, handle) = facts::build_with(events, hunt.clone(), slice, restore, players);
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
-        .partition(5, |(out, t, r)| {
-            let part = match &out {
-                FactsOut::Fact((kind, _, _)) => *kind as u64,
-                FactsOut::Detail(..) => 4,
-            };
-            (part, (out, t, r))
-        })
-        .into_iter();
-    let mut next = || {
-        parts
-            .next()
-            .expect("five parts")
-            .flat_map(|(out, t, r)| match out {
-                FactsOut::Fact((_, p, n)) => Some(((p, n), t, r)),
-                FactsOut::Detail(..) => None,
-            })
-            .as_collection()
-    };
+        .partition(4, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
+        .into_iter()
+        .map(|part| part.as_collection());
+    let mut next = || parts.next().expect("four parts");
     let presence = next();
     let sensor_ok = next();
     let solved = next();
     let claimed = next();
-    let details = parts
-        .next()
-        .expect("five parts")
-        .flat_map(|(out, t, _)| match out {
-            FactsOut::Detail(p, view) => Some((p, t, view)),
-            FactsOut::Fact(_) => None,
-        });
     let inputs = eligibility::Inputs {
         presence: presence.clone(),
         solved,
@@ -113,5 +89,5 @@ pub fn build_with<'scope>(
         .map(|(p, z)| Change::Presence(p, z))
         .concat(eligible.map(|(p, r)| Change::Eligible(p, r)))
         .concat(occupancy.map(|(z, n)| Change::Occupancy(z, n)));
-    (changes, handle, details)
+    (changes, handle)
 }

@@ -190,13 +190,16 @@ impl Job {
                     players: start.players,
                     time: frontier - 1,
                 });
-                let (changes, facts_handle, details) = crate::dataflow::build_with(
+                let (changes, facts_handle) = crate::dataflow::build_with(
                     scope,
                     events,
                     hunt.clone(),
                     opts.slice,
                     restore,
-                    live.is_some(),
+                    live.as_ref().map_or_else(
+                        || Arc::new(crate::dataflow::players::Players::new(false)),
+                        |live| live.players_of_worker(),
+                    ),
                 );
                 let changes = changes.inner.probe_with(&probe);
                 let out = out.map(|o| match &live {
@@ -208,9 +211,6 @@ impl Job {
                     None => o as Box<dyn NotificationOutput>,
                 });
                 sink::notification_sink(changes, hunt.clone(), out, errors.clone());
-                if live.is_some() {
-                    crate::serve::views_sink(details, live.clone().filter(|_| index == 0));
-                }
                 Ok::<_, crate::kafka::KafkaError>((source_handle, facts_handle))
             });
             let (sources, facts) = match built {

@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::event::Id;
 use crate::hunt::Hunt;
 use crate::sink::{format_notification, progress_record, Notification, PlayerKind, ProgressPacer};
 
@@ -28,18 +27,81 @@ pub fn parse_id(s: &str) -> Option<EventId> {
     Some((t.parse().ok()?, i.parse().ok()?))
 }
 
-/// One feed event.
+/// One feed event: a notification as the sink gave it (formatted when
+/// sent, so that retaining it costs the job no formatting), or a progress
+/// mark.
 #[derive(Clone, Debug)]
 pub struct FeedEvent {
     pub id: EventId,
-    /// `"notification"` or `"progress"`.
-    pub event: &'static str,
-    /// The JSON line (without newline).
-    pub data: String,
-    pub kind: &'static str,
-    pub player: Option<Id>,
-    pub zone: Option<u32>,
-    pub reward: Option<u32>,
+    /// `None`: a progress mark for frontier `id.0`.
+    pub note: Option<Notification>,
+}
+
+impl FeedEvent {
+    /// The SSE event name.
+    pub fn event(&self) -> &'static str {
+        match self.note {
+            Some(_) => "notification",
+            None => "progress",
+        }
+    }
+
+    /// The notification kind (`"progress"` for a mark).
+    pub fn kind(&self) -> &'static str {
+        match &self.note {
+            None => "progress",
+            Some(Notification::Occupancy { .. }) => "occupancy",
+            Some(Notification::Player { kind, .. }) => match kind {
+                PlayerKind::Exit => "exit",
+                PlayerKind::Enter => "enter",
+                PlayerKind::Ineligible => "ineligible",
+                PlayerKind::Eligible => "eligible",
+            },
+        }
+    }
+
+    pub fn player(&self) -> Option<&str> {
+        match &self.note {
+            Some(Notification::Player { player, .. }) => Some(player.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn zone(&self) -> Option<u32> {
+        match &self.note {
+            Some(Notification::Occupancy { zone, .. }) => Some(*zone),
+            Some(Notification::Player {
+                kind: PlayerKind::Enter | PlayerKind::Exit,
+                item,
+                ..
+            }) => Some(*item),
+            _ => None,
+        }
+    }
+
+    pub fn reward(&self) -> Option<u32> {
+        match &self.note {
+            Some(Notification::Player {
+                kind: PlayerKind::Eligible | PlayerKind::Ineligible,
+                item,
+                ..
+            }) => Some(*item),
+            _ => None,
+        }
+    }
+
+    /// The JSON line (without newline), as the output file has it.
+    pub fn data(&self, hunt: &Hunt) -> String {
+        match &self.note {
+            None => progress_record(self.id.0),
+            Some(n) => {
+                let mut buf = Vec::with_capacity(128);
+                format_notification(&mut buf, hunt, self.id.0, n);
+                buf.pop();
+                String::from_utf8_lossy(&buf).into_owned()
+            }
+        }
+    }
 }
 
 /// How long and how much the feed keeps.
@@ -84,13 +146,12 @@ impl Feed {
         }
     }
 
-    fn push(ring: &mut Ring, retention: Retention, e: FeedEvent) {
+    fn push(ring: &mut Ring, retention: Retention, e: FeedEvent, now: Instant) {
         // After a restart the job writes again what followed its snapshot.
         let last = ring.events.back().map(|(l, _)| l.id).or(ring.evicted);
         if last.is_some_and(|l| e.id <= l) {
             return;
         }
-        let now = Instant::now();
         ring.events.push_back((e, now));
         while ring.events.len() > retention.events
             || retention.age.is_some_and(|age| {
@@ -105,42 +166,20 @@ impl Feed {
     }
 
     /// The notifications of one completed time.
-    pub fn notifications(&self, hunt: &Hunt, time: u64, ns: &[Notification]) {
+    pub fn notifications(&self, time: u64, ns: &[Notification]) {
         if ns.is_empty() {
             return;
         }
         let Ok(mut ring) = self.ring.lock() else {
             return;
         };
-        let mut buf = Vec::with_capacity(128);
+        let now = Instant::now();
         for (i, n) in ns.iter().enumerate() {
-            buf.clear();
-            format_notification(&mut buf, hunt, time, n);
-            buf.pop();
-            let (kind, player, zone, reward) = match n {
-                Notification::Player {
-                    player, kind, item, ..
-                } => {
-                    let (name, zone, reward) = match kind {
-                        PlayerKind::Exit => ("exit", Some(*item), None),
-                        PlayerKind::Enter => ("enter", Some(*item), None),
-                        PlayerKind::Ineligible => ("ineligible", None, Some(*item)),
-                        PlayerKind::Eligible => ("eligible", None, Some(*item)),
-                    };
-                    (name, Some(player.clone()), zone, reward)
-                }
-                Notification::Occupancy { zone, .. } => ("occupancy", None, Some(*zone), None),
-            };
             let event = FeedEvent {
                 id: (time, i as u64 + 1),
-                event: "notification",
-                data: String::from_utf8_lossy(&buf).into_owned(),
-                kind,
-                player,
-                zone,
-                reward,
+                note: Some(n.clone()),
             };
-            Self::push(&mut ring, self.retention, event);
+            Self::push(&mut ring, self.retention, event, now);
         }
         drop(ring);
         self.notify.notify_waiters();
@@ -156,14 +195,9 @@ impl Feed {
         };
         let event = FeedEvent {
             id: (f, 0),
-            event: "progress",
-            data: progress_record(f),
-            kind: "progress",
-            player: None,
-            zone: None,
-            reward: None,
+            note: None,
         };
-        Self::push(&mut ring, self.retention, event);
+        Self::push(&mut ring, self.retention, event, Instant::now());
         drop(ring);
         self.notify.notify_waiters();
     }

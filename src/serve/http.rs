@@ -20,7 +20,10 @@ use super::feed::{format_id, parse_id, EventId, FeedEvent, Read};
 use super::metrics::{header, label, KINDS};
 use super::state::LiveState;
 use super::{Live, Timer};
+use crate::dataflow::facts::FactKind;
+use crate::dataflow::player::PlayerView;
 use crate::event::Reason;
+use crate::hunt::Hunt;
 
 type Shared = State<Arc<Live>>;
 
@@ -56,8 +59,8 @@ async fn healthz(State(live): Shared) -> Response {
     r
 }
 
-fn position_json(s: &LiveState, player: &str) -> Value {
-    let Some(p) = s.views.get(player).and_then(|v| v.position.as_ref()) else {
+fn position_json(view: Option<&PlayerView>) -> Value {
+    let Some(p) = view.and_then(|v| v.position.as_ref()) else {
         return Value::Null;
     };
     json!({"id": p.id.as_str(), "ts": p.ts, "lat": p.lat, "lon": p.lon, "expires": p.expires})
@@ -65,108 +68,96 @@ fn position_json(s: &LiveState, player: &str) -> Value {
 
 async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
-    let s = live.state.read().expect("state lock");
-    let r = if !s.seen.contains(id.as_str()) {
-        error(StatusCode::NOT_FOUND, format!("unknown player {id:?}"))
-    } else {
-        let hunt = &s.hunt;
-        let view = s.views.get(id.as_str());
-        let zones: Vec<&str> = s
-            .presence
-            .get(id.as_str())
-            .into_iter()
-            .flatten()
-            .map(|&z| hunt.zones[z as usize].id.as_str())
-            .collect();
-        let eligible: Vec<&str> = s
-            .eligible
-            .get(id.as_str())
-            .into_iter()
-            .flatten()
-            .map(|&r| hunt.rewards[r as usize].id.as_str())
-            .collect();
-        let solved: Vec<Value> = view
-            .into_iter()
-            .flat_map(|v| &v.solves)
-            .map(|(c, e)| json!({"clue": hunt.clues[*c as usize], "expires": e}))
-            .collect();
-        let readings: Vec<Value> = view
-            .into_iter()
-            .flat_map(|v| &v.readings)
-            .map(|r| {
-                json!({"sensor": hunt.sensors[r.sensor as usize], "value": r.value,
+    let hunt = &live.hunt;
+    let r = match live.player(&id) {
+        None => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
+        Some(a) => {
+            let view = a.view.as_ref();
+            let zones: Vec<&str> = a
+                .zones()
+                .map(|z| hunt.zones[z as usize].id.as_str())
+                .collect();
+            let eligible: Vec<&str> = (0..hunt.rewards.len() as u32)
+                .filter(|&r| a.eligible(hunt, r))
+                .map(|r| hunt.rewards[r as usize].id.as_str())
+                .collect();
+            let solved: Vec<Value> = view
+                .into_iter()
+                .flat_map(|v| &v.solves)
+                .map(|(c, e)| json!({"clue": hunt.clues[*c as usize], "expires": e}))
+                .collect();
+            let readings: Vec<Value> = view
+                .into_iter()
+                .flat_map(|v| &v.readings)
+                .map(|r| {
+                    json!({"sensor": hunt.sensors[r.sensor as usize], "value": r.value,
                        "id": r.id.as_str(), "ts": r.ts, "expires": r.expires})
-            })
-            .collect();
-        let claimed: Vec<&str> = view
-            .into_iter()
-            .flat_map(|v| &v.claims)
-            .map(|&r| hunt.rewards[r as usize].id.as_str())
-            .collect();
-        Json(json!({
-            "as_of": as_of(&s),
-            "player": id,
-            "position": position_json(&s, &id),
-            "zones": zones,
-            "eligible": eligible,
-            "solved": solved,
-            "readings": readings,
-            "claimed": claimed,
-        }))
-        .into_response()
+                })
+                .collect();
+            let claimed: Vec<&str> = view
+                .into_iter()
+                .flat_map(|v| &v.claims)
+                .map(|&r| hunt.rewards[r as usize].id.as_str())
+                .collect();
+            Json(json!({
+                "as_of": a.as_of,
+                "player": id,
+                "position": position_json(view),
+                "zones": zones,
+                "eligible": eligible,
+                "solved": solved,
+                "readings": readings,
+                "claimed": claimed,
+            }))
+            .into_response()
+        }
     };
-    drop(s);
     t.done(&live, "player");
     r
 }
 
 async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) -> Response {
     let t = Timer::start();
-    let s = live.state.read().expect("state lock");
-    let hunt = s.hunt.clone();
-    let r = match (s.seen.contains(id.as_str()), hunt.reward_number(&reward)) {
-        (false, _) => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
+    let hunt = &live.hunt;
+    let r = match (live.player(&id), hunt.reward_number(&reward)) {
+        (None, _) => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
         (_, None) => error(StatusCode::NOT_FOUND, format!("unknown reward {reward:?}")),
-        (true, Some(rn)) => {
+        (Some(a), Some(rn)) => {
             let rw = &hunt.rewards[rn as usize];
-            let view = s.views.get(id.as_str());
+            let view = a.view.as_ref();
             let mut conditions = Vec::new();
             if let Some(z) = rw.zone {
-                let holds = s.presence.get(id.as_str()).is_some_and(|p| p.contains(&z));
                 conditions.push(
                     json!({"condition": "zone", "zone": hunt.zones[z as usize].id,
-                    "holds": holds, "position": position_json(&s, &id)}),
+                    "holds": a.has(FactKind::Presence, z), "position": position_json(view)}),
                 );
             }
             for &c in &rw.requires {
                 let solve = view.and_then(|v| v.solves.iter().find(|(sc, _)| *sc == c));
                 conditions.push(json!({"condition": "clue", "clue": hunt.clues[c as usize],
-                    "holds": solve.is_some(), "solve": solve.map(|(_, e)| json!({"expires": e}))}));
+                    "holds": a.has(FactKind::Solved, c), "solve": solve.map(|(_, e)| json!({"expires": e}))}));
             }
             if let Some(cond) = &rw.sensor {
                 let reading =
                     view.and_then(|v| v.readings.iter().find(|r| r.sensor == cond.sensor));
                 conditions.push(json!({"condition": "sensor",
                     "sensor": hunt.sensors[cond.sensor as usize], "min": cond.min, "max": cond.max,
-                    "holds": reading.is_some_and(|r| cond.holds(r.value)),
+                    "holds": a.has(FactKind::SensorOk, rn),
                     "reading": reading.map(|r| json!({"value": r.value, "id": r.id.as_str(), "ts": r.ts, "expires": r.expires}))}));
             }
             if let Some(w) = &rw.active {
-                let holds = s.as_of.is_some_and(|t| w.contains(t));
                 conditions.push(
                     json!({"condition": "window", "from": w.from, "until": w.until,
-                    "holds": holds}),
+                    "holds": w.contains(a.as_of)}),
                 );
             }
-            let claimed = view.is_some_and(|v| v.claims.contains(&rn));
-            conditions.push(json!({"condition": "not_claimed", "holds": !claimed}));
-            let eligible = s.eligible.get(id.as_str()).is_some_and(|e| e.contains(&rn));
-            Json(json!({"as_of": as_of(&s), "player": id, "reward": reward,
-                "eligible": eligible, "conditions": conditions}))
+            conditions
+                .push(json!({"condition": "not_claimed", "holds": !a.has(FactKind::Claimed, rn)}));
+            Json(json!({"as_of": a.as_of, "player": id, "reward": reward,
+                "eligible": a.eligible(hunt, rn), "conditions": conditions}))
             .into_response()
         }
     };
-    drop(s);
     t.done(&live, "why");
     r
 }
@@ -193,10 +184,7 @@ async fn zone(State(live): Shared, Path(id): Path<String>) -> Response {
     let r = match s.hunt.zone_number(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown zone {id:?}")),
         Some(z) => {
-            let players: Vec<&str> = s.zone_players[z as usize]
-                .iter()
-                .map(|p| p.as_str())
-                .collect();
+            let players = s.players_in(z);
             Json(
                 json!({"as_of": as_of(&s), "zone": id, "occupancy": s.occupancy[z as usize],
                 "players": players}),
@@ -215,10 +203,7 @@ async fn reward(State(live): Shared, Path(id): Path<String>) -> Response {
     let r = match s.hunt.reward_number(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown reward {id:?}")),
         Some(rn) => {
-            let players: Vec<&str> = s.reward_players[rn as usize]
-                .iter()
-                .map(|p| p.as_str())
-                .collect();
+            let players = s.players_eligible(rn);
             Json(json!({"as_of": as_of(&s), "reward": id, "eligible": players})).into_response()
         }
     };
@@ -237,18 +222,18 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, e: &FeedEvent) -> bool {
-        if e.event == "progress" {
+        if e.note.is_none() {
             return true;
         }
         self.kinds
             .as_ref()
-            .is_none_or(|k| k.iter().any(|k| k == e.kind))
+            .is_none_or(|k| k.iter().any(|k| k == e.kind()))
             && self
                 .player
                 .as_ref()
-                .is_none_or(|p| e.player.as_deref() == Some(p.as_str()))
-            && self.zone.is_none_or(|z| e.zone == Some(z))
-            && self.reward.is_none_or(|r| e.reward == Some(r))
+                .is_none_or(|p| e.player() == Some(p.as_str()))
+            && self.zone.is_none_or(|z| e.zone() == Some(z))
+            && self.reward.is_none_or(|r| e.reward() == Some(r))
     }
 }
 
@@ -295,11 +280,11 @@ fn parse_filter(live: &Live, q: &HashMap<String, String>) -> Result<Filter, Stri
     })
 }
 
-fn sse_event(e: &FeedEvent) -> Event {
+fn sse_event(hunt: &Hunt, e: &FeedEvent) -> Event {
     Event::default()
         .id(format_id(e.id))
-        .event(e.event)
-        .data(e.data.clone())
+        .event(e.event())
+        .data(e.data(hunt))
 }
 
 async fn subscribe(
@@ -356,7 +341,7 @@ async fn subscribe(
                         let out: Vec<Result<Event, Infallible>> = events
                             .iter()
                             .filter(|e| filter.matches(e))
-                            .map(|e| Ok(sse_event(e)))
+                            .map(|e| Ok(sse_event(&live.hunt, e)))
                             .collect();
                         return Some((out, (live, filter, next, false)));
                     }
@@ -468,8 +453,9 @@ async fn metrics(State(live): Shared) -> Response {
         .completion
         .write(&mut out, "huntflow_completion_latency_seconds", "");
     {
+        let (players, positions) = live.player_sizes();
         let s = live.state.read().expect("state lock");
-        let (players, positions, presence, eligible) = s.sizes();
+        let (presence, eligible) = s.sizes();
         header(
             &mut out,
             "huntflow_state_players",

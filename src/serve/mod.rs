@@ -2,12 +2,13 @@
 //! time, resumable subscriptions (Server-Sent Events), Prometheus metrics.
 //!
 //! ```text
+//!  facts (each worker): per-player state in striped locks ◄── read in place ── /v1/players/{id}[/why/{r}]
+//!    │                                                         (at max(settled, through))
 //!  dataflow ─► notification sink (worker 0) ─► output
-//!                   │ Tee: each completed time ──► LiveState (presence, eligibility, occupancy)
+//!                   │ Tee: each completed time ──► LiveState (zone members, eligible players, occupancy)
+//!                   │                         │      ◄── read lock ── /v1/zones, /v1/rewards, /healthz
 //!                   │                         └──► Feed (retained, ids T-I) ──► /v1/subscribe
-//!  facts ─► player views ─► views sink (worker 0) ──► LiveState (position, readings, solves, claims)
-//!                                                        │ applied per time once both passed it
-//!  axum on its own tokio thread ◄── read lock ───────────┘  /v1/players, /v1/zones, /v1/rewards, /metrics
+//!  axum on its own tokio thread; /metrics reads counters and sizes
 //! ```
 
 pub mod feed;
@@ -15,17 +16,11 @@ pub mod http;
 pub mod metrics;
 pub mod state;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-
-use crate::dataflow::facts::PlayerView;
-use crate::dataflow::Details;
-use crate::event::Id;
+use crate::dataflow::players::{PlayerAnswer, Players};
 use crate::hunt::Hunt;
 use crate::sink::{Notification, NotificationOutput, PlayerKind};
 use crate::source::Stats;
@@ -37,6 +32,8 @@ use state::LiveState;
 pub struct Live {
     pub hunt: Arc<Hunt>,
     pub state: RwLock<LiveState>,
+    /// Each worker's players, as its facts operator keeps them.
+    players: RwLock<Vec<Arc<Players>>>,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
@@ -49,6 +46,7 @@ impl Live {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Live {
             state: RwLock::new(LiveState::new(hunt.clone())),
+            players: RwLock::new(Vec::new()),
             hunt,
             feed: Feed::new(retention),
             metrics: Metrics::default(),
@@ -64,6 +62,34 @@ impl Live {
         if let Ok(mut s) = self.state.write() {
             *s = LiveState::new(self.hunt.clone());
         }
+        if let Ok(mut p) = self.players.write() {
+            p.clear();
+        }
+    }
+
+    /// A new store for the players of one worker's facts operator, which
+    /// the API reads from then on.
+    pub fn players_of_worker(&self) -> Arc<Players> {
+        let players = Arc::new(Players::new(true));
+        if let Ok(mut p) = self.players.write() {
+            p.push(players.clone());
+        }
+        players
+    }
+
+    /// `player` as its worker knows it (`None`: unknown).
+    pub fn player(&self, player: &str) -> Option<PlayerAnswer> {
+        let stores = self.players.read().ok()?;
+        stores.iter().find_map(|s| s.answer(player))
+    }
+
+    /// Players with live state, and of those with a position.
+    pub fn player_sizes(&self) -> (usize, usize) {
+        let stores = self.players.read().expect("players lock");
+        stores
+            .iter()
+            .map(|s| s.sizes())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
@@ -96,7 +122,7 @@ impl NotificationOutput for Tee {
             };
             self.live.metrics.notifications[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        self.live.feed.notifications(hunt, time, ns);
+        self.live.feed.notifications(time, ns);
         Ok(())
     }
 
@@ -108,53 +134,11 @@ impl NotificationOutput for Tee {
             }
         }
         if let Ok(mut s) = self.live.state.write() {
-            s.notes_frontier(frontier);
+            s.frontier(frontier);
         }
         self.live.feed.progress(frontier);
         Ok(())
     }
-}
-
-/// Routes the player views to worker 0 and hands each completed time to
-/// the live state (`live` is `Some` on worker 0).
-pub fn views_sink(details: Details<'_>, live: Option<Arc<Live>>) {
-    let mut pending: BTreeMap<u64, state::Views> = BTreeMap::new();
-    let mut last: Option<Option<u64>> = None;
-    details.sink(
-        Exchange::new(|_: &(Id, u64, Option<Box<PlayerView>>)| 0),
-        "ViewsSink",
-        move |(input, frontier)| {
-            input.for_each(|_cap, data| {
-                for (player, time, view) in data.drain(..) {
-                    pending.entry(time).or_default().push((player, view));
-                }
-            });
-            let Some(live) = live.as_ref() else {
-                pending.clear();
-                return;
-            };
-            let limit = frontier.frontier().first().copied();
-            if last == Some(limit) && pending.is_empty() {
-                return;
-            }
-            let Ok(mut state) = live.state.write() else {
-                return;
-            };
-            while let Some(entry) = pending.first_entry() {
-                if limit.is_some_and(|f| *entry.key() >= f) {
-                    break;
-                }
-                let time = *entry.key();
-                // Within a time, the last view of a player wins.
-                let views = entry.remove();
-                state.views(time, views);
-            }
-            if last != Some(limit) {
-                state.views_frontier(limit);
-                last = Some(limit);
-            }
-        },
-    );
 }
 
 /// Where and how to serve.
