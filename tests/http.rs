@@ -320,21 +320,25 @@ fn strings(v: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// The first `lines` records of the demo's first partition.
+fn demo_head(lines: usize) -> Vec<u8> {
+    let demo = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
+    )
+    .unwrap();
+    demo.split_inclusive(|&b| b == b'\n')
+        .take(lines)
+        .flatten()
+        .copied()
+        .collect()
+}
+
 #[test]
 fn point_queries_equal_the_reference_state_at_as_of() {
     let work = common::Scratch::new("http-queries");
     // A live partition: the first 6000 records of the demo, the input left
     // open, so the latest times stay incomplete and state remains.
-    let demo = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
-    )
-    .unwrap();
-    let fed: Vec<u8> = demo
-        .split_inclusive(|&b| b == b'\n')
-        .take(6000)
-        .flatten()
-        .copied()
-        .collect();
+    let fed = demo_head(6000);
     let served = serve_with(&work.path, &[], Some(fed));
     let addr = &served.addr;
     // Wait until the answers stop moving: everything fed is processed.
@@ -446,16 +450,7 @@ fn point_queries_equal_the_reference_state_at_as_of() {
 #[test]
 fn player_answers_while_ingesting_are_exact_at_their_own_as_of() {
     let work = common::Scratch::new("http-live-players");
-    let demo = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
-    )
-    .unwrap();
-    let fed: Vec<u8> = demo
-        .split_inclusive(|&b| b == b'\n')
-        .take(12_000)
-        .flatten()
-        .copied()
-        .collect();
+    let fed = demo_head(12_000);
     let served = serve_paced(&work.path, &[], Some(fed), Duration::from_millis(40));
     let players: Vec<String> = (0..40).map(|i| format!("p{}", i * 3)).collect();
     // Ask while the input arrives (60 chunks, 40 ms apart).
