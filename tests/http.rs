@@ -209,14 +209,19 @@ struct Expected {
     last_time: u64,
 }
 
-fn expected(served: &Served, as_of: u64) -> Expected {
+/// The reference model's output for what the server was given.
+fn reference_output(served: &Served) -> common::reference::RefOutput {
     let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
     let parts: Vec<Vec<u8>> = served
         .inputs
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();
-    let r = common::reference::reference(&hunt, &parts);
+    common::reference::reference(&hunt, &parts)
+}
+
+fn expected(served: &Served, as_of: u64) -> Expected {
+    let r = reference_output(served);
     let mut e = Expected {
         presence: BTreeMap::new(),
         eligible: BTreeMap::new(),
@@ -262,17 +267,8 @@ fn expected(served: &Served, as_of: u64) -> Expected {
 type PlayerNotes = BTreeMap<String, Vec<(u64, String, String)>>;
 
 fn player_notes(served: &Served) -> PlayerNotes {
-    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
-    let parts: Vec<Vec<u8>> = served
-        .inputs
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
     let mut out = PlayerNotes::new();
-    for line in common::reference::reference(&hunt, &parts)
-        .notifications
-        .lines()
-    {
+    for line in reference_output(served).notifications.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
         let Some(player) = v["player"].as_str() else {
             continue;

@@ -169,16 +169,14 @@ impl Facts {
                     }
                 }
             }
-            players.settled_at(t);
             players.through(t);
         }
         let more = !ready.is_empty() || ctx.timers.peek().is_some_and(|Reverse((t, _))| below(*t));
         if !more {
-            // Nothing happens here below the limit: every time below it is final.
-            match limit {
-                Some(0) => {}
-                Some(f) => players.through(f - 1),
-                None => players.all_final(),
+            // Nothing happens here below the limit: every time below it is
+            // final (and with no limit, the times processed are the last).
+            if let Some(f) = limit.filter(|&f| f > 0) {
+                players.through(f - 1);
             }
         }
         more

@@ -23,8 +23,6 @@ use crate::event::Id;
 use crate::hunt::Hunt;
 
 const STRIPES: usize = 64;
-/// `through` once every time is final (the input ended).
-const ALL: u64 = u64::MAX;
 
 /// One stripe, on its own cache lines: the two workers' operators write
 /// different stripes without sharing a line.
@@ -75,10 +73,10 @@ impl Shard {
 /// One worker's players.
 pub struct Players {
     stripes: Box<[Stripe]>,
-    /// `t + 1`: every time up to `t` is final here; 0: none yet; [`ALL`].
+    /// `t + 1`: every time up to `t` is final here (the latest time
+    /// processed, or below the frontier); 0: none yet. Once the input
+    /// ended, nothing changes after it.
     through: AtomicU64,
-    /// `t + 1` for the latest time settled; 0: none.
-    latest: AtomicU64,
     /// Remember forgotten players (for the API).
     pub(crate) keep_gone: bool,
 }
@@ -88,7 +86,6 @@ impl Players {
         Players {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             through: AtomicU64::new(0),
-            latest: AtomicU64::new(0),
             keep_gone,
         }
     }
@@ -107,18 +104,6 @@ impl Players {
     pub(crate) fn through(&self, t: u64) {
         self.through
             .fetch_max(t.saturating_add(1), Ordering::Release);
-    }
-
-    /// The input ended: every time is final.
-    pub(crate) fn all_final(&self) {
-        self.through.store(ALL, Ordering::Release);
-    }
-
-    /// A player was settled at `t`.
-    pub(crate) fn settled_at(&self, t: u64) {
-        if self.latest.load(Ordering::Relaxed) <= t {
-            self.latest.fetch_max(t + 1, Ordering::Relaxed);
-        }
     }
 
     /// Every player's state, sorted by player.
@@ -167,11 +152,7 @@ impl Players {
         let shard = self.stripe(player).read().expect("players lock");
         // Read under the lock: `through` never trails the state read.
         let through = self.through.load(Ordering::Acquire);
-        let at = |settled: u64| match through {
-            ALL => settled.max(self.latest.load(Ordering::Relaxed).saturating_sub(1)),
-            0 => settled,
-            n => settled.max(n - 1),
-        };
+        let at = |settled: u64| settled.max(through.saturating_sub(1));
         if let Some(state) = shard.live.get(player) {
             let mut view = PlayerView::default();
             let live = state.fill_view(&mut view);
