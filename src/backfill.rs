@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use timely::dataflow::operators::Probe;
 
 use crate::event::Reason;
 use crate::hunt::{Hunt, HuntError};
+use crate::input::Reader;
 use crate::sink::{self, ErrorSlot};
 use crate::source::{self, Partition, Stats, Throttle};
 
@@ -192,15 +193,15 @@ pub fn run_serving(
     let mut total_bytes = 0u64;
     let mut partitions = Vec::new();
     for path in &opts.inputs {
-        let reader: source::Reader = if is_dash(path) {
-            BufReader::with_capacity(1 << 20, Box::new(std::io::stdin()))
+        let reader = if is_dash(path) {
+            Reader::stdin()
         } else {
-            let file = File::open(path).map_err(|source| BackfillError::Input {
+            let (reader, size) = Reader::open(path).map_err(|source| BackfillError::Input {
                 path: path.clone(),
                 source,
             })?;
-            total_bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-            BufReader::with_capacity(1 << 20, Box::new(file))
+            total_bytes += size.unwrap_or(0);
+            reader
         };
         partitions.push(Partition {
             name: path.display().to_string(),

@@ -10,7 +10,8 @@
 //!
 //! - [`event`]: the event schema and validation; [`hunt`]: hunt definitions;
 //!   [`zones`]: the zone index.
-//! - [`source`]: file partitions, admission (lateness, duplicates).
+//! - [`input`]: files and pipes, read without a worker waiting on a writer;
+//!   [`source`]: partitions, admission (lateness, duplicates).
 //! - [`dataflow`]: per-player facts, eligibility, occupancy.
 //! - [`sink`]: SPEC-ordered notifications and rejects.
 //! - [`backfill`]: the dataflow over files, to completion; [`derived`]:
@@ -25,6 +26,7 @@ pub mod derived;
 pub mod event;
 pub mod generate;
 pub mod hunt;
+pub mod input;
 pub mod kafka;
 pub mod run;
 pub mod serve;

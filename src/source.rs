@@ -10,7 +10,6 @@
 //! event with `ts < F` has arrived.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +23,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::event::{self, Event, Id, Invalid, Reason};
 use crate::hunt::Hunt;
+use crate::input::{read_line_capped, Got, Line, Reader};
 
 /// Longest raw text kept with a reject, in bytes.
 pub const MAX_RAW_BYTES: usize = 4096;
@@ -212,9 +212,6 @@ impl Stats {
     }
 }
 
-/// A partition's input, buffered.
-pub type Reader = BufReader<Box<dyn Read + Send>>;
-
 /// One input partition: a reader taken by the worker that owns it.
 pub struct Partition {
     pub name: String,
@@ -231,54 +228,6 @@ pub fn ingest(
     let parsed = event::parse(line, hunt)?;
     admission.admit(&parsed.id, parsed.ts)?;
     Ok(parsed.into_event(hunt))
-}
-
-/// One line as read by [`read_line_capped`].
-struct Line {
-    /// Bytes consumed from the input, newline included.
-    consumed: usize,
-    /// The line's length without its newline.
-    len: usize,
-    /// Whether the bytes past the kept prefix were all JSON white space.
-    rest_blank: bool,
-}
-
-/// Reads one line into `buf` (without its `\n`), keeping at most `keep + 1`
-/// bytes of it so that an endless line cannot exhaust memory. `None` at end
-/// of input.
-fn read_line_capped(
-    r: &mut dyn BufRead,
-    buf: &mut Vec<u8>,
-    keep: usize,
-) -> std::io::Result<Option<Line>> {
-    buf.clear();
-    let mut line = Line {
-        consumed: 0,
-        len: 0,
-        rest_blank: true,
-    };
-    loop {
-        let available = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok((line.consumed > 0).then_some(line));
-        }
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = &available[..newline.unwrap_or(available.len())];
-        let room = (keep + 1).saturating_sub(buf.len()).min(chunk.len());
-        buf.extend_from_slice(&chunk[..room]);
-        line.rest_blank &= event::is_blank(&chunk[room..]);
-        line.len += chunk.len();
-        let used = chunk.len() + usize::from(newline.is_some());
-        line.consumed += used;
-        r.consume(used);
-        if newline.is_some() {
-            return Ok(Some(line));
-        }
-    }
 }
 
 pub fn cut_raw(line: &[u8]) -> Vec<u8> {
@@ -322,7 +271,7 @@ pub fn build<'scope>(
         let throttle = throttle.clone();
         let owner = index % scope.peers() == scope.index();
         let stream = source(scope, &format!("Source[{index}]"), move |cap, info| {
-            let activator = scope.activator_for(info.address);
+            let activator = scope.activator_for(info.address.clone());
             let reader = if owner {
                 partitions[index]
                     .reader
@@ -332,11 +281,18 @@ pub fn build<'scope>(
             } else {
                 None
             };
+            if let Some(r) = &reader {
+                let wake = scope.worker().sync_activator_for(info.address.to_vec());
+                r.on_ready(move || {
+                    let _ = wake.activate();
+                });
+            }
             let mut cap = reader.as_ref().map(|_| cap);
             let mut reader = reader;
             let mut admission = Admission::new(hunt.max_lateness_ms);
             let mut line_no: u64 = 0;
             let mut buf = Vec::with_capacity(1024);
+            let mut line = Line::default();
             move |output| {
                 let (Some(c), Some(r)) = (cap.as_mut(), reader.as_mut()) else {
                     cap = None;
@@ -356,18 +312,18 @@ pub fn build<'scope>(
                 let (mut read, mut accepted, mut bytes) = (0u64, 0u64, 0u64);
                 let mut rejected = [0u64; 8];
                 let mut eof = false;
-                for n in 0..BATCH_LINES {
-                    // Never wait for more input once something was read: on a
-                    // pipe or terminal, what has arrived is processed now.
-                    if n > 0 && r.buffer().is_empty() {
-                        break;
-                    }
-                    let line = match read_line_capped(r, &mut buf, event::MAX_RECORD_BYTES) {
-                        Ok(None) => {
+                let mut pending = false;
+                for _ in 0..BATCH_LINES {
+                    match read_line_capped(r, &mut buf, &mut line, event::MAX_RECORD_BYTES) {
+                        Ok(Got::Line) => {}
+                        Ok(Got::Pending) => {
+                            pending = true;
+                            break;
+                        }
+                        Ok(Got::End) => {
                             eof = true;
                             break;
                         }
-                        Ok(Some(line)) => line,
                         Err(e) => {
                             if let Ok(mut errors) = stats.errors.lock() {
                                 errors.push((partitions[index].name.clone(), e.to_string()));
@@ -376,6 +332,7 @@ pub fn build<'scope>(
                             break;
                         }
                     };
+                    let line = std::mem::take(&mut line);
                     bytes += line.consumed as u64;
                     line_no += 1;
                     if event::is_blank(&buf) && line.rest_blank {
@@ -424,7 +381,10 @@ pub fn build<'scope>(
                 } else {
                     stats.progress(index as u32, Some(admission.frontier()), admission.latest());
                     c.downgrade(&admission.frontier());
-                    activator.activate();
+                    // With nothing to read yet, the input's thread wakes us.
+                    if !pending {
+                        activator.activate();
+                    }
                 }
             }
         });
