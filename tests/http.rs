@@ -353,6 +353,17 @@ fn point_queries_equal_the_reference_state_at_as_of() {
         assert!(Instant::now() < deadline, "as_of does not settle");
     }
     let as_of = as_of.unwrap();
+    // The input is idle but open: every time below the partition frontier
+    // is complete, and the answers have got there.
+    let (_, metrics) = common::http::get(addr, "/metrics", &[]);
+    let metrics = String::from_utf8(metrics).unwrap();
+    let frontier: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("huntflow_partition_frontier{partition=\"0\"} "))
+        .expect("partition frontier metric")
+        .parse()
+        .unwrap();
+    assert_eq!(as_of + 1, frontier, "the answers lag the idle input");
     let want = expected(&served, as_of);
 
     let (_, zones) = json(addr, "/v1/zones");
