@@ -1,10 +1,20 @@
 //! Point-query latency while ingestion runs at full speed: `huntflow
-//! backfill -w 2 --serve` over the 1M-event bench dataset, with one client
-//! on a kept-alive connection asking `GET /v1/players/{id}` for random
-//! players (and `/v1/zones/{id}` every tenth request) until the backfill
-//! ends. The same backfill without queries (and without `--serve`) gives the
-//! ingestion time to compare. Prints p50/p99/max query latency and the
-//! slowdown; appends a JSON line to `target/bench-results.jsonl`.
+//! backfill -w 2` over the 1M-event bench dataset, under four loads:
+//!
+//! - `plain`: no `--serve` (the ingestion time to compare with);
+//! - `serving`: `--serve`, no client;
+//! - `1000/s`: one client on a kept-alive connection sending a request every
+//!   millisecond (`GET /v1/players/{id}` for a random player, every tenth
+//!   `/v1/zones/{id}`) until the backfill ends;
+//! - `flat out`: the same client sending its next request 200 µs after each
+//!   answer (several thousand a second: more than two cores can give without
+//!   slowing ingestion).
+//!
+//! Latency is from writing a request to having read its whole answer, on
+//! this machine's two cores: the client shares them with the job.
+//! Prints, per load, the median wall time of 3 backfills and its slowdown,
+//! and p50/p99/max query latency; appends a JSON line per load to
+//! `target/bench-results.jsonl`.
 //!
 //! Run: `cargo bench --bench query`.
 
@@ -21,12 +31,34 @@ use std::time::{Duration, Instant};
 use common::{dataset, results_file, Quantiles, ONE_MILLION};
 use rand::{Rng, SeedableRng};
 
-/// Wall seconds of one backfill; with `serve`, also the query latencies.
+/// What runs beside a backfill.
+#[derive(Clone, Copy)]
+enum Load {
+    Plain,
+    Serving,
+    /// Requests per second, sent on a schedule.
+    Rate(u32),
+    /// The next request 200 µs after each answer.
+    FlatOut,
+}
+
+impl Load {
+    fn name(self) -> String {
+        match self {
+            Load::Plain => "plain".into(),
+            Load::Serving => "serving".into(),
+            Load::Rate(r) => format!("{r}/s"),
+            Load::FlatOut => "flat out".into(),
+        }
+    }
+}
+
+/// Wall seconds of one backfill, and the query latencies (ms) of its client.
 fn backfill(
     bin: &str,
     hunt: &std::path::Path,
     parts: &[std::path::PathBuf],
-    serve: bool,
+    load: Load,
 ) -> (f64, Vec<f64>) {
     let mut cmd = Command::new(bin);
     cmd.arg("backfill")
@@ -36,7 +68,7 @@ fn backfill(
         .args(parts)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if serve {
+    if !matches!(load, Load::Plain) {
         cmd.args(["--serve", "127.0.0.1:0"]);
     }
     let start = Instant::now();
@@ -50,7 +82,14 @@ fn backfill(
         if let Some(addr) = line.strip_prefix("serving on http://") {
             let addr = addr.to_string();
             let done = done.clone();
-            client = Some(std::thread::spawn(move || query_loop(&addr, &done)));
+            let pause = match load {
+                Load::Rate(r) => Some(Pause::Every(Duration::from_secs_f64(1.0 / f64::from(r)))),
+                Load::FlatOut => Some(Pause::After(Duration::from_micros(200))),
+                _ => None,
+            };
+            if let Some(pause) = pause {
+                client = Some(std::thread::spawn(move || query_loop(&addr, &done, pause)));
+            }
         }
         if line.starts_with("{\"read\"") {
             elapsed = start.elapsed().as_secs_f64();
@@ -66,13 +105,24 @@ fn backfill(
     (elapsed, latencies)
 }
 
-fn query_loop(addr: &str, done: &AtomicBool) -> Vec<f64> {
+/// How a client spaces its requests.
+#[derive(Clone, Copy)]
+enum Pause {
+    /// One request per period, on a schedule (at once when late, without
+    /// catching up on the ones missed).
+    Every(Duration),
+    /// This long after each answer.
+    After(Duration),
+}
+
+fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> Vec<f64> {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut out = Vec::new();
     let mut n = 0u64;
+    let mut due = Instant::now();
     while !done.load(Ordering::Acquire) {
         n += 1;
         let path = if n.is_multiple_of(10) {
@@ -96,7 +146,13 @@ fn query_loop(addr: &str, done: &AtomicBool) -> Vec<f64> {
         let mut body = vec![0; length];
         reader.read_exact(&mut body).expect("body");
         out.push(t.elapsed().as_secs_f64() * 1e3);
-        std::thread::sleep(Duration::from_micros(200));
+        match pause {
+            Pause::After(d) => std::thread::sleep(d),
+            Pause::Every(d) => {
+                due = (due + d).max(Instant::now());
+                std::thread::sleep(due - Instant::now());
+            }
+        }
     }
     out
 }
@@ -104,41 +160,49 @@ fn query_loop(addr: &str, done: &AtomicBool) -> Vec<f64> {
 fn main() {
     let bin = env!("CARGO_BIN_EXE_huntflow");
     let (hunt, parts) = dataset(bin, &ONE_MILLION);
-    let mut plain = Vec::new();
-    let mut served = Vec::new();
-    let mut latencies = Vec::new();
+    let loads = [Load::Plain, Load::Serving, Load::Rate(1000), Load::FlatOut];
+    let mut walls = vec![Vec::new(); loads.len()];
+    let mut latencies = vec![Vec::new(); loads.len()];
     for _ in 0..3 {
-        plain.push(backfill(bin, &hunt, &parts, false).0);
-        let (t, l) = backfill(bin, &hunt, &parts, true);
-        served.push(t);
-        latencies.extend(l);
+        for (i, &load) in loads.iter().enumerate() {
+            let (t, l) = backfill(bin, &hunt, &parts, load);
+            walls[i].push(t);
+            latencies[i].extend(l);
+        }
     }
-    plain.sort_by(f64::total_cmp);
-    served.sort_by(f64::total_cmp);
-    let q = Quantiles::of(latencies, "queries answered");
-    let slowdown = served[1] / plain[1] - 1.0;
-    println!(
-        "backfill 1M -w2: {:.2} s plain, {:.2} s serving queries ({:+.1}%), medians of 3; {} queries: ms p50 {:.3} p99 {:.3} max {:.3}",
-        plain[1],
-        served[1],
-        slowdown * 100.0,
-        q.count,
-        q.p50,
-        q.p99,
-        q.max
-    );
+    let median = |w: &mut Vec<f64>| {
+        w.sort_by(f64::total_cmp);
+        w[w.len() / 2]
+    };
+    let plain = median(&mut walls[0]);
     let (path, mut results) = results_file();
-    writeln!(
-        results,
-        "{{\"bench\":\"query\",\"plain_s\":{:.3},\"served_s\":{:.3},\"slowdown\":{:.4},\"queries\":{},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"max_ms\":{:.4}}}",
-        plain[1],
-        served[1],
-        slowdown,
-        q.count,
-        q.p50,
-        q.p99,
-        q.max
-    )
-    .expect("write result");
-    eprintln!("result appended to {}", path.display());
+    println!("backfill 1M -w2, medians of 3; query latency in ms");
+    for (i, &load) in loads.iter().enumerate() {
+        let wall = median(&mut walls[i]);
+        let slowdown = wall / plain - 1.0;
+        let mut line = format!(
+            "{:>9}: {wall:.2} s ({:+.1}%)",
+            load.name(),
+            slowdown * 100.0
+        );
+        let mut json = format!(
+            "{{\"bench\":\"query\",\"load\":\"{}\",\"wall_s\":{wall:.3},\"slowdown\":{slowdown:.4}",
+            load.name()
+        );
+        let l = std::mem::take(&mut latencies[i]);
+        if !l.is_empty() {
+            let q = Quantiles::of(l, "queries answered");
+            line += &format!(
+                "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
+                q.count, q.p50, q.p99, q.max
+            );
+            json += &format!(
+                ",\"queries\":{},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"max_ms\":{:.4}",
+                q.count, q.p50, q.p99, q.max
+            );
+        }
+        println!("{line}");
+        writeln!(results, "{json}}}").expect("write result");
+    }
+    eprintln!("results appended to {}", path.display());
 }
