@@ -151,7 +151,8 @@ impl BufRead for Streamed {
 }
 
 /// A line being read by [`read_line_capped`]; it may take several calls.
-#[derive(Debug, Default)]
+/// It has started once it consumed a byte.
+#[derive(Debug)]
 pub struct Line {
     /// Bytes consumed from the input, newline included.
     pub consumed: usize,
@@ -159,7 +160,16 @@ pub struct Line {
     pub len: usize,
     /// Whether the bytes past the kept prefix were all JSON white space.
     pub rest_blank: bool,
-    started: bool,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            consumed: 0,
+            len: 0,
+            rest_blank: true,
+        }
+    }
 }
 
 /// What [`read_line_capped`] got.
@@ -183,13 +193,8 @@ pub fn read_line_capped(
     line: &mut Line,
     keep: usize,
 ) -> io::Result<Got> {
-    if !line.started {
+    if line.consumed == 0 {
         buf.clear();
-        *line = Line {
-            rest_blank: true,
-            started: true,
-            ..Line::default()
-        };
     }
     let r = reader.buf_read();
     loop {
