@@ -280,10 +280,7 @@ pub fn run_serving(
                 hunt.clone(),
                 slice,
                 None,
-                serving.as_ref().map_or_else(
-                    || Arc::new(crate::dataflow::players::Players::new(false)),
-                    |live| live.players_of_worker(),
-                ),
+                crate::serve::worker_players(serving.as_deref()),
             );
             let changes = changes.inner.probe_with(&probe);
             let files = if index == 0 { take(&derived) } else { None };

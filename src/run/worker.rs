@@ -196,10 +196,7 @@ impl Job {
                     hunt.clone(),
                     opts.slice,
                     restore,
-                    live.as_ref().map_or_else(
-                        || Arc::new(crate::dataflow::players::Players::new(false)),
-                        |live| live.players_of_worker(),
-                    ),
+                    crate::serve::worker_players(live.as_deref()),
                 );
                 let changes = changes.inner.probe_with(&probe);
                 let out = out.map(|o| match &live {

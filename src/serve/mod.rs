@@ -28,6 +28,15 @@ use feed::{Feed, Retention};
 use metrics::Metrics;
 use state::LiveState;
 
+/// The store for one worker's players: read by the API when serving (see
+/// [`Live::players_of_worker`]), the operator's alone otherwise.
+pub fn worker_players(live: Option<&Live>) -> Arc<Players> {
+    match live {
+        Some(live) => live.players_of_worker(),
+        None => Arc::new(Players::new(false)),
+    }
+}
+
 /// Everything the API reads, shared with the job.
 pub struct Live {
     pub hunt: Arc<Hunt>,
