@@ -50,7 +50,8 @@ pub enum PlayerKind {
 }
 
 impl PlayerKind {
-    fn as_str(self) -> &'static str {
+    /// The `kind` a notification of this kind has.
+    pub fn as_str(self) -> &'static str {
         match self {
             PlayerKind::Exit => "exit",
             PlayerKind::Enter => "enter",

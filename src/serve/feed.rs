@@ -51,12 +51,7 @@ impl FeedEvent {
         match &self.note {
             None => "progress",
             Some(Notification::Occupancy { .. }) => "occupancy",
-            Some(Notification::Player { kind, .. }) => match kind {
-                PlayerKind::Exit => "exit",
-                PlayerKind::Enter => "enter",
-                PlayerKind::Ineligible => "ineligible",
-                PlayerKind::Eligible => "eligible",
-            },
+            Some(Notification::Player { kind, .. }) => kind.as_str(),
         }
     }
 
