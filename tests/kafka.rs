@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use huntflow::kafka::output::Producer;
 use huntflow::kafka::tools;
-use kafka_harness::{check_against_backfill, read_parts, Broker, Job};
+use kafka_harness::{
+    check_against_backfill, check_files_against_backfill, read_parts, Broker, Job,
+};
 use rand::{Rng, SeedableRng};
 
 fn demo_hunt() -> PathBuf {
@@ -88,15 +90,16 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
     let state = work.join("state");
+    let args = job_args(hunt_s, "2");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..6 {
-        let mut job = Job::start(&broker, &state, &job_args(hunt_s, "2"));
+        let mut job = Job::start(&broker, &state, &args);
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
         job.assert_running();
         job.kill9();
     }
     feeder.join().unwrap();
-    let mut job = Job::start(&broker, &state, &job_args(hunt_s, "2"));
+    let mut job = Job::start(&broker, &state, &args);
     let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
     compare(&broker, &work, &hunt, written);
 }
@@ -355,4 +358,68 @@ fn the_api_of_a_restarted_job_answers_as_before_the_crash() {
         .map(|z| z["occupancy"].as_i64().unwrap())
         .sum();
     assert!(occupied > 10, "live state too thin: {occupied}");
+}
+
+/// A job restarted from an old snapshot re-creates what it wrote after it;
+/// if it snapshots before it has re-created all of that and is killed
+/// again, the next start must still skip exactly what the outputs hold.
+#[test]
+fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
+    let work = common::Scratch::new("kafka-crash2");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    let (first, second) = demo_halves(&work.path);
+    tools::produce(&cfg, "events", 4, &first, None, false).unwrap();
+    let hunt = demo_hunt();
+    let (out, rejects) = (work.join("out.jsonl"), work.join("rejects.jsonl"));
+    let state = work.join("state");
+    let args = |snapshot_ms: &'static str| {
+        vec![
+            "--hunt",
+            hunt.to_str().unwrap(),
+            "--topic",
+            "events",
+            "-w",
+            "2",
+            "--output",
+            out.to_str().unwrap(),
+            "--rejects",
+            rejects.to_str().unwrap(),
+            "--idle-ms",
+            "0",
+            "--snapshot-ms",
+            snapshot_ms,
+        ]
+    };
+
+    // A snapshot at the end of the first half.
+    let mut job = Job::start(&broker, &state, &args("300"));
+    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    job.kill9();
+    let before = job.snapshots();
+
+    // The second half written with no snapshot after it.
+    tools::produce(&cfg, "events", 4, &second, None, false).unwrap();
+    let mut job = Job::start(&broker, &state, &args("3600000"));
+    job.wait_written(&broker, "events", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    job.kill9();
+    assert_eq!(job.snapshots(), before, "a snapshot after the first half");
+
+    // Restarted from the first snapshot, it snapshots as soon as it may,
+    // and is killed right after its first snapshot.
+    let mut job = Job::start(&broker, &state, &args("1"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while job.snapshots().last() == before.last() {
+        job.assert_running();
+        assert!(std::time::Instant::now() < deadline, "no new snapshot");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    job.kill9();
+
+    let mut job = Job::start(&broker, &state, &args("300"));
+    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    check_files_against_backfill(
+        &broker, &work.path, &hunt, "events", &out, &rejects, written,
+    );
 }

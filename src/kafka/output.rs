@@ -22,7 +22,7 @@ use super::partitioner::partition_of;
 use super::source::{KafkaReject, RejectWriter};
 use super::{KafkaConfig, KafkaError};
 use crate::hunt::Hunt;
-use crate::run::resume::{format_kafka_reject, Resume, WrittenRejects};
+use crate::run::resume::{format_kafka_reject, Held, Resume, WrittenRejects};
 use crate::sink::{
     format_notification, parse_notification, progress_record, Notification, NotificationOutput,
     ProgressPacer,
@@ -193,6 +193,14 @@ impl KafkaNotifications {
     pub fn partitions(&self) -> u32 {
         self.partitions
     }
+
+    /// What the topic held after the snapshot's marks.
+    pub fn held(&self) -> Held {
+        Held {
+            until: self.resume.held_until(),
+            ..Held::default()
+        }
+    }
 }
 
 fn io_err(e: String) -> std::io::Error {
@@ -269,6 +277,11 @@ impl KafkaRejects {
 
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// What the topic held after the snapshot's marks.
+    pub fn held(&self) -> Held {
+        self.written.held()
     }
 }
 

@@ -14,7 +14,9 @@
 //! Everything the job writes is a function of the input partitions (SPEC
 //! §7), so a restarted job re-creates byte for byte what it wrote after its
 //! last snapshot; each output skips the prefix its destination already holds
-//! ([`resume`]). The only decisions that are not a function of the input
+//! ([`resume`]); until it has re-created all of that prefix it takes no
+//! snapshot, since one would mark the prefix as written at an earlier
+//! frontier. The only decisions that are not a function of the input
 //! (idle partitions advanced by wall clock, partitions added while running)
 //! are logged before they act and replayed at the same offsets.
 
@@ -34,7 +36,7 @@ use crate::kafka::output::{KafkaNotifications, KafkaRejects, Producer};
 use crate::kafka::source::RejectWriter;
 use crate::kafka::{KafkaConfig, KafkaError};
 use crate::sink::NotificationOutput;
-use resume::{Destination, FileNotifications, FileRejects, SharedFile};
+use resume::{Destination, FileNotifications, FileRejects, Held, SharedFile};
 use snapshot::{SnapshotError, StateDir};
 
 /// Where an output goes.
@@ -156,7 +158,8 @@ impl Durable {
     }
 }
 
-type Opened<T> = (T, Durable);
+/// An output, how it is made durable, and what it held beyond the snapshot.
+type Opened<T> = (T, Durable, Held);
 
 /// Opens an output file for appending, with its lines since the mark.
 fn open_file(
@@ -195,6 +198,7 @@ fn open_notifications(
                 written,
             )?;
             let partitions = out.partitions();
+            let held = out.held();
             Ok((
                 Box::new(out),
                 Durable::Kafka {
@@ -203,6 +207,7 @@ fn open_notifications(
                     topic: topic.clone(),
                     partitions,
                 },
+                held,
             ))
         }
         Target::File(path) => {
@@ -218,13 +223,14 @@ fn open_notifications(
                 path: path.clone(),
                 message,
             })?;
-            Ok((Box::new(out), Durable::File(file)))
+            let held = out.held();
+            Ok((Box::new(out), Durable::File(file), held))
         }
         Target::Stdout => {
             let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
             let out = FileNotifications::new(dest, hunt, &[], below, written)
                 .map_err(RunError::Config)?;
-            Ok((Box::new(out), Durable::Stdout))
+            Ok((Box::new(out), Durable::Stdout, Held::default()))
         }
     }
 }
@@ -243,6 +249,7 @@ fn open_rejects(
             let p = shared_producer(producer, cfg)?;
             let out = KafkaRejects::open(cfg, &admin, p.clone(), topic, marks)?;
             let partitions = out.partitions();
+            let held = out.held();
             Ok((
                 Arc::new(out),
                 Durable::Kafka {
@@ -251,16 +258,22 @@ fn open_rejects(
                     topic: topic.clone(),
                     partitions,
                 },
+                held,
             ))
         }
         Target::File(path) => {
             let (file, lines) = open_file(path, marks)?;
             let out = FileRejects::new(Destination::File(file.clone()), &lines);
-            Ok((Arc::new(out), Durable::File(file)))
+            let held = out.held();
+            Ok((Arc::new(out), Durable::File(file), held))
         }
         Target::Stdout => {
             let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
-            Ok((Arc::new(FileRejects::new(dest, &[])), Durable::Stdout))
+            Ok((
+                Arc::new(FileRejects::new(dest, &[])),
+                Durable::Stdout,
+                Held::default(),
+            ))
         }
     }
 }
@@ -364,7 +377,7 @@ fn run_once(
     let below = loaded.as_ref().map_or(0, |l| l.manifest.frontier);
     let written = Arc::new(AtomicU64::new(below));
     let mut producer = None;
-    let (output, out_durable) = open_notifications(
+    let (output, out_durable, mut held) = open_notifications(
         opts,
         &cfg,
         &mut producer,
@@ -378,13 +391,15 @@ fn run_once(
         .rejects
         .clone()
         .unwrap_or_else(|| Target::File(opts.state_dir.join("rejects.jsonl")));
-    let (rejects, rej_durable) = open_rejects(
+    let (rejects, rej_durable, rej_held) = open_rejects(
         &rejects_target,
         &cfg,
         &mut producer,
         loaded.as_ref().map(|l| l.manifest.reject_marks.as_slice()),
         input_partitions,
     )?;
+
+    held.merge(rej_held);
 
     if let Some(live) = live {
         // The API state is rebuilt from the snapshot like the rest.
@@ -400,6 +415,7 @@ fn run_once(
         input_partitions,
         output,
         durable: vec![out_durable, rej_durable],
+        held,
         rejects,
         written,
         stats: stats.clone(),

@@ -5,7 +5,7 @@
 //! record format of the continuous job, and the file outputs (a Kafka topic
 //! is in `kafka::output`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +43,12 @@ impl Resume {
         self.last[p] = Some((time, n));
     }
 
+    /// The latest time the destination holds, over all partitions (before
+    /// anything is written).
+    pub fn held_until(&self) -> Option<u64> {
+        self.last.iter().flatten().map(|(t, _)| *t).max()
+    }
+
     /// Whether `n` at `time` must be written to partition `p`.
     pub fn keep(&mut self, p: usize, time: u64, n: &Notification) -> bool {
         if time < self.below {
@@ -56,6 +62,50 @@ impl Resume {
             }
             None => true,
         }
+    }
+}
+
+/// What the outputs held beyond the snapshot's marks when the job
+/// started: what it wrote after that snapshot before it stopped. Until the
+/// job has re-created all of it, an output's end is ahead of the job, and a
+/// snapshot taken then would mark it as written at the snapshot's frontier:
+/// the next start would skip none of it and write it twice. The snapshot
+/// protocol waits until it is [`passed`](Held::passed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Held {
+    /// The latest time of a record held.
+    pub until: Option<u64>,
+    /// Per input partition, the latest offset of a reject held.
+    pub offsets: BTreeMap<u32, i64>,
+}
+
+impl Held {
+    pub fn time(&mut self, time: Option<u64>) {
+        self.until = self.until.max(time);
+    }
+
+    pub fn offset(&mut self, partition: u32, offset: i64) {
+        let o = self.offsets.entry(partition).or_insert(offset);
+        *o = (*o).max(offset);
+    }
+
+    pub fn merge(&mut self, other: Held) {
+        self.time(other.until);
+        for (p, o) in other.offsets {
+            self.offset(p, o);
+        }
+    }
+
+    /// Whether the job has re-created all of it: every time up to the latest
+    /// written (`written`: every time below it is), and every input
+    /// partition read past its latest reject (`next`: a partition's next
+    /// offset, if known).
+    pub fn passed(&self, written: u64, next: impl Fn(u32) -> Option<i64>) -> bool {
+        self.until.is_none_or(|t| written > t)
+            && self
+                .offsets
+                .iter()
+                .all(|(&p, &o)| next(p).is_some_and(|n| n > o))
     }
 }
 
@@ -119,6 +169,17 @@ impl WrittenRejects {
             let slot = map.entry(p).or_insert(at);
             *slot = (*slot).max(at);
         }
+    }
+
+    /// Per input partition, the offset of the last reject held.
+    pub fn held(&self) -> Held {
+        let mut held = Held::default();
+        if let Ok(map) = self.0.lock() {
+            for (&p, &(offset, _)) in map.iter() {
+                held.offset(p, offset);
+            }
+        }
+        held
     }
 
     /// Whether the reject of `(partition, offset, line)` must be written.
@@ -271,6 +332,16 @@ impl FileNotifications {
     }
 }
 
+impl FileNotifications {
+    /// What the file held after the snapshot's mark.
+    pub fn held(&self) -> Held {
+        Held {
+            until: self.resume.held_until(),
+            ..Held::default()
+        }
+    }
+}
+
 impl NotificationOutput for FileNotifications {
     fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
         self.kept.clear();
@@ -306,6 +377,13 @@ impl FileRejects {
             dest: Mutex::new(dest),
             written,
         }
+    }
+}
+
+impl FileRejects {
+    /// What the file held after the snapshot's mark.
+    pub fn held(&self) -> Held {
+        self.written.held()
     }
 }
 
@@ -348,6 +426,24 @@ mod tests {
         assert!(r.keep(0, 12, &player("c", PlayerKind::Enter, 0)));
         // Once past the last written, everything is new.
         assert!(r.keep(0, 13, &player("a", PlayerKind::Enter, 0)));
+    }
+
+    #[test]
+    fn what_was_held_is_passed_once_written_and_read_beyond_it() {
+        let mut held = Held::default();
+        assert!(held.passed(0, |_| None), "nothing held");
+        held.time(Some(20));
+        held.merge(Held {
+            until: Some(15),
+            offsets: [(1, 7)].into(),
+        });
+        held.offset(1, 5);
+        assert_eq!(held.until, Some(20));
+        assert_eq!(held.offsets, [(1, 7)].into());
+        assert!(!held.passed(20, |_| Some(100)), "time 20 not yet written");
+        assert!(!held.passed(21, |_| Some(7)), "offset 7 not yet read");
+        assert!(!held.passed(21, |_| None), "partition 1 not yet read");
+        assert!(held.passed(21, |_| Some(8)));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! the loop that steps it, and the snapshot protocol.
 //!
 //! Snapshot protocol (all workers of the process take part):
+//! 0. after a start from a snapshot, none is taken until the job has
+//!    re-created what its outputs held beyond that snapshot ([`Held`]);
 //! 1. worker 0 sets the pause epoch `N`; each source stops reading at its
 //!    next activation, and each worker acknowledges `N` from its loop;
 //! 2. with every source paused, the frontier `F` is the least partition
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
+use super::resume::Held;
 use super::snapshot::{Loaded, Manifest, PartFile, StateDir};
 use super::{Durable, RunError, RunOptions};
 use crate::dataflow::facts::{player_hash, FactsHandle, Restore, SavedPlayer};
@@ -47,6 +50,8 @@ pub(crate) struct JobParts {
     pub output: Box<dyn NotificationOutput + Send>,
     /// Notifications, then rejects.
     pub durable: Vec<Durable>,
+    /// What the outputs held beyond the snapshot: no snapshot until passed.
+    pub held: Held,
     pub rejects: Arc<dyn RejectWriter>,
     pub written: Arc<AtomicU64>,
     pub stats: Arc<Stats>,
@@ -122,6 +127,7 @@ impl Job {
             input_partitions,
             output,
             durable,
+            held,
             rejects,
             written,
             stats,
@@ -228,6 +234,7 @@ impl Job {
                 every: opts.snapshot_every,
                 last: Instant::now(),
                 epoch,
+                held: (index == 0).then(|| held.clone()),
                 acked: 0,
                 saved: 0,
                 committed: epoch,
@@ -300,6 +307,8 @@ struct WorkerLoop {
     last: Instant,
     /// The last snapshot epoch started.
     epoch: u64,
+    /// Worker 0: what the outputs held beyond the snapshot, until passed.
+    held: Option<Held>,
     acked: u64,
     saved: u64,
     /// The last snapshot committed.
@@ -333,7 +342,7 @@ impl WorkerLoop {
             if self.index == 0 {
                 self.commit_if_ready(pause);
             }
-        } else if self.index == 0 && self.last.elapsed() >= self.every {
+        } else if self.index == 0 && self.last.elapsed() >= self.every && self.held_passed() {
             self.epoch += 1;
             coord.shared.pause.store(self.epoch, Ordering::Release);
         }
@@ -341,6 +350,32 @@ impl WorkerLoop {
             self.status_at = Instant::now();
             self.status();
         }
+    }
+
+    /// Whether the job has re-created what the outputs held beyond the
+    /// snapshot it started from (see [`Held`]); says so while it waits.
+    fn held_passed(&mut self) -> bool {
+        let Some(held) = &self.held else {
+            return true;
+        };
+        self.publish();
+        let written = self.coord.written.load(Ordering::Acquire);
+        let passed = self.coord.status.lock().is_ok_and(|status| {
+            held.passed(written, |p| status.get(&p).and_then(|(next, _, _)| *next))
+        });
+        if passed {
+            self.held = None;
+        } else if self.last.elapsed() > self.every + Duration::from_secs(30)
+            && self
+                .warned
+                .is_none_or(|w| w.elapsed() > Duration::from_secs(30))
+        {
+            eprintln!(
+                "huntflow: the next snapshot waits until the job has re-created what its outputs held when it started ({held:?}; written below {written})"
+            );
+            self.warned = Some(Instant::now());
+        }
+        passed
     }
 
     fn tmp_dir(&self, epoch: u64) -> Result<PathBuf, String> {

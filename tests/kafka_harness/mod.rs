@@ -137,6 +137,22 @@ impl Job {
     /// that can complete is written, and a snapshot was committed after
     /// that (so the output is flushed). Returns the written frontier.
     pub fn wait_caught_up(&mut self, broker: &Broker, topic: &str, timeout: Duration) -> u64 {
+        self.wait_until(broker, topic, timeout, true)
+    }
+
+    /// Waits until every input partition is read to its end and every time
+    /// that can complete is written, snapshot or not.
+    pub fn wait_written(&mut self, broker: &Broker, topic: &str, timeout: Duration) -> u64 {
+        self.wait_until(broker, topic, timeout, false)
+    }
+
+    fn wait_until(
+        &mut self,
+        broker: &Broker,
+        topic: &str,
+        timeout: Duration,
+        snapshot: bool,
+    ) -> u64 {
         let admin = Admin::new(&broker.config()).expect("admin");
         let deadline = Instant::now() + timeout;
         let mut caught: Option<(u64, u64)> = None;
@@ -172,12 +188,27 @@ impl Job {
                 caught = None;
                 continue;
             }
+            if !snapshot {
+                return written;
+            }
             match caught {
                 None => caught = Some((written, committed)),
                 Some((w, c)) if w == written && committed > c => return written,
                 Some(_) => {}
             }
         }
+    }
+
+    /// The epochs of the committed snapshots.
+    pub fn snapshots(&self) -> Vec<u64> {
+        let mut epochs: Vec<u64> = std::fs::read_dir(self.state.join("snapshots"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        epochs.sort_unstable();
+        epochs
     }
 }
 
@@ -207,6 +238,78 @@ pub fn read_parts(dir: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// A backfill over a dump of the input topic: its notification lines and
+/// its rejects by reason.
+fn backfill_of_dump(
+    broker: &Broker,
+    work: &Path,
+    hunt: &Path,
+    input: &str,
+) -> (String, BTreeMap<String, u64>) {
+    let cfg = broker.config();
+    let dump_in = work.join("dump-in");
+    let inputs: Vec<PathBuf> = tools::dump(&cfg, input, &dump_in)
+        .expect("dump input")
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let expected_path = work.join("backfill.jsonl");
+    let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
+    opts.output = Some(expected_path.clone());
+    let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
+    let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
+    let reasons = summary
+        .rejected
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    (expected, reasons)
+}
+
+/// Reject records, each written once, counted by reason.
+fn reject_reasons(lines: &[String]) -> BTreeMap<String, u64> {
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in lines {
+        let v: Value = serde_json::from_str(line).expect("reject json");
+        let origin = (
+            v["partition"].as_u64().unwrap(),
+            v["offset"].as_u64().unwrap(),
+            v["line"].as_u64().unwrap(),
+        );
+        assert!(seen.insert(origin), "reject {origin:?} written twice");
+        *reasons
+            .entry(v["reason"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    reasons
+}
+
+/// Panics at the first difference of two sequences of lines.
+fn assert_same_lines(what: &str, got: &[&str], want: &[&str]) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .or(Some(got.len().min(want.len())));
+        panic!(
+            "{what}: {} lines, the backfill gives {}; first difference at {:?}: {:?} vs {:?}",
+            got.len(),
+            want.len(),
+            first,
+            first.map(|i| got[i]),
+            first.map(|i| want[i]),
+        );
+    }
+}
+
+/// Whether a notification line's time is below `written`.
+fn below(line: &str, written: u64) -> bool {
+    let v: Value = serde_json::from_str(line).expect("json");
+    v["time"].as_u64().expect("time") < written
+}
+
 /// Compares the job's output topic with a backfill over a dump of the
 /// input topic: per output partition, the same notifications, in the same
 /// order, for every time below `written`; and the same rejects by reason.
@@ -220,75 +323,68 @@ pub fn check_against_backfill(
     written: u64,
 ) {
     let cfg = broker.config();
-    let dump_in = work.join("dump-in");
-    let inputs: Vec<PathBuf> = tools::dump(&cfg, input, &dump_in)
-        .expect("dump input")
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect();
-    let expected_path = work.join("backfill.jsonl");
-    let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
-    opts.output = Some(expected_path.clone());
-    let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
-    let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
-
+    let (expected, want_reasons) = backfill_of_dump(broker, work, hunt, input);
     let dump_out = work.join("dump-out");
     tools::dump(&cfg, output, &dump_out).expect("dump output");
     let actual = read_parts(&dump_out);
     let n = actual.len() as u32;
-    let mut by_part: Vec<Vec<String>> = vec![Vec::new(); n as usize];
-    for line in expected.lines() {
+    let mut by_part: Vec<Vec<&str>> = vec![Vec::new(); n as usize];
+    for line in expected.lines().filter(|l| below(l, written)) {
         let v: Value = serde_json::from_str(line).expect("json");
-        if v["time"].as_u64().expect("time") >= written {
-            continue;
-        }
         let key = if v["kind"] == "occupancy" {
             v["zone"].as_str()
         } else {
             v["player"].as_str()
         }
         .expect("key");
-        by_part[partition_of(key.as_bytes(), n) as usize].push(line.to_string());
+        by_part[partition_of(key.as_bytes(), n) as usize].push(line);
     }
     let mut total = 0;
     for (p, (got, want)) in actual.iter().zip(&by_part).enumerate() {
-        let got: Vec<&String> = got.iter().filter(|l| !l.contains("\"progress\"")).collect();
-        let want: Vec<&String> = want.iter().collect();
-        if got != want {
-            let first = got.iter().zip(&want).position(|(a, b)| a != b);
-            panic!(
-                "output partition {p}: {} notifications, the backfill gives {}; first difference at {:?}: {:?} vs {:?}",
-                got.len(),
-                want.len(),
-                first,
-                first.map(|i| got[i]),
-                first.map(|i| want[i]),
-            );
-        }
+        let got: Vec<&str> = got
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.contains("\"progress\""))
+            .collect();
+        assert_same_lines(&format!("output partition {p}"), &got, want);
         total += got.len();
     }
     assert!(total > 1000, "too little output to compare: {total}");
 
     let dump_rej = work.join("dump-rejects");
     tools::dump(&cfg, rejects, &dump_rej).expect("dump rejects");
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for line in read_parts(&dump_rej).concat() {
-        let v: Value = serde_json::from_str(&line).expect("reject json");
-        let origin = (
-            v["partition"].as_u64().unwrap(),
-            v["offset"].as_u64().unwrap(),
-            v["line"].as_u64().unwrap(),
-        );
-        assert!(seen.insert(origin), "reject {origin:?} written twice");
-        *reasons
-            .entry(v["reason"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
-    let want: BTreeMap<String, u64> = summary
-        .rejected
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
+    let reasons = reject_reasons(&read_parts(&dump_rej).concat());
+    assert_eq!(reasons, want_reasons, "rejects by reason");
+}
+
+/// As [`check_against_backfill`], for a job writing notifications and
+/// rejects to files.
+pub fn check_files_against_backfill(
+    broker: &Broker,
+    work: &Path,
+    hunt: &Path,
+    input: &str,
+    output: &Path,
+    rejects: &Path,
+    written: u64,
+) {
+    let (expected, want_reasons) = backfill_of_dump(broker, work, hunt, input);
+    let want: Vec<&str> = expected.lines().filter(|l| below(l, written)).collect();
+    let text = std::fs::read_to_string(output).expect("output file");
+    let got: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"progress\""))
         .collect();
-    assert_eq!(reasons, want, "rejects by reason");
+    assert_same_lines("output file", &got, &want);
+    assert!(
+        got.len() > 1000,
+        "too little output to compare: {}",
+        got.len()
+    );
+    let lines: Vec<String> = std::fs::read_to_string(rejects)
+        .expect("rejects file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(reject_reasons(&lines), want_reasons, "rejects by reason");
 }
