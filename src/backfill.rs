@@ -290,7 +290,7 @@ pub fn run_serving(
                 if let Some(derived) = files {
                     line = Box::new(crate::derived::WithDerived {
                         inner: line,
-                        derived,
+                        derived: Arc::new(Mutex::new(derived)),
                     });
                 }
                 match &serving {

@@ -7,35 +7,142 @@
 //! An interval is `[from, until)` in event time; it is written when it
 //! closes, in notification order. At the end of a backfill the intervals
 //! still open are written with `"until": null`, sorted by player and item.
+//!
+//! The continuous job resumes the files after a restart like its other
+//! outputs: a snapshot records where each file ends and the intervals then
+//! open ([`OpenInterval`]); the lines a file holds beyond that mark are the
+//! first the restarted job re-creates, so they are checked against it and
+//! not written again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use crate::event::Id;
 use crate::hunt::Hunt;
 use crate::sink::{Notification, NotificationOutput, PlayerKind};
 
+/// The two files, in this order.
+pub const FILES: [&str; 2] = ["presence.jsonl", "eligibility.jsonl"];
+
+/// An interval still open when a snapshot was taken: one JSON line of the
+/// snapshot, a zone's or a reward's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OpenInterval {
+    pub player: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<String>,
+    pub from: u64,
+}
+
+/// One interval file.
+struct IntervalFile {
+    path: PathBuf,
+    out: Box<dyn Write + Send>,
+    /// Lines the file holds beyond the snapshot's mark, still to be
+    /// re-created.
+    held: VecDeque<Vec<u8>>,
+}
+
+impl IntervalFile {
+    fn emit(&mut self, line: &[u8]) -> std::io::Result<()> {
+        match self.held.pop_front() {
+            None => self.out.write_all(line),
+            Some(held) if held == line[..line.len() - 1] => Ok(()),
+            Some(held) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: beyond the snapshot's mark the file holds {:?}, but the job re-creates {:?}; was it written by another job?",
+                    self.path.display(),
+                    String::from_utf8_lossy(&held),
+                    String::from_utf8_lossy(&line[..line.len() - 1]),
+                ),
+            )),
+        }
+    }
+}
+
 /// The interval files and the intervals still open.
 pub struct Derived {
-    presence: BufWriter<File>,
-    eligibility: BufWriter<File>,
+    files: [IntervalFile; 2],
     open: HashMap<(Id, bool, u32), u64>,
-    names: (Vec<String>, Vec<String>),
+    names: [Vec<String>; 2],
+    /// Notifications below this time are the restored state re-derived.
+    below: u64,
+}
+
+/// Where a snapshot left the files: what each holds beyond its mark, and
+/// the intervals then open.
+#[derive(Default)]
+pub struct Resumed {
+    pub held: [Vec<Vec<u8>>; 2],
+    pub open: Vec<OpenInterval>,
+    pub below: u64,
 }
 
 impl Derived {
+    /// New files in `dir`, replacing any there.
     pub fn create(dir: &Path, hunt: &Hunt) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let create = |name: &str| -> std::io::Result<Box<dyn Write + Send>> {
+            Ok(Box::new(BufWriter::new(File::create(dir.join(name))?)))
+        };
+        let outs = [create(FILES[0])?, create(FILES[1])?];
+        Self::resume(dir, hunt, outs, Resumed::default())
+    }
+
+    /// Files in `dir` written through `outs`, resumed from a snapshot.
+    pub fn resume(
+        dir: &Path,
+        hunt: &Hunt,
+        outs: [Box<dyn Write + Send>; 2],
+        resumed: Resumed,
+    ) -> std::io::Result<Self> {
+        let names = [
+            hunt.zones.iter().map(|z| z.id.clone()).collect::<Vec<_>>(),
+            hunt.rewards.iter().map(|r| r.id.clone()).collect(),
+        ];
+        let mut open = HashMap::new();
+        for o in resumed.open {
+            let (reward, name) = match (&o.zone, &o.reward) {
+                (Some(z), None) => (false, z),
+                (None, Some(r)) => (true, r),
+                _ => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("an open interval needs a zone or a reward: {o:?}"),
+                    ))
+                }
+            };
+            let item = names[reward as usize]
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("an open interval of {name:?}, which the hunt does not have"),
+                    )
+                })?;
+            open.insert((Id::from(o.player.as_str()), reward, item as u32), o.from);
+        }
+        let [p, e] = outs;
+        let [hp, he] = resumed.held;
+        let file = |name: &str, out, held: Vec<Vec<u8>>| IntervalFile {
+            path: dir.join(name),
+            out,
+            held: held.into(),
+        };
         Ok(Derived {
-            presence: BufWriter::new(File::create(dir.join("presence.jsonl"))?),
-            eligibility: BufWriter::new(File::create(dir.join("eligibility.jsonl"))?),
-            open: HashMap::new(),
-            names: (
-                hunt.zones.iter().map(|z| z.id.clone()).collect(),
-                hunt.rewards.iter().map(|r| r.id.clone()).collect(),
-            ),
+            files: [file(FILES[0], p, hp), file(FILES[1], e, he)],
+            open,
+            names,
+            below: resumed.below,
         })
     }
 
@@ -47,14 +154,10 @@ impl Derived {
         from: u64,
         until: Option<u64>,
     ) -> std::io::Result<()> {
-        let (w, field, name) = if reward {
-            (
-                &mut self.eligibility,
-                "reward",
-                &self.names.1[item as usize],
-            )
+        let (field, name) = if reward {
+            ("reward", &self.names[1][item as usize])
         } else {
-            (&mut self.presence, "zone", &self.names.0[item as usize])
+            ("zone", &self.names[0][item as usize])
         };
         let mut line = Vec::with_capacity(96);
         line.extend_from_slice(b"{\"player\":");
@@ -65,11 +168,14 @@ impl Derived {
             Some(u) => writeln!(line, ",\"from\":{from},\"until\":{u}}}")?,
             None => writeln!(line, ",\"from\":{from},\"until\":null}}")?,
         }
-        w.write_all(&line)
+        self.files[reward as usize].emit(&line)
     }
 
     /// The notifications of one completed time.
     pub fn observe(&mut self, time: u64, ns: &[Notification]) -> std::io::Result<()> {
+        if time < self.below {
+            return Ok(());
+        }
         for n in ns {
             let Notification::Player {
                 player, kind, item, ..
@@ -88,6 +194,25 @@ impl Derived {
         Ok(())
     }
 
+    /// The intervals open now, sorted.
+    pub fn open_intervals(&self) -> Vec<OpenInterval> {
+        let mut open: Vec<OpenInterval> = self
+            .open
+            .iter()
+            .map(|((player, reward, item), &from)| {
+                let name = Some(self.names[*reward as usize][*item as usize].clone());
+                OpenInterval {
+                    player: player.to_string(),
+                    zone: if *reward { None } else { name.clone() },
+                    reward: if *reward { name } else { None },
+                    from,
+                }
+            })
+            .collect();
+        open.sort_unstable();
+        open
+    }
+
     /// Every time is complete: writes the open intervals.
     pub fn finish(&mut self) -> std::io::Result<()> {
         let mut open: Vec<((Id, bool, u32), u64)> = self.open.drain().collect();
@@ -95,28 +220,203 @@ impl Derived {
         for ((player, reward, item), from) in open {
             self.write(&player, reward, item, from, None)?;
         }
-        self.presence.flush()?;
-        self.eligibility.flush()
+        for f in &mut self.files {
+            f.out.flush()?;
+        }
+        Ok(())
     }
 }
+
+/// The interval files, shared by the sink that writes them and the
+/// snapshot that records where they stand.
+pub type SharedDerived = Arc<Mutex<Derived>>;
 
 /// A notification output that also writes the interval files.
 pub struct WithDerived {
     pub inner: Box<dyn NotificationOutput>,
-    pub derived: Derived,
+    pub derived: SharedDerived,
+}
+
+fn lock(d: &Mutex<Derived>) -> std::io::Result<std::sync::MutexGuard<'_, Derived>> {
+    d.lock()
+        .map_err(|_| std::io::Error::other("derived files lock poisoned"))
 }
 
 impl NotificationOutput for WithDerived {
     fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
         self.inner.write_time(hunt, time, ns)?;
-        self.derived.observe(time, ns)
+        lock(&self.derived)?.observe(time, ns)
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
         self.inner.progress(frontier)?;
         if frontier.is_none() {
-            self.derived.finish()?;
+            lock(&self.derived)?.finish()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose bytes the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            let bytes = self.0.lock().unwrap();
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn hunt() -> Hunt {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo/hunt.toml");
+        Hunt::load(&path).expect("demo hunt loads")
+    }
+
+    fn n(player: &str, kind: PlayerKind, item: u32) -> Notification {
+        Notification::Player {
+            rank_priority: std::cmp::Reverse(1),
+            player: player.into(),
+            kind,
+            item,
+        }
+    }
+
+    /// Times and their notifications, over the zones fountain, bridge,
+    /// tower and the reward golden-key.
+    fn story(hunt: &Hunt) -> Vec<(u64, Vec<Notification>)> {
+        use PlayerKind::*;
+        let zone = |id: &str| hunt.zones.iter().position(|z| z.id == id).unwrap() as u32;
+        let (f, b, t) = (zone("fountain"), zone("bridge"), zone("tower"));
+        let key = hunt
+            .rewards
+            .iter()
+            .position(|r| r.id == "golden-key")
+            .unwrap() as u32;
+        vec![
+            (10, vec![n("p1", Enter, f), n("p2", Enter, b)]),
+            (12, vec![n("p1", Eligible, key)]),
+            (20, vec![n("p1", Exit, f)]),
+            (25, vec![n("p2", Exit, b), n("p2", Enter, t)]),
+            (30, vec![n("p1", Ineligible, key), n("p2", Exit, t)]),
+        ]
+    }
+
+    fn open(hunt: &Hunt, resumed: Resumed) -> (Derived, [Captured; 2]) {
+        let files = [Captured::default(), Captured::default()];
+        let outs: [Box<dyn Write + Send>; 2] =
+            [Box::new(files[0].clone()), Box::new(files[1].clone())];
+        let d = Derived::resume(Path::new("d"), hunt, outs, resumed).unwrap();
+        (d, files)
+    }
+
+    #[test]
+    fn a_resumed_file_re_creates_what_it_held_and_writes_only_the_rest() {
+        let hunt = hunt();
+        // Straight through, with a snapshot at frontier 21.
+        let (mut d, whole) = open(&hunt, Resumed::default());
+        let mut snapshot = None;
+        for (t, ns) in story(&hunt) {
+            if t >= 21 && snapshot.is_none() {
+                snapshot = Some((
+                    d.open_intervals(),
+                    [whole[0].lines().len(), whole[1].lines().len()],
+                ));
+            }
+            d.observe(t, &ns).unwrap();
+        }
+        let (open_at_21, marks) = snapshot.unwrap();
+        assert_eq!(
+            open_at_21,
+            vec![
+                OpenInterval {
+                    player: "p1".into(),
+                    zone: None,
+                    reward: Some("golden-key".into()),
+                    from: 12
+                },
+                OpenInterval {
+                    player: "p2".into(),
+                    zone: Some("bridge".into()),
+                    reward: None,
+                    from: 10
+                },
+            ]
+        );
+        let presence = whole[0].lines();
+        assert_eq!(
+            presence,
+            vec![
+                r#"{"player":"p1","zone":"fountain","from":10,"until":20}"#,
+                r#"{"player":"p2","zone":"bridge","from":10,"until":25}"#,
+                r#"{"player":"p2","zone":"tower","from":25,"until":30}"#,
+            ]
+        );
+        assert_eq!(marks, [1, 0]);
+
+        // Restarted from that snapshot after the crash had left one more
+        // presence line in the file: the state re-derived below 21 is
+        // ignored, the held line re-created, and only the rest written.
+        let held = [vec![presence[1].as_bytes().to_vec()], Vec::new()];
+        let resumed = Resumed {
+            held,
+            open: open_at_21.clone(),
+            below: 21,
+        };
+        let (mut d, rest) = open(&hunt, resumed);
+        d.observe(20, &[n("p9", PlayerKind::Enter, 0)]).unwrap();
+        for (t, ns) in story(&hunt).into_iter().filter(|(t, _)| *t >= 21) {
+            d.observe(t, &ns).unwrap();
+        }
+        assert_eq!(rest[0].lines(), presence[2..].to_vec());
+        assert_eq!(rest[1].lines(), whole[1].lines());
+        assert!(d.open_intervals().is_empty());
+
+        // A held line the job does not re-create is an error.
+        let resumed = Resumed {
+            held: [vec![b"{\"player\":\"zz\"}".to_vec()], Vec::new()],
+            open: open_at_21,
+            below: 21,
+        };
+        let (mut d, _) = open(&hunt, resumed);
+        let err = d.observe(25, &story(&hunt)[3].1).unwrap_err();
+        assert!(err.to_string().contains("another job"), "{err}");
+    }
+
+    #[test]
+    fn an_open_interval_of_an_unknown_item_is_refused() {
+        let resumed = Resumed {
+            open: vec![OpenInterval {
+                player: "p1".into(),
+                zone: Some("atlantis".into()),
+                reward: None,
+                from: 1,
+            }],
+            ..Resumed::default()
+        };
+        let outs: [Box<dyn Write + Send>; 2] =
+            [Box::new(Captured::default()), Box::new(Captured::default())];
+        let err = Derived::resume(Path::new("d"), &hunt(), outs, resumed)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("atlantis"), "{err}");
     }
 }

@@ -146,6 +146,10 @@ struct RunArgs {
     /// Partitions of the output topics huntflow creates [default: as the input topic].
     #[arg(long)]
     output_partitions: Option<u32>,
+    /// Write presence and eligibility intervals (presence.jsonl, eligibility.jsonl) here,
+    /// each when it closes; resumed after a restart like the other outputs.
+    #[arg(long, value_name = "DIR")]
+    derived: Option<PathBuf>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -262,6 +266,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         output_partitions: args.output_partitions,
         slice: huntflow::dataflow::facts::DEFAULT_SLICE,
         serve: args.serve.options(),
+        derived: args.derived,
     };
     huntflow::run::run(&opts)?;
     Ok(())

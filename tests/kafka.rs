@@ -11,7 +11,8 @@ use std::time::Duration;
 use huntflow::kafka::output::Producer;
 use huntflow::kafka::tools;
 use kafka_harness::{
-    check_against_backfill, check_files_against_backfill, read_parts, Broker, Job,
+    check_against_backfill, check_derived_against_backfill, check_files_against_backfill,
+    read_parts, Broker, Job,
 };
 use rand::{Rng, SeedableRng};
 
@@ -90,7 +91,9 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
     let state = work.join("state");
-    let args = job_args(hunt_s, "2");
+    let derived = work.join("derived");
+    let mut args = job_args(hunt_s, "2");
+    args.extend(["--derived", derived.to_str().unwrap()]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..6 {
         let mut job = Job::start(&broker, &state, &args);
@@ -102,6 +105,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let mut job = Job::start(&broker, &state, &args);
     let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
     compare(&broker, &work, &hunt, written);
+    check_derived_against_backfill(&work.path, &derived, written);
 }
 
 /// The demo files split by event time into two halves.
@@ -372,6 +376,7 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     tools::produce(&cfg, "events", 4, &first, None, false).unwrap();
     let hunt = demo_hunt();
     let (out, rejects) = (work.join("out.jsonl"), work.join("rejects.jsonl"));
+    let derived = work.join("derived");
     let state = work.join("state");
     let args = |snapshot_ms: &'static str| {
         vec![
@@ -389,6 +394,8 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
             "0",
             "--snapshot-ms",
             snapshot_ms,
+            "--derived",
+            derived.to_str().unwrap(),
         ]
     };
 
@@ -422,4 +429,5 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     check_files_against_backfill(
         &broker, &work.path, &hunt, "events", &out, &rejects, written,
     );
+    check_derived_against_backfill(&work.path, &derived, written);
 }

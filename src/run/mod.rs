@@ -27,9 +27,10 @@ mod worker;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::derived::{self, Derived, SharedDerived};
 use crate::hunt::{Hunt, HuntError};
 use crate::kafka::admin::Admin;
 use crate::kafka::output::{KafkaNotifications, KafkaRejects, Producer};
@@ -87,6 +88,8 @@ pub struct RunOptions {
     pub slice: usize,
     /// Serve the analysts' API.
     pub serve: Option<crate::serve::ServeOptions>,
+    /// Write presence and eligibility intervals here.
+    pub derived: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +281,63 @@ fn open_rejects(
     }
 }
 
+/// Opens the derived interval files where the snapshot left them.
+fn open_derived(
+    dir: &std::path::Path,
+    hunt: &Hunt,
+    opts: &RunOptions,
+    loaded: Option<&snapshot::Loaded>,
+) -> Result<(SharedDerived, [Durable; 2], Held), RunError> {
+    let mark = match loaded {
+        None => None,
+        Some(l) => Some(l.manifest.derived.as_ref().ok_or_else(|| {
+            RunError::Config(format!(
+                "--derived {}: the last snapshot in {} was taken without --derived, so the intervals open then are unknown; write derived files from a new state directory",
+                dir.display(),
+                opts.state_dir.display()
+            ))
+        })?),
+    };
+    std::fs::create_dir_all(dir).map_err(file_err(dir))?;
+    let mut held = Held::default();
+    let mut open_one = |i: usize| -> Result<(Arc<SharedFile>, Vec<Vec<u8>>), RunError> {
+        let path = dir.join(derived::FILES[i]);
+        let mark = mark.map(|m| [m.marks[i] as i64]);
+        let (file, since) = open_file(&path, mark.as_ref().map(|m| &m[..]))?;
+        for (n, line) in since.iter().enumerate() {
+            let until = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["until"].as_u64())
+                .ok_or_else(|| RunError::Output {
+                    path: path.clone(),
+                    message: format!(
+                        "line {} after the snapshot mark is not a closed interval",
+                        n + 1
+                    ),
+                })?;
+            held.time(Some(until));
+        }
+        Ok((file, since))
+    };
+    let (presence, presence_since) = open_one(0)?;
+    let (eligibility, eligibility_since) = open_one(1)?;
+    let outs: [Box<dyn std::io::Write + Send>; 2] = [
+        Box::new(Destination::File(presence.clone())),
+        Box::new(Destination::File(eligibility.clone())),
+    ];
+    let resumed = derived::Resumed {
+        held: [presence_since, eligibility_since],
+        open: loaded.map(|l| l.derived_open.clone()).unwrap_or_default(),
+        below: loaded.map_or(0, |l| l.manifest.frontier),
+    };
+    let d = Derived::resume(dir, hunt, outs, resumed).map_err(file_err(dir))?;
+    Ok((
+        Arc::new(Mutex::new(d)),
+        [Durable::File(presence), Durable::File(eligibility)],
+        held,
+    ))
+}
+
 fn shared_producer(
     slot: &mut Option<Arc<Producer>>,
     cfg: &KafkaConfig,
@@ -400,6 +460,16 @@ fn run_once(
     )?;
 
     held.merge(rej_held);
+    let mut durable = vec![out_durable, rej_durable];
+    let derived = match &opts.derived {
+        None => None,
+        Some(dir) => {
+            let (derived, files, derived_held) = open_derived(dir, &hunt, opts, loaded.as_ref())?;
+            held.merge(derived_held);
+            durable.extend(files);
+            Some(derived)
+        }
+    };
 
     if let Some(live) = live {
         // The API state is rebuilt from the snapshot like the rest.
@@ -414,8 +484,9 @@ fn run_once(
         advances,
         input_partitions,
         output,
-        durable: vec![out_durable, rej_durable],
+        durable,
         held,
+        derived,
         rejects,
         written,
         stats: stats.clone(),

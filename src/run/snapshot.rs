@@ -5,6 +5,7 @@
 //!   snapshots/00000000000000000007/   one committed snapshot
 //!     manifest.json                   frontier, output marks, files + CRC-32
 //!     w0.jsonl  w1.jsonl …            one part per worker
+//!     derived-open.jsonl              with --derived: the intervals open
 //!   advances.jsonl                    idle advances and partition starts
 //! ```
 //!
@@ -26,6 +27,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::dataflow::facts::{FactsHandle, SavedPlayer};
+use crate::derived::OpenInterval;
 use crate::kafka::source::{Advance, AdvanceLog, SavedPartition, SourceHandle};
 
 /// Snapshots kept on disk.
@@ -73,6 +75,19 @@ pub struct Manifest {
     /// `(partition, next offset)` of every input partition read.
     pub offsets: Vec<(u32, i64)>,
     pub files: Vec<PartFile>,
+    /// With `--derived`: where the interval files end, and the intervals
+    /// then open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<DerivedMark>,
+}
+
+/// Where a snapshot left the derived interval files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DerivedMark {
+    /// The length of each file (`presence.jsonl`, `eligibility.jsonl`).
+    pub marks: [u64; 2],
+    /// The intervals open at the snapshot's frontier, one JSON line each.
+    pub open: PartFile,
 }
 
 /// The state directory.
@@ -86,6 +101,8 @@ pub struct Loaded {
     pub manifest: Manifest,
     pub partitions: Vec<SavedPartition>,
     pub players: Vec<SavedPlayer>,
+    /// With `--derived`: the intervals open at the frontier.
+    pub derived_open: Vec<OpenInterval>,
 }
 
 fn sync_dir(path: &Path) -> Result<(), SnapshotError> {
@@ -164,6 +181,26 @@ impl StateDir {
         })
     }
 
+    /// Writes the derived intervals open at the frontier into `tmp`.
+    pub fn write_open(tmp: &Path, open: &[OpenInterval]) -> Result<PartFile, SnapshotError> {
+        let name = "derived-open.jsonl".to_string();
+        let path = tmp.join(&name);
+        let mut text = Vec::with_capacity(64 * open.len());
+        for o in open {
+            serde_json::to_writer(&mut text, o).map_err(|e| io(&path)(e.into()))?;
+            text.push(b'\n');
+        }
+        let mut f = File::create(&path).map_err(io(&path))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(io(&path))?;
+        Ok(PartFile {
+            name,
+            bytes: text.len() as u64,
+            crc32: crc32fast::hash(&text),
+        })
+    }
+
     /// Commits the snapshot written in `tmp`; keeps the last two.
     pub fn commit(&self, tmp: &Path, manifest: &Manifest) -> Result<(), SnapshotError> {
         let path = tmp.join("manifest.json");
@@ -209,14 +246,11 @@ impl StateDir {
         let mut players = Vec::new();
         for part in &manifest.files {
             let path = dir.join(&part.name);
-            let bytes = fs::read(&path).map_err(io(&path))?;
+            let bytes = read_checked(&path, part)?;
             let bad = |message: String| SnapshotError::Bad {
                 path: path.clone(),
                 message,
             };
-            if bytes.len() as u64 != part.bytes || crc32fast::hash(&bytes) != part.crc32 {
-                return Err(bad("length or checksum does not match the manifest".into()));
-            }
             let mut lines = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty());
             let first = lines.next().ok_or_else(|| bad("empty part".into()))?;
             let mut saved: Vec<SavedPartition> =
@@ -226,10 +260,24 @@ impl StateDir {
                 players.push(serde_json::from_slice(line).map_err(|e| bad(e.to_string()))?);
             }
         }
+        let mut derived_open = Vec::new();
+        if let Some(mark) = &manifest.derived {
+            let path = dir.join(&mark.open.name);
+            let bytes = read_checked(&path, &mark.open)?;
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                derived_open.push(serde_json::from_slice(line).map_err(|e| {
+                    SnapshotError::Bad {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                })?);
+            }
+        }
         Ok(Loaded {
             manifest,
             partitions,
             players,
+            derived_open,
         })
     }
 
@@ -319,6 +367,18 @@ impl AdvanceLog for StateDir {
         f.write_all(&line)?;
         f.sync_data()
     }
+}
+
+/// A snapshot file's bytes, checked against its length and checksum.
+fn read_checked(path: &Path, part: &PartFile) -> Result<Vec<u8>, SnapshotError> {
+    let bytes = fs::read(path).map_err(io(path))?;
+    if bytes.len() as u64 != part.bytes || crc32fast::hash(&bytes) != part.crc32 {
+        return Err(SnapshotError::Bad {
+            path: path.to_owned(),
+            message: "length or checksum does not match the manifest".into(),
+        });
+    }
+    Ok(bytes)
 }
 
 struct CrcWriter<W: Write> {

@@ -25,9 +25,10 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use super::resume::Held;
-use super::snapshot::{Loaded, Manifest, PartFile, StateDir};
+use super::snapshot::{DerivedMark, Loaded, Manifest, PartFile, StateDir};
 use super::{Durable, RunError, RunOptions};
 use crate::dataflow::facts::{player_hash, FactsHandle, Restore, SavedPlayer};
+use crate::derived::{SharedDerived, WithDerived};
 use crate::hunt::Hunt;
 use crate::kafka::admin::Admin;
 use crate::kafka::source::{
@@ -52,6 +53,8 @@ pub(crate) struct JobParts {
     pub durable: Vec<Durable>,
     /// What the outputs held beyond the snapshot: no snapshot until passed.
     pub held: Held,
+    /// With `--derived`: the interval files (written by worker 0's sink).
+    pub derived: Option<SharedDerived>,
     pub rejects: Arc<dyn RejectWriter>,
     pub written: Arc<AtomicU64>,
     pub stats: Arc<Stats>,
@@ -128,6 +131,7 @@ impl Job {
             output,
             durable,
             held,
+            derived,
             rejects,
             written,
             stats,
@@ -205,13 +209,22 @@ impl Job {
                     crate::serve::worker_players(live.as_deref()),
                 );
                 let changes = changes.inner.probe_with(&probe);
-                let out = out.map(|o| match &live {
-                    Some(live) => Box::new(crate::serve::Tee {
-                        inner: o,
-                        live: live.clone(),
-                        below: frontier,
-                    }) as Box<dyn NotificationOutput>,
-                    None => o as Box<dyn NotificationOutput>,
+                let out = out.map(|o| {
+                    let o = match &live {
+                        Some(live) => Box::new(crate::serve::Tee {
+                            inner: o,
+                            live: live.clone(),
+                            below: frontier,
+                        }) as Box<dyn NotificationOutput>,
+                        None => o as Box<dyn NotificationOutput>,
+                    };
+                    match &derived {
+                        Some(d) => Box::new(WithDerived {
+                            inner: o,
+                            derived: d.clone(),
+                        }),
+                        None => o,
+                    }
                 });
                 sink::notification_sink(changes, hunt.clone(), out, errors.clone());
                 Ok::<_, crate::kafka::KafkaError>((source_handle, facts_handle))
@@ -235,6 +248,7 @@ impl Job {
                 last: Instant::now(),
                 epoch,
                 held: (index == 0).then(|| held.clone()),
+                derived: if index == 0 { derived.clone() } else { None },
                 acked: 0,
                 saved: 0,
                 committed: epoch,
@@ -309,6 +323,8 @@ struct WorkerLoop {
     epoch: u64,
     /// Worker 0: what the outputs held beyond the snapshot, until passed.
     held: Option<Held>,
+    /// Worker 0: the derived interval files.
+    derived: Option<SharedDerived>,
     acked: u64,
     saved: u64,
     /// The last snapshot committed.
@@ -444,6 +460,14 @@ impl WorkerLoop {
             return coord.fail(e);
         }
         let offsets = self.all_offsets();
+        let tmp = match self.tmp_dir(epoch) {
+            Ok(t) => t,
+            Err(e) => return coord.fail(e),
+        };
+        let derived = match self.derived_mark(&tmp, &marks) {
+            Ok(d) => d,
+            Err(e) => return coord.fail(format!("writing a snapshot: {e}")),
+        };
         let manifest = Manifest {
             version: 1,
             epoch,
@@ -454,10 +478,7 @@ impl WorkerLoop {
             reject_marks: marks.get(1).cloned().unwrap_or_default(),
             offsets,
             files,
-        };
-        let tmp = match self.tmp_dir(epoch) {
-            Ok(t) => t,
-            Err(e) => return coord.fail(e),
+            derived,
         };
         if let Err(e) = self.state.commit(&tmp, &manifest) {
             return coord.fail(format!("committing a snapshot: {e}"));
@@ -471,6 +492,35 @@ impl WorkerLoop {
         self.last = Instant::now();
         self.committed = epoch;
         coord.shared.pause.store(0, Ordering::Release);
+    }
+
+    /// With `--derived`: where the interval files end (their marks follow
+    /// the notifications' and the rejects') and the intervals open, saved
+    /// into `tmp`.
+    fn derived_mark(
+        &self,
+        tmp: &std::path::Path,
+        marks: &[Vec<i64>],
+    ) -> Result<Option<DerivedMark>, String> {
+        let Some(derived) = &self.derived else {
+            return Ok(None);
+        };
+        let open = derived
+            .lock()
+            .map_err(|_| "derived files lock poisoned")?
+            .open_intervals();
+        let open = StateDir::write_open(tmp, &open).map_err(|e| e.to_string())?;
+        let mark = |i: usize| {
+            marks
+                .get(i)
+                .and_then(|m| m.first())
+                .map(|&m| m as u64)
+                .ok_or("no mark for a derived file")
+        };
+        Ok(Some(DerivedMark {
+            marks: [mark(2)?, mark(3)?],
+            open,
+        }))
     }
 
     /// Offsets of every worker's partitions, as each published them when

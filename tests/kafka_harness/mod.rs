@@ -256,6 +256,7 @@ fn backfill_of_dump(
     let expected_path = work.join("backfill.jsonl");
     let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
     opts.output = Some(expected_path.clone());
+    opts.derived = Some(work.join("backfill-derived"));
     let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
     let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
     let reasons = summary
@@ -387,4 +388,25 @@ pub fn check_files_against_backfill(
         .map(str::to_string)
         .collect();
     assert_eq!(reject_reasons(&lines), want_reasons, "rejects by reason");
+}
+
+/// Compares the job's derived interval files with those of the backfill
+/// run by a `check_*_against_backfill`: the same intervals, in the same
+/// order, for every one closed below `written`.
+pub fn check_derived_against_backfill(work: &Path, derived: &Path, written: u64) {
+    for name in huntflow::derived::FILES {
+        let want = std::fs::read_to_string(work.join("backfill-derived").join(name))
+            .expect("backfill derived file");
+        let want: Vec<&str> = want
+            .lines()
+            .filter(|l| {
+                let v: Value = serde_json::from_str(l).expect("json");
+                v["until"].as_u64().is_some_and(|u| u < written)
+            })
+            .collect();
+        let got = std::fs::read_to_string(derived.join(name)).expect("derived file");
+        let got: Vec<&str> = got.lines().collect();
+        assert_same_lines(name, &got, &want);
+        assert!(got.len() > 100, "{name}: too few intervals: {}", got.len());
+    }
 }
