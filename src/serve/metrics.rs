@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::sink::Notification;
+
 /// Bucket bounds, seconds.
 const BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -52,8 +54,17 @@ impl Histogram {
     }
 }
 
-/// Notification kinds, in the order of [`Metrics::notifications`].
+/// Notification kinds, in the order of [`Metrics::notifications`]: the
+/// player kinds in [`PlayerKind`] order, then occupancy.
 pub const KINDS: [&str; 5] = ["exit", "enter", "ineligible", "eligible", "occupancy"];
+
+/// The index in [`KINDS`] of a notification's kind.
+pub fn kind_index(n: &Notification) -> usize {
+    match n {
+        Notification::Player { kind, .. } => *kind as usize,
+        Notification::Occupancy { .. } => KINDS.len() - 1,
+    }
+}
 
 /// What the job measures about itself, besides the source counters.
 #[derive(Default)]
@@ -146,5 +157,21 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"0.005\"} 2\n"));
         assert!(out.contains("x_bucket{le=\"+Inf\"} 2\n"));
         assert!(out.contains("x_count 2\n"));
+    }
+
+    #[test]
+    fn kind_indexes_name_the_kinds() {
+        use crate::sink::PlayerKind::*;
+        for kind in [Exit, Enter, Ineligible, Eligible] {
+            let n = Notification::Player {
+                rank_priority: std::cmp::Reverse(0),
+                player: "p".into(),
+                kind,
+                item: 0,
+            };
+            assert_eq!(KINDS[kind_index(&n)], kind.as_str());
+        }
+        let n = Notification::Occupancy { zone: 0, count: 1 };
+        assert_eq!(KINDS[kind_index(&n)], "occupancy");
     }
 }

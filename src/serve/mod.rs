@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::dataflow::players::{PlayerAnswer, Players};
 use crate::hunt::Hunt;
-use crate::sink::{Notification, NotificationOutput, PlayerKind};
+use crate::sink::{Notification, NotificationOutput};
 use crate::source::Stats;
 use feed::{Feed, Retention};
 use metrics::Metrics;
@@ -120,16 +120,8 @@ impl NotificationOutput for Tee {
             return Ok(());
         }
         for n in ns {
-            let k = match n {
-                Notification::Player { kind, .. } => match kind {
-                    PlayerKind::Exit => 0,
-                    PlayerKind::Enter => 1,
-                    PlayerKind::Ineligible => 2,
-                    PlayerKind::Eligible => 3,
-                },
-                Notification::Occupancy { .. } => 4,
-            };
-            self.live.metrics.notifications[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.live.metrics.notifications[metrics::kind_index(n)]
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.live.feed.notifications(time, ns);
         Ok(())
