@@ -184,16 +184,7 @@ impl StateDir {
     /// Writes the derived intervals open at the frontier into `tmp`.
     pub fn write_open(tmp: &Path, open: &[OpenInterval]) -> Result<PartFile, SnapshotError> {
         let name = "derived-open.jsonl".to_string();
-        let path = tmp.join(&name);
-        let mut text = Vec::with_capacity(64 * open.len());
-        for o in open {
-            serde_json::to_writer(&mut text, o).map_err(|e| io(&path)(e.into()))?;
-            text.push(b'\n');
-        }
-        let mut f = File::create(&path).map_err(io(&path))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .map_err(io(&path))?;
+        let text = write_lines(&tmp.join(&name), open)?;
         Ok(PartFile {
             name,
             bytes: text.len() as u64,
@@ -332,15 +323,7 @@ impl StateDir {
             .collect();
         let path = self.log_path();
         let tmp = self.root.join("advances.jsonl.tmp");
-        let mut text = Vec::new();
-        for a in &keep {
-            serde_json::to_writer(&mut text, a).map_err(|e| io(&path)(e.into()))?;
-            text.push(b'\n');
-        }
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .map_err(io(&tmp))?;
+        write_lines(&tmp, &keep)?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
         *guard = None;
         Ok(())
@@ -367,6 +350,20 @@ impl AdvanceLog for StateDir {
         f.write_all(&line)?;
         f.sync_data()
     }
+}
+
+/// Writes `items` to `path` as JSON lines and syncs it; returns the bytes.
+fn write_lines<T: Serialize>(path: &Path, items: &[T]) -> Result<Vec<u8>, SnapshotError> {
+    let mut text = Vec::new();
+    for item in items {
+        serde_json::to_writer(&mut text, item).map_err(|e| io(path)(e.into()))?;
+        text.push(b'\n');
+    }
+    let mut f = File::create(path).map_err(io(path))?;
+    f.write_all(&text)
+        .and_then(|_| f.sync_all())
+        .map_err(io(path))?;
+    Ok(text)
 }
 
 /// A snapshot file's bytes, checked against its length and checksum.
