@@ -308,6 +308,34 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
     assert_eq!(enters().len(), 1, "written once across the restart");
 }
 
+/// Interval files cannot start from a snapshot taken without them: the
+/// intervals open then are unknown.
+#[test]
+fn derived_files_are_refused_on_a_state_without_them() {
+    let work = common::Scratch::new("kafka-derived-late");
+    let broker = Broker::start(&work.path, false);
+    let cfg = broker.config();
+    tools::produce(&cfg, "events", 2, &demo_files(), None, false).unwrap();
+    let hunt = demo_hunt();
+    let args = job_args(hunt.to_str().unwrap(), "1");
+    let state = work.join("state");
+    let mut job = Job::start(&broker, &state, &args);
+    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    job.kill9();
+
+    let derived = work.join("derived");
+    let mut late = args.clone();
+    late.extend(["--derived", derived.to_str().unwrap()]);
+    let mut job = Job::start(&broker, &state, &late);
+    let (ok, log) = job.wait_exit(Duration::from_secs(60));
+    assert!(!ok, "the job started:\n{log}");
+    assert!(
+        log.contains("was taken without --derived") && log.contains(state.to_str().unwrap()),
+        "{log}"
+    );
+    assert!(!derived.join("presence.jsonl").exists());
+}
+
 /// The address a job printed for `--serve`.
 fn served_addr(job: &Job) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -199,6 +199,20 @@ impl Job {
         }
     }
 
+    /// Waits for the job to exit by itself; returns whether it succeeded and
+    /// its log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (bool, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self.state.join("job.log")).unwrap_or_default();
+                return (status.success(), log);
+            }
+            assert!(Instant::now() < deadline, "the job did not exit");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The epochs of the committed snapshots.
     pub fn snapshots(&self) -> Vec<u64> {
         let mut epochs: Vec<u64> = std::fs::read_dir(self.state.join("snapshots"))
