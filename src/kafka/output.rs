@@ -196,10 +196,7 @@ impl KafkaNotifications {
 
     /// What the topic held after the snapshot's marks.
     pub fn held(&self) -> Held {
-        Held {
-            until: self.resume.held_until(),
-            ..Held::default()
-        }
+        self.resume.held()
     }
 }
 

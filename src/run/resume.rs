@@ -43,10 +43,13 @@ impl Resume {
         self.last[p] = Some((time, n));
     }
 
-    /// The latest time the destination holds, over all partitions (before
-    /// anything is written).
-    pub fn held_until(&self) -> Option<u64> {
-        self.last.iter().flatten().map(|(t, _)| *t).max()
+    /// What the destination holds beyond the snapshot: its latest time,
+    /// over all partitions (before anything is written).
+    pub fn held(&self) -> Held {
+        Held {
+            until: self.last.iter().flatten().map(|(t, _)| *t).max(),
+            ..Held::default()
+        }
     }
 
     /// Whether `n` at `time` must be written to partition `p`.
@@ -330,15 +333,10 @@ impl FileNotifications {
             written,
         })
     }
-}
 
-impl FileNotifications {
     /// What the file held after the snapshot's mark.
     pub fn held(&self) -> Held {
-        Held {
-            until: self.resume.held_until(),
-            ..Held::default()
-        }
+        self.resume.held()
     }
 }
 
@@ -378,9 +376,7 @@ impl FileRejects {
             written,
         }
     }
-}
 
-impl FileRejects {
     /// What the file held after the snapshot's mark.
     pub fn held(&self) -> Held {
         self.written.held()
