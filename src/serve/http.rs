@@ -14,6 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::feed::{format_id, parse_id, EventId, FeedEvent, Read};
@@ -59,11 +60,55 @@ async fn healthz(State(live): Shared) -> Response {
     r
 }
 
-fn position_json(view: Option<&PlayerView>) -> Value {
-    let Some(p) = view.and_then(|v| v.position.as_ref()) else {
-        return Value::Null;
-    };
-    json!({"id": p.id.as_str(), "ts": p.ts, "lat": p.lat, "lon": p.lon, "expires": p.expires})
+/// A player's position as answers show it (keys in the order of the other
+/// answers' objects: sorted).
+#[derive(Serialize)]
+struct PositionBody<'a> {
+    expires: u64,
+    id: &'a str,
+    lat: f64,
+    lon: f64,
+    ts: u64,
+}
+
+fn position_body(view: Option<&PlayerView>) -> Option<PositionBody<'_>> {
+    let p = view?.position.as_ref()?;
+    Some(PositionBody {
+        expires: p.expires,
+        id: p.id.as_str(),
+        lat: p.lat,
+        lon: p.lon,
+        ts: p.ts,
+    })
+}
+
+/// The answer of `GET /v1/players/{id}`, serialised straight from borrowed
+/// state (the most frequent query: no intermediate JSON tree).
+#[derive(Serialize)]
+struct PlayerBody<'a> {
+    as_of: u64,
+    claimed: Vec<&'a str>,
+    eligible: Vec<&'a str>,
+    player: &'a str,
+    position: Option<PositionBody<'a>>,
+    readings: Vec<ReadingBody<'a>>,
+    solved: Vec<SolvedBody<'a>>,
+    zones: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ReadingBody<'a> {
+    expires: u64,
+    id: &'a str,
+    sensor: &'a str,
+    ts: u64,
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct SolvedBody<'a> {
+    clue: &'a str,
+    expires: Option<u64>,
 }
 
 async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
@@ -73,43 +118,39 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
         None => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
         Some(a) => {
             let view = a.view.as_ref();
-            let zones: Vec<&str> = a
-                .zones()
-                .map(|z| hunt.zones[z as usize].id.as_str())
-                .collect();
-            let eligible: Vec<&str> = (0..hunt.rewards.len() as u32)
-                .filter(|&r| a.eligible(hunt, r))
-                .map(|r| hunt.rewards[r as usize].id.as_str())
-                .collect();
-            let solved: Vec<Value> = view
-                .into_iter()
-                .flat_map(|v| &v.solves)
-                .map(|(c, e)| json!({"clue": hunt.clues[*c as usize], "expires": e}))
-                .collect();
-            let readings: Vec<Value> = view
-                .into_iter()
-                .flat_map(|v| &v.readings)
-                .map(|r| {
-                    json!({"sensor": hunt.sensors[r.sensor as usize], "value": r.value,
-                       "id": r.id.as_str(), "ts": r.ts, "expires": r.expires})
-                })
-                .collect();
-            let claimed: Vec<&str> = view
-                .into_iter()
-                .flat_map(|v| &v.claims)
-                .map(|&r| hunt.rewards[r as usize].id.as_str())
-                .collect();
-            Json(json!({
-                "as_of": a.as_of,
-                "player": id,
-                "position": position_json(view),
-                "zones": zones,
-                "eligible": eligible,
-                "solved": solved,
-                "readings": readings,
-                "claimed": claimed,
-            }))
-            .into_response()
+            let items = |f: fn(&PlayerView) -> usize| view.map_or(0, f);
+            let mut body = PlayerBody {
+                as_of: a.as_of,
+                claimed: Vec::with_capacity(items(|v| v.claims.len())),
+                eligible: (0..hunt.rewards.len() as u32)
+                    .filter(|&r| a.eligible(hunt, r))
+                    .map(|r| hunt.rewards[r as usize].id.as_str())
+                    .collect(),
+                player: &id,
+                position: position_body(view),
+                readings: Vec::with_capacity(items(|v| v.readings.len())),
+                solved: Vec::with_capacity(items(|v| v.solves.len())),
+                zones: a
+                    .zones()
+                    .map(|z| hunt.zones[z as usize].id.as_str())
+                    .collect(),
+            };
+            if let Some(v) = view {
+                body.claimed
+                    .extend(v.claims.iter().map(|&r| hunt.rewards[r as usize].id.as_str()));
+                body.readings.extend(v.readings.iter().map(|r| ReadingBody {
+                    expires: r.expires,
+                    id: r.id.as_str(),
+                    sensor: &hunt.sensors[r.sensor as usize],
+                    ts: r.ts,
+                    value: r.value,
+                }));
+                body.solved.extend(v.solves.iter().map(|&(c, expires)| SolvedBody {
+                    clue: &hunt.clues[c as usize],
+                    expires,
+                }));
+            }
+            Json(body).into_response()
         }
     };
     t.done(&live, "player");
@@ -129,7 +170,7 @@ async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) ->
             if let Some(z) = rw.zone {
                 conditions.push(
                     json!({"condition": "zone", "zone": hunt.zones[z as usize].id,
-                    "holds": a.has(FactKind::Presence, z), "position": position_json(view)}),
+                    "holds": a.has(FactKind::Presence, z), "position": position_body(view)}),
                 );
             }
             for &c in &rw.requires {
@@ -178,19 +219,27 @@ async fn zones(State(live): Shared) -> Response {
     r
 }
 
+/// The answer of `GET /v1/zones/{id}` (keys sorted, as in every answer).
+#[derive(Serialize)]
+struct ZoneBody<'a> {
+    as_of: Option<u64>,
+    occupancy: i64,
+    players: Vec<&'a str>,
+    zone: &'a str,
+}
+
 async fn zone(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
     let s = live.state.read().expect("state lock");
     let r = match s.hunt.zone_number(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown zone {id:?}")),
-        Some(z) => {
-            let players = s.players_in(z);
-            Json(
-                json!({"as_of": as_of(&s), "zone": id, "occupancy": s.occupancy[z as usize],
-                "players": players}),
-            )
-            .into_response()
-        }
+        Some(z) => Json(ZoneBody {
+            as_of: s.as_of,
+            occupancy: s.occupancy[z as usize],
+            players: s.players_in(z),
+            zone: &id,
+        })
+        .into_response(),
     };
     drop(s);
     t.done(&live, "zone");
