@@ -55,6 +55,17 @@ enum Load {
 }
 
 impl Load {
+    /// Its name in `HUNTFLOW_BENCH_LOADS`.
+    fn key(self) -> &'static str {
+        match self {
+            Load::Plain => "plain",
+            Load::Serving => "serving",
+            Load::Rate(_, false) => "rate",
+            Load::Rate(_, true) => "rate-favoured",
+            Load::FlatOut => "flat-out",
+        }
+    }
+
     fn name(self) -> String {
         match self {
             Load::Plain => "plain".into(),
@@ -66,15 +77,19 @@ impl Load {
     }
 }
 
-/// One backfill: its wall seconds, the query latencies (ms) of its client,
-/// and the server's p99 time per player query (ms, a histogram bucket's
-/// upper bound).
-fn backfill(
-    bin: &str,
-    hunt: &std::path::Path,
-    parts: &[std::path::PathBuf],
-    load: Load,
-) -> (f64, Vec<f64>, Option<f64>) {
+/// What one backfill gave.
+struct Run {
+    wall: f64,
+    /// Query latencies (ms) of its client.
+    latencies: Vec<f64>,
+    /// The server's p99 time per player query (ms, a histogram bucket's
+    /// upper bound).
+    server_p99: Option<f64>,
+    /// CPU seconds: the whole job, its HTTP thread, the client thread.
+    cpu: [f64; 3],
+}
+
+fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], load: Load) -> Run {
     let mut cmd = Command::new(bin);
     cmd.arg("backfill")
         .arg("--hunt")
@@ -88,6 +103,7 @@ fn backfill(
     }
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn huntflow backfill");
+    let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let done = Arc::new(AtomicBool::new(false));
     let mut client = None;
@@ -122,7 +138,8 @@ fn backfill(
         }
     }
     done.store(true, Ordering::Release);
-    let latencies = client
+    let (job_cpu, http_cpu) = job_cpu(pid);
+    let (latencies, client_cpu) = client
         .map(|c| c.join().expect("client"))
         .unwrap_or_default();
     let server_p99 = match (&served, latencies.is_empty()) {
@@ -131,7 +148,52 @@ fn backfill(
     };
     let _ = child.kill();
     let _ = child.wait();
-    (elapsed, latencies, server_p99)
+    Run {
+        wall: elapsed,
+        latencies,
+        server_p99,
+        cpu: [job_cpu, http_cpu, client_cpu],
+    }
+}
+
+/// CPU seconds of process `pid` so far (all its threads, live or ended) and
+/// of its HTTP thread; zeros where `/proc` does not say.
+fn job_cpu(pid: u32) -> (f64, f64) {
+    // SAFETY: a plain query of a system constant.
+    let tick = 1.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The fields after the parenthesised command: utime and stime are
+            // the 12th and 13th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) * tick)
+        })
+        .unwrap_or(0.0);
+    let http = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "huntflow-http")
+        })
+        .and_then(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9);
+    (total, http)
+}
+
+/// CPU seconds of the calling thread.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a plain system call writing into a local timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Workers of the backfill: 2, or `HUNTFLOW_BENCH_WORKERS`.
@@ -192,7 +254,8 @@ enum Pause {
     After(Duration),
 }
 
-fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> Vec<f64> {
+/// Query latencies (ms) and the client thread's CPU seconds.
+fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> (Vec<f64>, f64) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -231,7 +294,7 @@ fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> Vec<f64> {
             }
         }
     }
-    out
+    (out, thread_cpu())
 }
 
 fn main() {
@@ -244,9 +307,14 @@ fn main() {
         eprintln!("no privilege to run the client at nice -10: that load is skipped");
     }
     loads.push(Load::FlatOut);
+    if let Ok(keep) = std::env::var("HUNTFLOW_BENCH_LOADS") {
+        let keep: Vec<&str> = keep.split(',').map(str::trim).collect();
+        loads.retain(|l| matches!(l, Load::Plain) || keep.contains(&l.key()));
+    }
     let mut walls = vec![Vec::new(); loads.len()];
     let mut latencies = vec![Vec::new(); loads.len()];
     let mut server = vec![None::<f64>; loads.len()];
+    let mut cpus = vec![Vec::new(); loads.len()];
     let rounds: usize = std::env::var("HUNTFLOW_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -254,10 +322,11 @@ fn main() {
     for round in 0..rounds {
         for k in 0..loads.len() {
             let i = (round + k) % loads.len();
-            let (t, l, s) = backfill(bin, &hunt, &parts, loads[i]);
-            walls[i].push(t);
-            latencies[i].extend(l);
-            server[i] = match (server[i], s) {
+            let run = backfill(bin, &hunt, &parts, loads[i]);
+            walls[i].push(run.wall);
+            cpus[i].push((run.cpu, run.latencies.len()));
+            latencies[i].extend(run.latencies);
+            server[i] = match (server[i], run.server_p99) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
@@ -306,6 +375,20 @@ fn main() {
         if let Some(s) = server[i] {
             line += &format!("; server p99 <= {s} ms");
             json += &format!(",\"server_p99_ms_at_most\":{s}");
+        }
+        // CPU: the job's median, and the HTTP and client threads' per query.
+        let job = median(cpus[i].iter().map(|(c, _)| c[0]).collect());
+        line += &format!("\n{:>23}  CPU: job {job:.2} s", "");
+        json += &format!(",\"job_cpu_s\":{job:.3}");
+        let queries: usize = cpus[i].iter().map(|(_, n)| n).sum();
+        if queries > 0 {
+            let per =
+                |k: usize| cpus[i].iter().map(|(c, _)| c[k]).sum::<f64>() / queries as f64 * 1e6;
+            let (http, client) = (per(1), per(2));
+            line += &format!(", per query: HTTP thread {http:.0} µs, client {client:.0} µs");
+            json += &format!(
+                ",\"http_cpu_us_per_query\":{http:.1},\"client_cpu_us_per_query\":{client:.1}"
+            );
         }
         println!("{line}");
         writeln!(results, "{json}}}").expect("write result");
