@@ -136,8 +136,11 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
                     .collect(),
             };
             if let Some(v) = view {
-                body.claimed
-                    .extend(v.claims.iter().map(|&r| hunt.rewards[r as usize].id.as_str()));
+                body.claimed.extend(
+                    v.claims
+                        .iter()
+                        .map(|&r| hunt.rewards[r as usize].id.as_str()),
+                );
                 body.readings.extend(v.readings.iter().map(|r| ReadingBody {
                     expires: r.expires,
                     id: r.id.as_str(),
@@ -145,10 +148,11 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
                     ts: r.ts,
                     value: r.value,
                 }));
-                body.solved.extend(v.solves.iter().map(|&(c, expires)| SolvedBody {
-                    clue: &hunt.clues[c as usize],
-                    expires,
-                }));
+                body.solved
+                    .extend(v.solves.iter().map(|&(c, expires)| SolvedBody {
+                        clue: &hunt.clues[c as usize],
+                        expires,
+                    }));
             }
             Json(body).into_response()
         }
