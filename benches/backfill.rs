@@ -22,6 +22,7 @@ mod common;
 
 use common::{
     dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
+    TEN_MILLION,
 };
 
 struct Run {
@@ -49,12 +50,7 @@ const RUNS: &[Run] = &[
         on_request: false,
     },
     Run {
-        scenario: Scenario {
-            name: "10M-same-players",
-            events: 10_000_000,
-            players: 10_000,
-            zones: 100,
-        },
+        scenario: TEN_MILLION,
         workers: &[1, 2],
         on_request: false,
     },

@@ -1,6 +1,8 @@
-//! Point-query latency while ingestion runs at full speed: `huntflow
-//! backfill -w 2` (or `-w $HUNTFLOW_BENCH_WORKERS`) over the 1M-event bench
-//! dataset, under five loads:
+//! Point-query latency while ingestion runs at full speed, and what the
+//! queries cost ingestion. Two parts.
+//!
+//! **Rounds**: `huntflow backfill -w 2` (or `-w $HUNTFLOW_BENCH_WORKERS`)
+//! over the 1M-event bench dataset, under five loads:
 //!
 //! - `plain`: no `--serve` (the ingestion time to compare with);
 //! - `serving`: `--serve`, no client;
@@ -15,22 +17,36 @@
 //!   answer (about two thousand a second here: more than two cores can give
 //!   without slowing ingestion).
 //!
-//! Latency is from writing a request to having read its whole answer, on
-//! this machine's two cores: the client shares them with the job. The
-//! server's own time per player query (from its `/metrics` histogram, as a
-//! bucket bound) is printed beside it.
-//!
 //! Each round runs every load once, the order rotated by one each round (so
 //! that no load always follows the same one). Prints, per load, the median
 //! wall time over the rounds (5, or `HUNTFLOW_BENCH_ROUNDS`), its range, the
 //! median of its slowdowns against the plain backfill of the same round,
-//! and p50/p99/max query latency; appends a JSON line per load to
-//! `target/bench-results.jsonl`.
+//! p50/p99/max query latency, and CPU: the job's (median), and per query
+//! that of the job's HTTP thread and of the client thread.
 //!
-//! Run: `cargo bench --bench query`.
+//! **Windows** (see [`windows`]): one backfill of the 10M-event dataset
+//! with the client (or a trivial responder's client, or a spinning thread)
+//! switched on in every other second, each such window's ingestion rate
+//! compared with the windows around it. Separate runs vary by ±10% here;
+//! neighbouring windows of one run vary far less.
+//!
+//! Latency is from writing a request to having read its whole answer, on
+//! this machine's two cores: the client shares them with the job. The
+//! server's own time per player query (from its `/metrics` histogram, as a
+//! bucket bound) is printed beside it. Everything is appended as JSON lines
+//! to `target/bench-results.jsonl`.
+//!
+//! Run: `cargo bench --bench query`. `HUNTFLOW_BENCH_LOADS` (comma-separated)
+//! runs only the loads named: `serving`, `rate`, `rate-favoured`,
+//! `flat-out` (each with `plain`), `windows`, `windows-trivial`,
+//! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`.
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "query/windows.rs"]
+mod windows;
+
+use windows::Beside;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -39,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dataset, results_file, Quantiles, ONE_MILLION};
+use common::{dataset, results_file, Quantiles, ONE_MILLION, TEN_MILLION};
 use rand::{Rng, SeedableRng};
 
 /// What runs beside a backfill.
@@ -128,7 +144,7 @@ fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loa
                     if favoured {
                         favour_this_thread();
                     }
-                    query_loop(&addr, &done, pause)
+                    query_loop(&addr, &done, pause, None)
                 }));
             }
         }
@@ -220,14 +236,7 @@ fn favour_this_thread() -> bool {
 /// The least bucket bound (ms) of the server's player-query histogram that
 /// holds 99% of the queries.
 fn server_player_p99(addr: &str) -> Option<f64> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
+    let text = http_get(addr, "/metrics")?;
     let name = "huntflow_http_request_duration_seconds";
     let count: f64 = text
         .lines()
@@ -244,6 +253,19 @@ fn server_player_p99(addr: &str) -> Option<f64> {
         .map(|(le, _)| le * 1e3)
 }
 
+/// The body of `GET path` on a connection of its own.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
 /// How a client spaces its requests.
 #[derive(Clone, Copy)]
 enum Pause {
@@ -254,8 +276,14 @@ enum Pause {
     After(Duration),
 }
 
-/// Query latencies (ms) and the client thread's CPU seconds.
-fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> (Vec<f64>, f64) {
+/// Query latencies (ms) and the client thread's CPU seconds. With a `gate`,
+/// requests are sent only while it is set.
+fn query_loop(
+    addr: &str,
+    done: &AtomicBool,
+    pause: Pause,
+    gate: Option<&AtomicBool>,
+) -> (Vec<f64>, f64) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -264,6 +292,11 @@ fn query_loop(addr: &str, done: &AtomicBool, pause: Pause) -> (Vec<f64>, f64) {
     let mut n = 0u64;
     let mut due = Instant::now();
     while !done.load(Ordering::Acquire) {
+        if gate.is_some_and(|g| !g.load(Ordering::Acquire)) {
+            std::thread::sleep(Duration::from_millis(1));
+            due = Instant::now();
+            continue;
+        }
         n += 1;
         let path = if n.is_multiple_of(10) {
             format!("/v1/zones/z{:03}", rng.random_range(0..100))
@@ -307,10 +340,51 @@ fn main() {
         eprintln!("no privilege to run the client at nice -10: that load is skipped");
     }
     loads.push(Load::FlatOut);
-    if let Ok(keep) = std::env::var("HUNTFLOW_BENCH_LOADS") {
-        let keep: Vec<&str> = keep.split(',').map(str::trim).collect();
-        loads.retain(|l| matches!(l, Load::Plain) || keep.contains(&l.key()));
+    loads.retain(|l| matches!(l, Load::Plain) || wanted(l.key()));
+    if loads.len() > 1 {
+        rounds(bin, &hunt, &parts, &loads);
     }
+    let favour = can_favour();
+    let besides: Vec<Beside> = [
+        ("windows", Beside::Client { favoured: false }),
+        (
+            "windows-trivial",
+            Beside::ClientOfTrivial { favoured: false },
+        ),
+        ("windows-favoured", Beside::Client { favoured: true }),
+        (
+            "windows-favoured-trivial",
+            Beside::ClientOfTrivial { favoured: true },
+        ),
+        ("windows-spin", Beside::Spin(Duration::from_micros(100))),
+    ]
+    .into_iter()
+    .filter(|&(key, beside)| {
+        let needs_favour = !matches!(
+            beside,
+            Beside::Client { favoured: false } | Beside::ClientOfTrivial { favoured: false }
+        );
+        wanted(key) && (favour || !needs_favour)
+    })
+    .map(|(_, beside)| beside)
+    .collect();
+    if !besides.is_empty() {
+        let (hunt, parts) = dataset(bin, &TEN_MILLION);
+        for beside in besides {
+            alternate(bin, &hunt, &parts, beside);
+        }
+    }
+}
+
+/// Whether `HUNTFLOW_BENCH_LOADS` (a comma-separated list; all when unset)
+/// names `key`.
+fn wanted(key: &str) -> bool {
+    std::env::var("HUNTFLOW_BENCH_LOADS")
+        .map_or(true, |keep| keep.split(',').any(|k| k.trim() == key))
+}
+
+/// Every load once per round, in separate backfills of the 1M dataset.
+fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads: &[Load]) {
     let mut walls = vec![Vec::new(); loads.len()];
     let mut latencies = vec![Vec::new(); loads.len()];
     let mut server = vec![None::<f64>; loads.len()];
@@ -322,7 +396,7 @@ fn main() {
     for round in 0..rounds {
         for k in 0..loads.len() {
             let i = (round + k) % loads.len();
-            let run = backfill(bin, &hunt, &parts, loads[i]);
+            let run = backfill(bin, hunt, parts, loads[i]);
             walls[i].push(run.wall);
             cpus[i].push((run.cpu, run.latencies.len()));
             latencies[i].extend(run.latencies);
@@ -393,5 +467,61 @@ fn main() {
         println!("{line}");
         writeln!(results, "{json}}}").expect("write result");
     }
+    eprintln!("results appended to {}", path.display());
+}
+
+/// `beside` (a client at 1000 requests a second, or a spinning thread) in
+/// every other one-second window of one backfill of the 10M dataset (see
+/// [`windows`]).
+fn alternate(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], beside: Beside) {
+    const RATE: u32 = 1000;
+    let w = windows::run(
+        bin,
+        hunt,
+        parts,
+        workers(),
+        RATE,
+        beside,
+        Duration::from_secs(1),
+    );
+    let client = beside.name(RATE);
+    let n = w.slowdowns.len();
+    if n == 0 {
+        eprintln!("alternating windows ({client}): the backfill was too short to compare windows");
+        return;
+    }
+    let mut sorted = w.slowdowns.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |f: f64| common::quantile(&sorted, f) * 100.0;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (off, on) = (mean(&w.rates[0]), mean(&w.rates[1]));
+    let mut line = format!(
+        "backfill 10M -w{}, {client} in every other 1 s window: {n} windows with it, \
+         slowdown against the windows around them: median {:+.1}% (quartiles {:+.1}%..{:+.1}%); \
+         mean ingestion {off:.0} event-ms/s without, {on:.0} with",
+        workers(),
+        q(0.5),
+        q(0.25),
+        q(0.75),
+    );
+    let mut json = format!(
+        "{{\"bench\":\"query-windows\",\"workers\":{},\"beside\":\"{client}\",\"windows\":{n},\"slowdown_median\":{:.4},\"slowdown_q1\":{:.4},\"slowdown_q3\":{:.4},\"slowdowns\":{:?}",
+        workers(),
+        q(0.5) / 100.0,
+        q(0.25) / 100.0,
+        q(0.75) / 100.0,
+        w.slowdowns
+    );
+    if !w.latencies.is_empty() {
+        let l = Quantiles::of(w.latencies, "queries answered");
+        line += &format!(
+            "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
+            l.count, l.p50, l.p99, l.max
+        );
+        json += &format!(",\"queries\":{},{}", l.count, l.json());
+    }
+    println!("{line}");
+    let (path, mut results) = results_file();
+    writeln!(results, "{json}}}").expect("write result");
     eprintln!("results appended to {}", path.display());
 }

@@ -24,6 +24,15 @@ pub const ONE_MILLION: Scenario = Scenario {
     zones: 100,
 };
 
+/// 10M events from the same 10k players and 100 zones: a run long enough
+/// to compare windows of one run.
+pub const TEN_MILLION: Scenario = Scenario {
+    name: "10M-same-players",
+    events: 10_000_000,
+    players: 10_000,
+    zones: 100,
+};
+
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -1,0 +1,231 @@
+//! Ingestion with and without a client, compared within one long backfill.
+//!
+//! Separate runs of the same backfill on this machine vary by ±10% from one
+//! to the next, more than the effect measured. Here one `--serve` backfill
+//! of the 10M-event dataset runs while the client is switched on and off in
+//! alternate windows; the ingestion rate of each window is the advance of
+//! the job's latest complete time (`as_of` of `/healthz`, event-time ms)
+//! per wall second. Each window with the client is compared with the mean
+//! of the two windows around it, so that slow drift of the machine cancels.
+//!
+//! The client shares the two cores with the job here, where a real client
+//! would not. To tell its part from the server's, two other runs put
+//! something else in the same windows:
+//!
+//! - the same client querying a trivial responder in the bench process (one
+//!   thread answering each request with a fixed body of a player answer's
+//!   size): what the client and the loopback TCP alone cost ingestion;
+//! - a thread that spins for 100 µs every millisecond: what taking that much
+//!   CPU from the workers, with nothing else, costs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{favour_this_thread, http_get, query_loop, Pause};
+
+/// What one alternating run gave.
+pub struct Windows {
+    /// Per window with the client: its slowdown against its neighbours
+    /// (time to ingest as much, less one).
+    pub slowdowns: Vec<f64>,
+    /// Ingestion rates (event-time ms per second): windows without the
+    /// client, and with it.
+    pub rates: [Vec<f64>; 2],
+    /// The client's latencies (ms).
+    pub latencies: Vec<f64>,
+}
+
+/// The job's latest complete time, if it has one.
+fn as_of(addr: &str) -> Option<u64> {
+    let body = http_get(addr, "/healthz")?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["as_of"].as_u64()
+}
+
+/// A responder on a port of its own answering every request on a
+/// connection with the same 400-byte JSON body; returns its address.
+pub fn trivial_responder() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
+    let addr = listener
+        .local_addr()
+        .expect("responder address")
+        .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let body = format!("{{\"filler\":\"{}\"}}", "x".repeat(386));
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut writer = &stream;
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => {
+                            if writer.write_all(answer.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What runs in every other window.
+#[derive(Clone, Copy)]
+pub enum Beside {
+    /// The client querying the job; at nice -10 when favoured.
+    Client { favoured: bool },
+    /// The client querying [`trivial_responder`].
+    ClientOfTrivial { favoured: bool },
+    /// A thread at nice -10 spinning this long every millisecond.
+    Spin(Duration),
+}
+
+impl Beside {
+    /// Its name, for a client sending `rate` requests a second.
+    pub fn name(self, rate: u32) -> String {
+        let nice = |f: bool| if f { ", nice -10" } else { "" };
+        match self {
+            Beside::Client { favoured } => format!("client {rate}/s{}", nice(favoured)),
+            Beside::ClientOfTrivial { favoured } => {
+                format!("client {rate}/s{} -> trivial responder", nice(favoured))
+            }
+            Beside::Spin(d) => format!("spin {} us every ms, nice -10", d.as_micros()),
+        }
+    }
+}
+
+/// Spins for `spin` every millisecond while `on`, until `done`.
+fn spin_loop(spin: Duration, on: &AtomicBool, done: &AtomicBool) {
+    let mut due = Instant::now();
+    while !done.load(Ordering::Acquire) {
+        if !on.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+            due = Instant::now();
+            continue;
+        }
+        let t = Instant::now();
+        while t.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+        due = (due + Duration::from_millis(1)).max(Instant::now());
+        std::thread::sleep(due - Instant::now());
+    }
+}
+
+/// One backfill over `parts` with `workers` workers and `beside` running in
+/// every other window (a client at `rate` requests a second).
+pub fn run(
+    bin: &str,
+    hunt: &std::path::Path,
+    parts: &[std::path::PathBuf],
+    workers: usize,
+    rate: u32,
+    beside: Beside,
+    window: Duration,
+) -> Windows {
+    let mut child = Command::new(bin)
+        .arg("backfill")
+        .arg("--hunt")
+        .arg(hunt)
+        .args(["-w", &workers.to_string(), "--output", "/dev/null"])
+        .args(["--serve", "127.0.0.1:0"])
+        .args(parts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn huntflow backfill");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .find_map(|l| Some(l.ok()?.strip_prefix("serving on http://")?.to_string()))
+        .expect("the job says where it serves");
+    let finished = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if line.starts_with("{\"read\"") {
+                    finished.store(true, Ordering::Release);
+                }
+            }
+        })
+    };
+    let (on, done) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let client = {
+        let (on, done) = (on.clone(), done.clone());
+        let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let (target, favoured) = match beside {
+            Beside::Client { favoured } => (addr.clone(), favoured),
+            Beside::ClientOfTrivial { favoured } => (trivial_responder(), favoured),
+            Beside::Spin(_) => (String::new(), true),
+        };
+        std::thread::spawn(move || {
+            if favoured {
+                favour_this_thread();
+            }
+            match beside {
+                Beside::Spin(d) => {
+                    spin_loop(d, &on, &done);
+                    (Vec::new(), 0.0)
+                }
+                _ => query_loop(&target, &done, Pause::Every(period), Some(&on)),
+            }
+        })
+    };
+    while as_of(&addr).is_none() && !finished.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (client on?, rate) per window, the first two (warm-up) left out.
+    let mut measured = Vec::new();
+    let mut mark = (Instant::now(), as_of(&addr).unwrap_or(0));
+    for k in 0.. {
+        on.store(k % 2 == 1, Ordering::Release);
+        std::thread::sleep(window);
+        let now = (Instant::now(), as_of(&addr).unwrap_or(0));
+        if finished.load(Ordering::Acquire) {
+            break;
+        }
+        let rate = (now.1 - mark.1) as f64 / (now.0 - mark.0).as_secs_f64();
+        if k >= 2 {
+            measured.push((k % 2 == 1, rate));
+        }
+        mark = now;
+    }
+    done.store(true, Ordering::Release);
+    let (latencies, _) = client.join().expect("client");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = drain.join();
+    let slowdowns = measured
+        .windows(3)
+        .filter(|w| w[1].0)
+        .map(|w| (w[0].1 + w[2].1) / 2.0 / w[1].1 - 1.0)
+        .collect();
+    let mut rates = [Vec::new(), Vec::new()];
+    for &(client_on, r) in &measured {
+        rates[usize::from(client_on)].push(r);
+    }
+    Windows {
+        slowdowns,
+        rates,
+        latencies,
+    }
+}
