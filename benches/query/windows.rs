@@ -193,7 +193,7 @@ pub fn run(
     while as_of(&addr).is_none() && !finished.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // (client on?, rate) per window, the first two (warm-up) left out.
+    // (load on?, ingestion rate) per window, the first two (warm-up) left out.
     let mut measured = Vec::new();
     let mut mark = (Instant::now(), as_of(&addr).unwrap_or(0));
     for k in 0.. {
@@ -203,9 +203,9 @@ pub fn run(
         if finished.load(Ordering::Acquire) {
             break;
         }
-        let rate = (now.1 - mark.1) as f64 / (now.0 - mark.0).as_secs_f64();
+        let advance = now.1.saturating_sub(mark.1) as f64 / (now.0 - mark.0).as_secs_f64();
         if k >= 2 {
-            measured.push((k % 2 == 1, rate));
+            measured.push((k % 2 == 1, advance));
         }
         mark = now;
     }
