@@ -45,7 +45,16 @@ pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The status and parsed body of `GET path`. Every JSON answer is in one
+/// form, compact with keys sorted at every level (the form the README's
+/// examples show): re-serialising the parsed body gives the same bytes.
 pub fn json(addr: &str, path: &str) -> (u16, Value) {
     let (status, body) = get(addr, path, &[]);
-    (status, serde_json::from_slice(&body).unwrap())
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&serde_json::to_vec(&value).unwrap()),
+        String::from_utf8_lossy(&body),
+        "{path}: the answer is not compact with sorted keys"
+    );
+    (status, value)
 }
