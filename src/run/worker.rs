@@ -49,7 +49,8 @@ pub(crate) struct JobParts {
     pub advances: Vec<Advance>,
     pub input_partitions: u32,
     pub output: Box<dyn NotificationOutput + Send>,
-    /// Notifications, then rejects.
+    /// Notifications, rejects, then with `--derived` presence and eligibility
+    /// (the order of the snapshot marks).
     pub durable: Vec<Durable>,
     /// What the outputs held beyond the snapshot: no snapshot until passed.
     pub held: Held,
