@@ -313,8 +313,8 @@ fn assert_same_lines(what: &str, got: &[&str], want: &[&str]) {
             got.len(),
             want.len(),
             first,
-            first.map(|i| got[i]),
-            first.map(|i| want[i]),
+            first.and_then(|i| got.get(i)),
+            first.and_then(|i| want.get(i)),
         );
     }
 }
