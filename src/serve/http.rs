@@ -118,42 +118,43 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
         None => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
         Some(a) => {
             let view = a.view.as_ref();
-            let items = |f: fn(&PlayerView) -> usize| view.map_or(0, f);
-            let mut body = PlayerBody {
+            let body = PlayerBody {
                 as_of: a.as_of,
-                claimed: Vec::with_capacity(items(|v| v.claims.len())),
+                claimed: view
+                    .into_iter()
+                    .flat_map(|v| &v.claims)
+                    .map(|&r| hunt.rewards[r as usize].id.as_str())
+                    .collect(),
                 eligible: (0..hunt.rewards.len() as u32)
                     .filter(|&r| a.eligible(hunt, r))
                     .map(|r| hunt.rewards[r as usize].id.as_str())
                     .collect(),
                 player: &id,
                 position: position_body(view),
-                readings: Vec::with_capacity(items(|v| v.readings.len())),
-                solved: Vec::with_capacity(items(|v| v.solves.len())),
+                readings: view
+                    .into_iter()
+                    .flat_map(|v| &v.readings)
+                    .map(|r| ReadingBody {
+                        expires: r.expires,
+                        id: r.id.as_str(),
+                        sensor: &hunt.sensors[r.sensor as usize],
+                        ts: r.ts,
+                        value: r.value,
+                    })
+                    .collect(),
+                solved: view
+                    .into_iter()
+                    .flat_map(|v| &v.solves)
+                    .map(|&(c, expires)| SolvedBody {
+                        clue: &hunt.clues[c as usize],
+                        expires,
+                    })
+                    .collect(),
                 zones: a
                     .zones()
                     .map(|z| hunt.zones[z as usize].id.as_str())
                     .collect(),
             };
-            if let Some(v) = view {
-                body.claimed.extend(
-                    v.claims
-                        .iter()
-                        .map(|&r| hunt.rewards[r as usize].id.as_str()),
-                );
-                body.readings.extend(v.readings.iter().map(|r| ReadingBody {
-                    expires: r.expires,
-                    id: r.id.as_str(),
-                    sensor: &hunt.sensors[r.sensor as usize],
-                    ts: r.ts,
-                    value: r.value,
-                }));
-                body.solved
-                    .extend(v.solves.iter().map(|&(c, expires)| SolvedBody {
-                        clue: &hunt.clues[c as usize],
-                        expires,
-                    }));
-            }
             Json(body).into_response()
         }
     };
