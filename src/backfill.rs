@@ -234,12 +234,13 @@ pub fn run_serving(
         None => None,
         Some(serve) => {
             let live = crate::serve::Live::new(hunt.clone(), stats.clone(), serve.retention);
-            let bound = crate::serve::start(serve.addr, live.clone()).map_err(|source| {
-                BackfillError::Serve {
-                    addr: serve.addr,
-                    source,
-                }
-            })?;
+            let bound =
+                crate::serve::start(serve.addr, live.clone(), opts.workers).map_err(|source| {
+                    BackfillError::Serve {
+                        addr: serve.addr,
+                        source,
+                    }
+                })?;
             eprintln!("serving on http://{bound}");
             Some(live)
         }

@@ -8,9 +8,10 @@
 //!                   │ Tee: each completed time ──► LiveState (zone members, eligible players, occupancy)
 //!                   │                         │      ◄── read lock ── /v1/zones, /v1/rewards, /healthz
 //!                   │                         └──► Feed (retained, ids T-I) ──► /v1/subscribe
-//!  axum on its own tokio thread (short time slices); /metrics reads counters and sizes
+//!  axum on its own tokio thread (short slices, turns over the cores); /metrics reads counters and sizes
 //! ```
 
+pub mod cpu;
 pub mod feed;
 pub mod http;
 pub mod metrics;
@@ -161,9 +162,10 @@ impl ServeOptions {
     }
 }
 
-/// Binds `addr` and serves the API on a thread of its own; returns the
-/// address bound (useful with port 0).
-pub fn start(addr: SocketAddr, live: Arc<Live>) -> std::io::Result<SocketAddr> {
+/// Binds `addr` and serves the API on a thread of its own, beside
+/// `workers` worker threads (see [`cpu`]); returns the address bound
+/// (useful with port 0).
+pub fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -173,7 +175,7 @@ pub fn start(addr: SocketAddr, live: Arc<Live>) -> std::io::Result<SocketAddr> {
     std::thread::Builder::new()
         .name("huntflow-http".into())
         .spawn(move || {
-            short_slices();
+            cpu::setup(workers);
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
@@ -190,42 +192,6 @@ pub fn start(addr: SocketAddr, live: Arc<Live>) -> std::io::Result<SocketAddr> {
     Ok(bound)
 }
 
-/// Asks the kernel for short time slices for the calling thread (a custom
-/// slice through `sched_setattr`, honoured by the EEVDF scheduler of Linux
-/// 6.12 and later; ignored elsewhere). The API thread runs for tens of
-/// microseconds per request: with a short slice, a request that wakes it
-/// gets a core at once instead of waiting for a busy worker's slice to end,
-/// and the worker has it back as soon. Niceness is kept.
-fn short_slices() {
-    #[cfg(target_os = "linux")]
-    {
-        /// The shortest slice the kernel accepts.
-        const SLICE_NS: u64 = 100_000;
-        // SAFETY: plain system calls on the calling thread, given a
-        // zero-initialised `sched_attr` (a C struct of integers) of the size
-        // it declares.
-        unsafe {
-            *libc::__errno_location() = 0;
-            let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
-            let mut attr: libc::sched_attr = std::mem::zeroed();
-            attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
-            attr.sched_policy = libc::SCHED_OTHER as u32;
-            attr.sched_nice = if *libc::__errno_location() == 0 {
-                nice
-            } else {
-                0
-            };
-            attr.sched_runtime = SLICE_NS;
-            libc::syscall(
-                libc::SYS_sched_setattr,
-                0,
-                &attr as *const libc::sched_attr,
-                0,
-            );
-        }
-    }
-}
-
 /// Waits until the process is stopped (after a finished backfill that
 /// keeps serving).
 pub fn park_forever() -> ! {
@@ -239,7 +205,9 @@ pub struct Timer(Instant);
 
 impl Timer {
     pub fn start() -> Self {
-        Timer(Instant::now())
+        let now = Instant::now();
+        cpu::turn(now);
+        Timer(now)
     }
 
     pub fn done(self, live: &Live, endpoint: &'static str) {
