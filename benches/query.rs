@@ -39,7 +39,11 @@
 //! Run: `cargo bench --bench query`. `HUNTFLOW_BENCH_LOADS` (comma-separated)
 //! runs only the loads named: `serving`, `rate`, `rate-favoured`,
 //! `flat-out` (each with `plain`), `windows`, `windows-trivial`,
-//! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`.
+//! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`,
+//! `windows-spin-turns`.
+//! `HUNTFLOW_BENCH_WINDOW_RUNS` repeats each windows load that many times,
+//! the loads in turn, and then prints each load's windows pooled over its
+//! runs.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -356,7 +360,20 @@ fn main() {
             "windows-favoured-trivial",
             Beside::ClientOfTrivial { favoured: true },
         ),
-        ("windows-spin", Beside::Spin(Duration::from_micros(100))),
+        (
+            "windows-spin",
+            Beside::Spin {
+                spin: Duration::from_micros(100),
+                turns: false,
+            },
+        ),
+        (
+            "windows-spin-turns",
+            Beside::Spin {
+                spin: Duration::from_micros(100),
+                turns: true,
+            },
+        ),
     ]
     .into_iter()
     .filter(|&(key, beside)| {
@@ -370,9 +387,11 @@ fn main() {
     .collect();
     if !besides.is_empty() {
         let (hunt, parts) = dataset(bin, &TEN_MILLION);
-        for beside in besides {
-            alternate(bin, &hunt, &parts, beside);
-        }
+        let runs = std::env::var("HUNTFLOW_BENCH_WINDOW_RUNS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1);
+        windows::compare(bin, &hunt, &parts, workers(), &besides, runs);
     }
 }
 
@@ -467,61 +486,5 @@ fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads
         println!("{line}");
         writeln!(results, "{json}}}").expect("write result");
     }
-    eprintln!("results appended to {}", path.display());
-}
-
-/// `beside` (a client at 1000 requests a second, or a spinning thread) in
-/// every other one-second window of one backfill of the 10M dataset (see
-/// [`windows`]).
-fn alternate(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], beside: Beside) {
-    const RATE: u32 = 1000;
-    let w = windows::run(
-        bin,
-        hunt,
-        parts,
-        workers(),
-        RATE,
-        beside,
-        Duration::from_secs(1),
-    );
-    let client = beside.name(RATE);
-    let n = w.slowdowns.len();
-    if n == 0 {
-        eprintln!("alternating windows ({client}): the backfill was too short to compare windows");
-        return;
-    }
-    let mut sorted = w.slowdowns.clone();
-    sorted.sort_by(f64::total_cmp);
-    let q = |f: f64| common::quantile(&sorted, f) * 100.0;
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (off, on) = (mean(&w.rates[0]), mean(&w.rates[1]));
-    let mut line = format!(
-        "backfill 10M -w{}, {client} in every other 1 s window: {n} windows with it, \
-         slowdown against the windows around them: median {:+.1}% (quartiles {:+.1}%..{:+.1}%); \
-         mean ingestion {off:.0} event-ms/s without, {on:.0} with",
-        workers(),
-        q(0.5),
-        q(0.25),
-        q(0.75),
-    );
-    let mut json = format!(
-        "{{\"bench\":\"query-windows\",\"workers\":{},\"beside\":\"{client}\",\"windows\":{n},\"slowdown_median\":{:.4},\"slowdown_q1\":{:.4},\"slowdown_q3\":{:.4},\"slowdowns\":{:?}",
-        workers(),
-        q(0.5) / 100.0,
-        q(0.25) / 100.0,
-        q(0.75) / 100.0,
-        w.slowdowns
-    );
-    if !w.latencies.is_empty() {
-        let l = Quantiles::of(w.latencies, "queries answered");
-        line += &format!(
-            "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
-            l.count, l.p50, l.p99, l.max
-        );
-        json += &format!(",\"queries\":{},{}", l.count, l.json());
-    }
-    println!("{line}");
-    let (path, mut results) = results_file();
-    writeln!(results, "{json}}}").expect("write result");
     eprintln!("results appended to {}", path.display());
 }

@@ -16,7 +16,10 @@
 //!   thread answering each request with a fixed body of a player answer's
 //!   size): what the client and the loopback TCP alone cost ingestion;
 //! - a thread that spins for 100 µs every millisecond: what taking that much
-//!   CPU from the workers, with nothing else, costs.
+//!   CPU from the workers, with nothing else, costs; once where the
+//!   scheduler puts it, and once taking turns over the cores as the job's
+//!   API thread does (time taken from one worker holds the other back, time
+//!   taken from both evenly does less harm).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -25,9 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use huntflow::serve::cpu;
+
+use super::common::{quantile, results_file, Quantiles};
 use super::{favour_this_thread, http_get, query_loop, Pause};
 
-/// What one alternating run gave.
+/// What one alternating run gave (or several, pooled).
+#[derive(Default)]
 pub struct Windows {
     /// Per window with the client: its slowdown against its neighbours
     /// (time to ingest as much, less one).
@@ -91,8 +98,9 @@ pub enum Beside {
     Client { favoured: bool },
     /// The client querying [`trivial_responder`].
     ClientOfTrivial { favoured: bool },
-    /// A thread at nice -10 spinning this long every millisecond.
-    Spin(Duration),
+    /// A thread at nice -10 spinning this long every millisecond; taking
+    /// turns over the cores as the job's API thread does, when `turns`.
+    Spin { spin: Duration, turns: bool },
 }
 
 impl Beside {
@@ -104,13 +112,22 @@ impl Beside {
             Beside::ClientOfTrivial { favoured } => {
                 format!("client {rate}/s{} -> trivial responder", nice(favoured))
             }
-            Beside::Spin(d) => format!("spin {} us every ms, nice -10", d.as_micros()),
+            Beside::Spin { spin, turns } => format!(
+                "spin {} us every ms, nice -10{}",
+                spin.as_micros(),
+                if turns { ", turns over the cores" } else { "" }
+            ),
         }
     }
 }
 
-/// Spins for `spin` every millisecond while `on`, until `done`.
-fn spin_loop(spin: Duration, on: &AtomicBool, done: &AtomicBool) {
+/// Spins for `spin` every millisecond while `on`, until `done`; with
+/// `turns`, on one core at a time, moving on as the job's API thread does
+/// ([`huntflow::serve::cpu`]).
+fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
+    if turns {
+        cpu::setup(usize::MAX);
+    }
     let mut due = Instant::now();
     while !done.load(Ordering::Acquire) {
         if !on.load(Ordering::Acquire) {
@@ -119,6 +136,7 @@ fn spin_loop(spin: Duration, on: &AtomicBool, done: &AtomicBool) {
             continue;
         }
         let t = Instant::now();
+        cpu::turn(t);
         while t.elapsed() < spin {
             std::hint::spin_loop();
         }
@@ -175,15 +193,15 @@ pub fn run(
         let (target, favoured) = match beside {
             Beside::Client { favoured } => (addr.clone(), favoured),
             Beside::ClientOfTrivial { favoured } => (trivial_responder(), favoured),
-            Beside::Spin(_) => (String::new(), true),
+            Beside::Spin { .. } => (String::new(), true),
         };
         std::thread::spawn(move || {
             if favoured {
                 favour_this_thread();
             }
             match beside {
-                Beside::Spin(d) => {
-                    spin_loop(d, &on, &done);
+                Beside::Spin { spin, turns } => {
+                    spin_loop(spin, turns, &on, &done);
                     (Vec::new(), 0.0)
                 }
                 _ => query_loop(&target, &done, Pause::Every(period), Some(&on)),
@@ -228,4 +246,107 @@ pub fn run(
         rates,
         latencies,
     }
+}
+
+/// Runs every load of `besides` `runs` times, in turn (each load's k-th run
+/// before any load's next one, so that drift of the machine reaches every
+/// load alike), printing each run; with more than one run, then each load's
+/// windows pooled over its runs.
+pub fn compare(
+    bin: &str,
+    hunt: &std::path::Path,
+    parts: &[std::path::PathBuf],
+    workers: usize,
+    besides: &[Beside],
+    runs: usize,
+) {
+    const RATE: u32 = 1000;
+    let mut pooled: Vec<(Windows, Vec<f64>)> = besides
+        .iter()
+        .map(|_| (Windows::default(), Vec::new()))
+        .collect();
+    for _ in 0..runs {
+        for (&beside, (all, medians)) in besides.iter().zip(&mut pooled) {
+            let w = run(
+                bin,
+                hunt,
+                parts,
+                workers,
+                RATE,
+                beside,
+                Duration::from_secs(1),
+            );
+            if let Some(median) = report(workers, &beside.name(RATE), &w, None) {
+                medians.push(median);
+            }
+            all.slowdowns.extend(w.slowdowns);
+            for (a, b) in all.rates.iter_mut().zip(w.rates) {
+                a.extend(b);
+            }
+            all.latencies.extend(w.latencies);
+        }
+    }
+    if runs > 1 {
+        for (&beside, (all, medians)) in besides.iter().zip(&pooled) {
+            report(workers, &beside.name(RATE), all, Some(medians));
+        }
+    }
+}
+
+/// Prints one run's windows (or, given its runs' medians, the windows
+/// pooled over runs) and appends them to the results; returns their median
+/// slowdown.
+fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64]>) -> Option<f64> {
+    let n = w.slowdowns.len();
+    if n == 0 {
+        eprintln!("alternating windows ({load}): the backfill was too short to compare windows");
+        return None;
+    }
+    let mut sorted = w.slowdowns.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |f: f64| quantile(&sorted, f);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (off, on) = (mean(&w.rates[0]), mean(&w.rates[1]));
+    let pct = |x: f64| format!("{:+.1}%", x * 100.0);
+    let (head, bench) = match run_medians {
+        None => ("backfill 10M".to_string(), "query-windows"),
+        Some(m) => (
+            format!("pooled over {} runs", m.len()),
+            "query-windows-pooled",
+        ),
+    };
+    let mut line = format!(
+        "{head} -w{workers}, {load} in every other 1 s window: {n} windows with it, \
+         slowdown against the windows around them: median {} (quartiles {}..{}); \
+         mean ingestion {off:.0} event-ms/s without, {on:.0} with",
+        pct(q(0.5)),
+        pct(q(0.25)),
+        pct(q(0.75)),
+    );
+    let mut json = format!(
+        "{{\"bench\":\"{bench}\",\"workers\":{workers},\"beside\":\"{load}\",\"windows\":{n},\
+         \"slowdown_median\":{:.4},\"slowdown_q1\":{:.4},\"slowdown_q3\":{:.4},\"slowdowns\":{:?}",
+        q(0.5),
+        q(0.25),
+        q(0.75),
+        w.slowdowns
+    );
+    if let Some(m) = run_medians {
+        let each: Vec<String> = m.iter().map(|&x| pct(x)).collect();
+        line += &format!("; run medians {}", each.join(" "));
+        json += &format!(",\"run_medians\":{m:?}");
+    }
+    if !w.latencies.is_empty() {
+        let l = Quantiles::of(w.latencies.clone(), "queries answered");
+        line += &format!(
+            "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
+            l.count, l.p50, l.p99, l.max
+        );
+        json += &format!(",\"queries\":{},{}", l.count, l.json());
+    }
+    println!("{line}");
+    let (path, mut results) = results_file();
+    writeln!(results, "{json}}}").expect("write result");
+    eprintln!("results appended to {}", path.display());
+    Some(q(0.5))
 }
