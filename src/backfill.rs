@@ -232,18 +232,14 @@ pub fn run_serving(
     let errors: ErrorSlot = Arc::new(Mutex::new(None));
     let live = match &opts.serve {
         None => None,
-        Some(serve) => {
-            let live = crate::serve::Live::new(hunt.clone(), stats.clone(), serve.retention);
-            let bound =
-                crate::serve::start(serve.addr, live.clone(), opts.workers).map_err(|source| {
-                    BackfillError::Serve {
-                        addr: serve.addr,
-                        source,
-                    }
-                })?;
-            eprintln!("serving on http://{bound}");
-            Some(live)
-        }
+        Some(serve) => Some(
+            serve
+                .launch(hunt.clone(), stats.clone(), opts.workers)
+                .map_err(|source| BackfillError::Serve {
+                    addr: serve.addr,
+                    source,
+                })?,
+        ),
     };
     let worker_live = live.clone();
     let progress_records = opts.progress_records;

@@ -371,16 +371,14 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
         None => None,
         Some(serve) => {
             let hunt = Arc::new(Hunt::load(&opts.hunt)?);
-            let live = crate::serve::Live::new(hunt, stats.clone(), serve.retention);
-            let bound =
-                crate::serve::start(serve.addr, live.clone(), opts.workers).map_err(|source| {
-                    RunError::Serve {
+            Some(
+                serve
+                    .launch(hunt, stats.clone(), opts.workers)
+                    .map_err(|source| RunError::Serve {
                         addr: serve.addr,
                         source,
-                    }
-                })?;
-            eprintln!("serving on http://{bound}");
-            Some(live)
+                    })?,
+            )
         }
     };
     loop {

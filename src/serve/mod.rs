@@ -162,10 +162,27 @@ impl ServeOptions {
     }
 }
 
+impl ServeOptions {
+    /// Serves the API over the state of a job on `hunt`, beside `workers`
+    /// worker threads, and says on standard error where (`serving on
+    /// http://ADDR`, the line scripts wait for).
+    pub fn launch(
+        &self,
+        hunt: Arc<Hunt>,
+        stats: Arc<Stats>,
+        workers: usize,
+    ) -> std::io::Result<Arc<Live>> {
+        let live = Live::new(hunt, stats, self.retention);
+        let bound = start(self.addr, live.clone(), workers)?;
+        eprintln!("serving on http://{bound}");
+        Ok(live)
+    }
+}
+
 /// Binds `addr` and serves the API on a thread of its own, beside
 /// `workers` worker threads (see [`cpu`]); returns the address bound
 /// (useful with port 0).
-pub fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<SocketAddr> {
+fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
