@@ -54,7 +54,7 @@ use windows::Beside;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,20 +109,36 @@ struct Run {
     cpu: [f64; 3],
 }
 
-fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], load: Load) -> Run {
+/// The line on which the job says where it serves, before the address.
+const SERVING_ON: &str = "serving on http://";
+
+/// Starts `huntflow backfill` over `parts` with `workers` workers, the
+/// notifications to `/dev/null` and standard error piped; with `serve`,
+/// serving on a free port.
+fn spawn_backfill(
+    bin: &str,
+    hunt: &std::path::Path,
+    parts: &[std::path::PathBuf],
+    workers: usize,
+    serve: bool,
+) -> Child {
     let mut cmd = Command::new(bin);
     cmd.arg("backfill")
         .arg("--hunt")
         .arg(hunt)
-        .args(["-w", &workers().to_string(), "--output", "/dev/null"])
+        .args(["-w", &workers.to_string(), "--output", "/dev/null"])
         .args(parts)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if !matches!(load, Load::Plain) {
+    if serve {
         cmd.args(["--serve", "127.0.0.1:0"]);
     }
+    cmd.spawn().expect("spawn huntflow backfill")
+}
+
+fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], load: Load) -> Run {
     let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn huntflow backfill");
+    let mut child = spawn_backfill(bin, hunt, parts, workers(), !matches!(load, Load::Plain));
     let pid = child.id();
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let done = Arc::new(AtomicBool::new(false));
@@ -131,7 +147,7 @@ fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loa
     let mut elapsed = 0.0;
     for line in lines.by_ref() {
         let line = line.expect("stderr line");
-        if let Some(addr) = line.strip_prefix("serving on http://") {
+        if let Some(addr) = line.strip_prefix(SERVING_ON) {
             let addr = addr.to_string();
             served = Some(addr.clone());
             let done = done.clone();

@@ -23,7 +23,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,7 +30,7 @@ use std::time::{Duration, Instant};
 use huntflow::serve::cpu;
 
 use super::common::{quantile, results_file, Quantiles};
-use super::{favour_this_thread, http_get, query_loop, Pause};
+use super::{favour_this_thread, http_get, query_loop, spawn_backfill, Pause, SERVING_ON};
 
 /// What one alternating run gave (or several, pooled).
 #[derive(Default)]
@@ -156,21 +155,11 @@ pub fn run(
     beside: Beside,
     window: Duration,
 ) -> Windows {
-    let mut child = Command::new(bin)
-        .arg("backfill")
-        .arg("--hunt")
-        .arg(hunt)
-        .args(["-w", &workers.to_string(), "--output", "/dev/null"])
-        .args(["--serve", "127.0.0.1:0"])
-        .args(parts)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn huntflow backfill");
+    let mut child = spawn_backfill(bin, hunt, parts, workers, true);
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let addr = lines
         .by_ref()
-        .find_map(|l| Some(l.ok()?.strip_prefix("serving on http://")?.to_string()))
+        .find_map(|l| Some(l.ok()?.strip_prefix(SERVING_ON)?.to_string()))
         .expect("the job says where it serves");
     let finished = Arc::new(AtomicBool::new(false));
     let drain = {
