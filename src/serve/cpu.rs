@@ -37,14 +37,13 @@ pub fn setup(workers: usize) {
     short_slices();
     let cpus = allowed_cpus();
     if cpus.len() >= 2 && workers >= cpus.len() {
-        TURNS.with_borrow_mut(|t| {
-            *t = Some(Turns {
-                cpus,
-                next: 0,
-                due: Instant::now(),
-            })
-        });
-        turn(Instant::now());
+        let now = Instant::now();
+        TURNS.set(Some(Turns {
+            cpus,
+            next: 0,
+            due: now,
+        }));
+        turn(now);
     }
 }
 
