@@ -25,9 +25,9 @@
 //! that of the job's HTTP thread and of the client thread.
 //!
 //! **Windows** (see [`windows`]): one backfill of the 10M-event dataset
-//! with the client (or a trivial responder's client, or a spinning thread)
-//! switched on in every other second, each such window's ingestion rate
-//! compared with the windows around it. Separate runs vary by ±10% here;
+//! with the client (or a trivial responder's client, or a spinning thread,
+//! or two of these taking turns) switched on in every other second, each
+//! such window's ingestion rate compared with the windows around it. Separate runs vary by ±10% here;
 //! neighbouring windows of one run vary far less.
 //!
 //! Latency is from writing a request to having read its whole answer, on
@@ -40,7 +40,9 @@
 //! runs only the loads named: `serving`, `rate`, `rate-favoured`,
 //! `flat-out` (each with `plain`), `windows`, `windows-trivial`,
 //! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`,
-//! `windows-spin-turns`.
+//! `windows-spin-turns`, and `windows-paired` (`-favoured`): the client
+//! querying the job and the client querying the trivial responder taking
+//! turns in one backfill.
 //! `HUNTFLOW_BENCH_WINDOW_RUNS` repeats each windows load that many times,
 //! the loads in turn, and then prints each load's windows pooled over its
 //! runs.
@@ -297,7 +299,8 @@ enum Pause {
 }
 
 /// Query latencies (ms) and the client thread's CPU seconds. With a `gate`,
-/// requests are sent only while it is set.
+/// requests are sent only while it is set (unset, the thread parks until
+/// unparked), and the CPU is counted only then.
 fn query_loop(
     addr: &str,
     done: &AtomicBool,
@@ -311,12 +314,18 @@ fn query_loop(
     let mut out = Vec::new();
     let mut n = 0u64;
     let mut due = Instant::now();
+    // CPU seconds while sending, and when the current spell of it began.
+    let (mut cpu, mut since) = (0.0, Some(thread_cpu()));
     while !done.load(Ordering::Acquire) {
         if gate.is_some_and(|g| !g.load(Ordering::Acquire)) {
-            std::thread::sleep(Duration::from_millis(1));
+            if let Some(t) = since.take() {
+                cpu += thread_cpu() - t;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
             due = Instant::now();
             continue;
         }
+        since = since.or_else(|| Some(thread_cpu()));
         n += 1;
         let path = if n.is_multiple_of(10) {
             format!("/v1/zones/z{:03}", rng.random_range(0..100))
@@ -347,7 +356,10 @@ fn query_loop(
             }
         }
     }
-    (out, thread_cpu())
+    if let Some(t) = since {
+        cpu += thread_cpu() - t;
+    }
+    (out, cpu)
 }
 
 fn main() {
@@ -365,49 +377,50 @@ fn main() {
         rounds(bin, &hunt, &parts, &loads);
     }
     let favour = can_favour();
-    let besides: Vec<Beside> = [
-        ("windows", Beside::Client { favoured: false }),
+    let (client, trivial) = (
+        Beside::Client { favoured: false },
+        Beside::ClientOfTrivial { favoured: false },
+    );
+    let (client_favoured, trivial_favoured) = (
+        Beside::Client { favoured: true },
+        Beside::ClientOfTrivial { favoured: true },
+    );
+    let spin = |turns| Beside::Spin {
+        spin: Duration::from_micros(100),
+        turns,
+    };
+    let groups: Vec<Vec<Beside>> = [
+        ("windows", vec![client]),
+        ("windows-trivial", vec![trivial]),
+        ("windows-favoured", vec![client_favoured]),
+        ("windows-favoured-trivial", vec![trivial_favoured]),
+        ("windows-spin", vec![spin(false)]),
+        ("windows-spin-turns", vec![spin(true)]),
+        ("windows-paired", vec![client, trivial]),
         (
-            "windows-trivial",
-            Beside::ClientOfTrivial { favoured: false },
-        ),
-        ("windows-favoured", Beside::Client { favoured: true }),
-        (
-            "windows-favoured-trivial",
-            Beside::ClientOfTrivial { favoured: true },
-        ),
-        (
-            "windows-spin",
-            Beside::Spin {
-                spin: Duration::from_micros(100),
-                turns: false,
-            },
-        ),
-        (
-            "windows-spin-turns",
-            Beside::Spin {
-                spin: Duration::from_micros(100),
-                turns: true,
-            },
+            "windows-paired-favoured",
+            vec![client_favoured, trivial_favoured],
         ),
     ]
     .into_iter()
-    .filter(|&(key, beside)| {
-        let needs_favour = !matches!(
-            beside,
-            Beside::Client { favoured: false } | Beside::ClientOfTrivial { favoured: false }
-        );
+    .filter(|(key, group)| {
+        let needs_favour = group.iter().any(|b| {
+            !matches!(
+                b,
+                Beside::Client { favoured: false } | Beside::ClientOfTrivial { favoured: false }
+            )
+        });
         wanted(key) && (favour || !needs_favour)
     })
-    .map(|(_, beside)| beside)
+    .map(|(_, group)| group)
     .collect();
-    if !besides.is_empty() {
+    if !groups.is_empty() {
         let (hunt, parts) = dataset(bin, &TEN_MILLION);
         let runs = std::env::var("HUNTFLOW_BENCH_WINDOW_RUNS")
             .ok()
             .and_then(|r| r.parse().ok())
             .unwrap_or(1);
-        windows::compare(bin, &hunt, &parts, workers(), &besides, runs);
+        windows::compare(bin, &hunt, &parts, workers(), &groups, runs);
     }
 }
 

@@ -9,8 +9,8 @@
 //! of the two windows around it, so that slow drift of the machine cancels.
 //!
 //! The client shares the two cores with the job here, where a real client
-//! would not. To tell its part from the server's, two other runs put
-//! something else in the same windows:
+//! would not. To tell its part from the server's, other runs put something
+//! else in the same windows:
 //!
 //! - the same client querying a trivial responder in the bench process (one
 //!   thread answering each request with a fixed body of a player answer's
@@ -20,17 +20,25 @@
 //!   scheduler puts it, and once taking turns over the cores as the job's
 //!   API thread does (time taken from one worker holds the other back, time
 //!   taken from both evenly does less harm).
+//!
+//! Several loads may also take turns in one backfill (off, the first, off,
+//! the second, ...): the client querying the job and the same client
+//! querying the trivial responder, paired this way, meet the same state of
+//! the machine and of the job, and the difference of their slowdowns is the
+//! server's part. Each client load also reports the CPU per query of the
+//! thread answering it (the job's HTTP thread, or the responder's) and of
+//! the client thread.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use huntflow::serve::cpu;
 
 use super::common::{quantile, results_file, Quantiles};
-use super::{favour_this_thread, http_get, query_loop, spawn_backfill, Pause, SERVING_ON};
+use super::{favour_this_thread, http_get, job_cpu, query_loop, spawn_backfill, Pause, SERVING_ON};
 
 /// What one alternating run gave (or several, pooled).
 #[derive(Default)]
@@ -43,6 +51,9 @@ pub struct Windows {
     pub rates: [Vec<f64>; 2],
     /// The client's latencies (ms).
     pub latencies: Vec<f64>,
+    /// CPU seconds of the thread answering the client (the job's HTTP
+    /// thread, or the trivial responder's) and of the client thread.
+    pub cpu: [f64; 2],
 }
 
 /// The job's latest complete time, if it has one.
@@ -53,16 +64,22 @@ fn as_of(addr: &str) -> Option<u64> {
 }
 
 /// A responder on a port of its own answering every request on a
-/// connection with the same 400-byte JSON body; returns its address.
-pub fn trivial_responder() -> String {
+/// connection with the same 400-byte JSON body; returns its address and
+/// where the thread answering the latest connection puts its thread id.
+pub fn trivial_responder() -> (String, Arc<AtomicI32>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
     let addr = listener
         .local_addr()
         .expect("responder address")
         .to_string();
+    let tid = Arc::new(AtomicI32::new(0));
+    let answering = tid.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
+            let answering = answering.clone();
             std::thread::spawn(move || {
+                // SAFETY: a plain system call naming the calling thread.
+                answering.store(unsafe { libc::gettid() }, Ordering::Release);
                 let _ = stream.set_nodelay(true);
                 let body = format!("{{\"filler\":\"{}\"}}", "x".repeat(386));
                 let answer = format!(
@@ -87,7 +104,13 @@ pub fn trivial_responder() -> String {
             });
         }
     });
-    addr
+    (addr, tid)
+}
+
+/// CPU seconds of thread `tid` of this process, if it still runs.
+fn own_thread_cpu(tid: i32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    Some(s.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
 }
 
 /// What runs in every other window.
@@ -120,9 +143,9 @@ impl Beside {
     }
 }
 
-/// Spins for `spin` every millisecond while `on`, until `done`; with
-/// `turns`, on one core at a time, moving on as the job's API thread does
-/// ([`huntflow::serve::cpu`]).
+/// Spins for `spin` every millisecond while `on` (parked until unparked
+/// otherwise), until `done`; with `turns`, on one core at a time, moving on
+/// as the job's API thread does ([`huntflow::serve::cpu`]).
 fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
     if turns {
         cpu::setup(usize::MAX);
@@ -130,7 +153,7 @@ fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
     let mut due = Instant::now();
     while !done.load(Ordering::Acquire) {
         if !on.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::park_timeout(Duration::from_millis(50));
             due = Instant::now();
             continue;
         }
@@ -144,17 +167,62 @@ fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
     }
 }
 
-/// One backfill over `parts` with `workers` workers and `beside` running in
-/// every other window (a client at `rate` requests a second).
+/// A load's thread and what it needs to report.
+struct Running {
+    on: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<f64>, f64)>,
+    /// The trivial responder's answering thread, for a client of it.
+    responder: Option<Arc<AtomicI32>>,
+}
+
+/// Starts `beside` (a client at `rate` requests a second to the job at
+/// `addr`), parked while its `on` is unset (unpark it on setting it), until
+/// `done`.
+fn start(beside: Beside, addr: &str, rate: u32, done: &Arc<AtomicBool>) -> Running {
+    let on = Arc::new(AtomicBool::new(false));
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let (target, favoured, responder) = match beside {
+        Beside::Client { favoured } => (addr.to_string(), favoured, None),
+        Beside::ClientOfTrivial { favoured } => {
+            let (target, tid) = trivial_responder();
+            (target, favoured, Some(tid))
+        }
+        Beside::Spin { .. } => (String::new(), true, None),
+    };
+    let thread = {
+        let (on, done) = (on.clone(), done.clone());
+        std::thread::spawn(move || {
+            if favoured {
+                favour_this_thread();
+            }
+            match beside {
+                Beside::Spin { spin, turns } => {
+                    spin_loop(spin, turns, &on, &done);
+                    (Vec::new(), 0.0)
+                }
+                _ => query_loop(&target, &done, Pause::Every(period), Some(&on)),
+            }
+        })
+    };
+    Running {
+        on,
+        thread,
+        responder,
+    }
+}
+
+/// One backfill over `parts` with `workers` workers and each of `besides`
+/// running in its turn in every other window (off, the first, off, the
+/// second, ...; a client at `rate` requests a second); what each gave.
 pub fn run(
     bin: &str,
     hunt: &std::path::Path,
     parts: &[std::path::PathBuf],
     workers: usize,
     rate: u32,
-    beside: Beside,
+    besides: &[Beside],
     window: Duration,
-) -> Windows {
+) -> Vec<Windows> {
     let mut child = spawn_backfill(bin, hunt, parts, workers, true);
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let addr = lines
@@ -172,39 +240,25 @@ pub fn run(
             }
         })
     };
-    let (on, done) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let client = {
-        let (on, done) = (on.clone(), done.clone());
-        let period = Duration::from_secs_f64(1.0 / f64::from(rate));
-        let (target, favoured) = match beside {
-            Beside::Client { favoured } => (addr.clone(), favoured),
-            Beside::ClientOfTrivial { favoured } => (trivial_responder(), favoured),
-            Beside::Spin { .. } => (String::new(), true),
-        };
-        std::thread::spawn(move || {
-            if favoured {
-                favour_this_thread();
-            }
-            match beside {
-                Beside::Spin { spin, turns } => {
-                    spin_loop(spin, turns, &on, &done);
-                    (Vec::new(), 0.0)
-                }
-                _ => query_loop(&target, &done, Pause::Every(period), Some(&on)),
-            }
-        })
-    };
+    let done = Arc::new(AtomicBool::new(false));
+    let loads: Vec<Running> = besides
+        .iter()
+        .map(|&b| start(b, &addr, rate, &done))
+        .collect();
     while as_of(&addr).is_none() && !finished.load(Ordering::Acquire) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    // (load on?, ingestion rate) per window, the first two (warm-up) left out.
+    let http_before = job_cpu(child.id()).1;
+    // (the load on, if any; ingestion rate) per window, the first two
+    // (warm-up) left out.
     let mut measured = Vec::new();
     let mut mark = (Instant::now(), as_of(&addr).unwrap_or(0));
-    for k in 0.. {
-        on.store(k % 2 == 1, Ordering::Release);
+    for k in 0usize.. {
+        let turn = (k % 2 == 1).then(|| (k / 2) % loads.len());
+        for (i, load) in loads.iter().enumerate() {
+            load.on.store(turn == Some(i), Ordering::Release);
+            load.thread.thread().unpark();
+        }
         std::thread::sleep(window);
         let now = (Instant::now(), as_of(&addr).unwrap_or(0));
         if finished.load(Ordering::Acquire) {
@@ -212,74 +266,173 @@ pub fn run(
         }
         let advance = now.1.saturating_sub(mark.1) as f64 / (now.0 - mark.0).as_secs_f64();
         if k >= 2 {
-            measured.push((k % 2 == 1, advance));
+            measured.push((turn, advance));
         }
         mark = now;
     }
+    // The answering threads' CPU, before the clients stop and the job ends.
+    let http = job_cpu(child.id()).1 - http_before;
+    let answering: Vec<f64> = besides
+        .iter()
+        .zip(&loads)
+        .map(|(b, l)| match (b, &l.responder) {
+            (Beside::Client { .. }, _) => http,
+            (_, Some(tid)) => own_thread_cpu(tid.load(Ordering::Acquire)).unwrap_or(0.0),
+            _ => 0.0,
+        })
+        .collect();
     done.store(true, Ordering::Release);
-    let (latencies, _) = client.join().expect("client");
+    for load in &loads {
+        load.thread.thread().unpark();
+    }
+    let ran: Vec<(Vec<f64>, f64)> = loads
+        .into_iter()
+        .map(|l| l.thread.join().expect("load thread"))
+        .collect();
     let _ = child.kill();
     let _ = child.wait();
     let _ = drain.join();
-    let slowdowns = measured
-        .windows(3)
-        .filter(|w| w[1].0)
-        .map(|w| (w[0].1 + w[2].1) / 2.0 / w[1].1 - 1.0)
+    let off: Vec<f64> = measured
+        .iter()
+        .filter(|m| m.0.is_none())
+        .map(|m| m.1)
         .collect();
-    let mut rates = [Vec::new(), Vec::new()];
-    for &(client_on, r) in &measured {
-        rates[usize::from(client_on)].push(r);
-    }
-    Windows {
-        slowdowns,
-        rates,
-        latencies,
-    }
+    ran.into_iter()
+        .zip(answering)
+        .enumerate()
+        .map(|(i, ((latencies, client_cpu), answering_cpu))| Windows {
+            slowdowns: measured
+                .windows(3)
+                .filter(|w| w[1].0 == Some(i))
+                .map(|w| (w[0].1 + w[2].1) / 2.0 / w[1].1 - 1.0)
+                .collect(),
+            rates: [
+                off.clone(),
+                measured
+                    .iter()
+                    .filter(|m| m.0 == Some(i))
+                    .map(|m| m.1)
+                    .collect(),
+            ],
+            latencies,
+            cpu: [answering_cpu, client_cpu],
+        })
+        .collect()
 }
 
-/// Runs every load of `besides` `runs` times, in turn (each load's k-th run
-/// before any load's next one, so that drift of the machine reaches every
-/// load alike), printing each run; with more than one run, then each load's
-/// windows pooled over its runs.
+/// Runs every group of `groups` `runs` times, in turn (each group's k-th
+/// run before any group's next one, so that drift of the machine reaches
+/// every group alike); the loads of a group take turns in one backfill.
+/// Prints each run; with more than one run, then each load's windows pooled
+/// over its runs. For a group of two loads, also the difference of their
+/// median slowdowns, per run and pooled.
 pub fn compare(
     bin: &str,
     hunt: &std::path::Path,
     parts: &[std::path::PathBuf],
     workers: usize,
-    besides: &[Beside],
+    groups: &[Vec<Beside>],
     runs: usize,
 ) {
     const RATE: u32 = 1000;
-    let mut pooled: Vec<(Windows, Vec<f64>)> = besides
+    let label = |group: &[Beside], i: usize| {
+        let name = group[i].name(RATE);
+        match group.len() {
+            1 => name,
+            _ => {
+                let others: Vec<String> = (0..group.len())
+                    .filter(|&j| j != i)
+                    .map(|j| group[j].name(RATE))
+                    .collect();
+                format!("{name} (taking turns with {})", others.join(", "))
+            }
+        }
+    };
+    // Per group, per load: its windows pooled, and its run medians.
+    let mut pooled: Vec<Vec<(Windows, Vec<f64>)>> = groups
         .iter()
-        .map(|_| (Windows::default(), Vec::new()))
+        .map(|g| g.iter().map(|_| (Windows::default(), Vec::new())).collect())
         .collect();
     for _ in 0..runs {
-        for (&beside, (all, medians)) in besides.iter().zip(&mut pooled) {
-            let w = run(
+        for (group, pool) in groups.iter().zip(&mut pooled) {
+            let got = run(
                 bin,
                 hunt,
                 parts,
                 workers,
                 RATE,
-                beside,
+                group,
                 Duration::from_secs(1),
             );
-            if let Some(median) = report(workers, &beside.name(RATE), &w, None) {
-                medians.push(median);
+            for (i, (w, (all, medians))) in got.into_iter().zip(pool.iter_mut()).enumerate() {
+                if let Some(median) = report(workers, &label(group, i), &w, None) {
+                    medians.push(median);
+                }
+                all.slowdowns.extend(w.slowdowns);
+                for (a, b) in all.rates.iter_mut().zip(w.rates) {
+                    a.extend(b);
+                }
+                all.latencies.extend(w.latencies);
+                for (a, b) in all.cpu.iter_mut().zip(w.cpu) {
+                    *a += b;
+                }
             }
-            all.slowdowns.extend(w.slowdowns);
-            for (a, b) in all.rates.iter_mut().zip(w.rates) {
-                a.extend(b);
-            }
-            all.latencies.extend(w.latencies);
         }
     }
-    if runs > 1 {
-        for (&beside, (all, medians)) in besides.iter().zip(&pooled) {
-            report(workers, &beside.name(RATE), all, Some(medians));
+    for (group, pool) in groups.iter().zip(&pooled) {
+        if runs > 1 {
+            for (i, (all, medians)) in pool.iter().enumerate() {
+                report(workers, &label(group, i), all, Some(medians));
+            }
+        }
+        if let [(first, a), (second, b)] = &pool[..] {
+            difference(workers, group, [first, second], [a, b]);
         }
     }
+}
+
+/// Prints (and appends to the results) how much more the first of two
+/// loads that took turns slowed ingestion than the second: per run, the
+/// difference of the run's medians, and over the pooled windows.
+fn difference(workers: usize, pair: &[Beside], pooled: [&Windows; 2], medians: [&Vec<f64>; 2]) {
+    const RATE: u32 = 1000;
+    let median = |w: &Windows| {
+        let mut s = w.slowdowns.clone();
+        s.sort_by(f64::total_cmp);
+        (!s.is_empty()).then(|| quantile(&s, 0.5))
+    };
+    let (Some(a), Some(b)) = (median(pooled[0]), median(pooled[1])) else {
+        return;
+    };
+    let per_run: Vec<f64> = medians[0]
+        .iter()
+        .zip(medians[1])
+        .map(|(x, y)| x - y)
+        .collect();
+    let pct = |x: f64| format!("{:+.1}", x * 100.0);
+    let each: Vec<String> = per_run.iter().map(|&d| pct(d)).collect();
+    println!(
+        "-w{workers}, {} against {}, taking turns in {} runs: pooled medians {}% and {}%, \
+         difference {} points; per run {}",
+        pair[0].name(RATE),
+        pair[1].name(RATE),
+        per_run.len(),
+        pct(a),
+        pct(b),
+        pct(a - b),
+        each.join(" ")
+    );
+    let (_, mut results) = results_file();
+    writeln!(
+        results,
+        "{{\"bench\":\"query-windows-difference\",\"workers\":{workers},\"first\":\"{}\",\
+         \"second\":\"{}\",\"pooled_medians\":[{a:.4},{b:.4}],\"difference\":{:.4},\
+         \"run_differences\":{per_run:?}}}",
+        pair[0].name(RATE),
+        pair[1].name(RATE),
+        a - b
+    )
+    .expect("write result");
 }
 
 /// Prints one run's windows (or, given its runs' medians, the windows
@@ -332,6 +485,12 @@ fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64]>) 
             l.count, l.p50, l.p99, l.max
         );
         json += &format!(",\"queries\":{},{}", l.count, l.json());
+        let [answering, client] = w.cpu.map(|s| s * 1e6 / l.count as f64);
+        line +=
+            &format!("; CPU per query: answering thread {answering:.0} us, client {client:.0} us");
+        json += &format!(
+            ",\"answering_cpu_us_per_query\":{answering:.1},\"client_cpu_us_per_query\":{client:.1}"
+        );
     }
     println!("{line}");
     let (path, mut results) = results_file();
