@@ -49,6 +49,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "query/report.rs"]
+mod report;
 #[path = "query/windows.rs"]
 mod windows;
 

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use huntflow::serve::cpu;
 
-use super::common::{quantile, results_file, Quantiles};
+use super::report::{difference, report};
 use super::{favour_this_thread, http_get, job_cpu, query_loop, spawn_backfill, Pause, SERVING_ON};
 
 /// What one alternating run gave (or several, pooled).
@@ -348,10 +348,11 @@ pub fn compare(
             }
         }
     };
-    // Per group, per load: its windows pooled, and its run medians.
-    let mut pooled: Vec<Vec<(Windows, Vec<f64>)>> = groups
+    // Per group, per load: its windows pooled, its run medians, and each
+    // run's slowdowns.
+    let mut pooled: Vec<Vec<Pool>> = groups
         .iter()
-        .map(|g| g.iter().map(|_| (Windows::default(), Vec::new())).collect())
+        .map(|g| g.iter().map(|_| Pool::default()).collect())
         .collect();
     for _ in 0..runs {
         for (group, pool) in groups.iter().zip(&mut pooled) {
@@ -364,16 +365,17 @@ pub fn compare(
                 group,
                 Duration::from_secs(1),
             );
-            for (i, (w, (all, medians))) in got.into_iter().zip(pool.iter_mut()).enumerate() {
+            for (i, (w, p)) in got.into_iter().zip(pool.iter_mut()).enumerate() {
                 if let Some(median) = report(workers, &label(group, i), &w, None) {
-                    medians.push(median);
+                    p.medians.push(median);
                 }
-                all.slowdowns.extend(w.slowdowns);
-                for (a, b) in all.rates.iter_mut().zip(w.rates) {
+                p.runs.push(w.slowdowns.clone());
+                p.all.slowdowns.extend(w.slowdowns);
+                for (a, b) in p.all.rates.iter_mut().zip(w.rates) {
                     a.extend(b);
                 }
-                all.latencies.extend(w.latencies);
-                for (a, b) in all.cpu.iter_mut().zip(w.cpu) {
+                p.all.latencies.extend(w.latencies);
+                for (a, b) in p.all.cpu.iter_mut().zip(w.cpu) {
                     *a += b;
                 }
             }
@@ -381,120 +383,23 @@ pub fn compare(
     }
     for (group, pool) in groups.iter().zip(&pooled) {
         if runs > 1 {
-            for (i, (all, medians)) in pool.iter().enumerate() {
-                report(workers, &label(group, i), all, Some(medians));
+            for (i, p) in pool.iter().enumerate() {
+                report(workers, &label(group, i), &p.all, Some(&p.medians));
             }
         }
-        if let [(first, a), (second, b)] = &pool[..] {
-            difference(workers, group, [first, second], [a, b]);
+        if let [first, second] = &pool[..] {
+            difference(workers, group, [&first.runs, &second.runs]);
         }
     }
 }
 
-/// Prints (and appends to the results) how much more the first of two
-/// loads that took turns slowed ingestion than the second: per run, the
-/// difference of the run's medians, and over the pooled windows.
-fn difference(workers: usize, pair: &[Beside], pooled: [&Windows; 2], medians: [&Vec<f64>; 2]) {
-    const RATE: u32 = 1000;
-    let median = |w: &Windows| {
-        let mut s = w.slowdowns.clone();
-        s.sort_by(f64::total_cmp);
-        (!s.is_empty()).then(|| quantile(&s, 0.5))
-    };
-    let (Some(a), Some(b)) = (median(pooled[0]), median(pooled[1])) else {
-        return;
-    };
-    let per_run: Vec<f64> = medians[0]
-        .iter()
-        .zip(medians[1])
-        .map(|(x, y)| x - y)
-        .collect();
-    let pct = |x: f64| format!("{:+.1}", x * 100.0);
-    let each: Vec<String> = per_run.iter().map(|&d| pct(d)).collect();
-    println!(
-        "-w{workers}, {} against {}, taking turns in {} runs: pooled medians {}% and {}%, \
-         difference {} points; per run {}",
-        pair[0].name(RATE),
-        pair[1].name(RATE),
-        per_run.len(),
-        pct(a),
-        pct(b),
-        pct(a - b),
-        each.join(" ")
-    );
-    let (_, mut results) = results_file();
-    writeln!(
-        results,
-        "{{\"bench\":\"query-windows-difference\",\"workers\":{workers},\"first\":\"{}\",\
-         \"second\":\"{}\",\"pooled_medians\":[{a:.4},{b:.4}],\"difference\":{:.4},\
-         \"run_differences\":{per_run:?}}}",
-        pair[0].name(RATE),
-        pair[1].name(RATE),
-        a - b
-    )
-    .expect("write result");
-}
-
-/// Prints one run's windows (or, given its runs' medians, the windows
-/// pooled over runs) and appends them to the results; returns their median
-/// slowdown.
-fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64]>) -> Option<f64> {
-    let n = w.slowdowns.len();
-    if n == 0 {
-        eprintln!("alternating windows ({load}): the backfill was too short to compare windows");
-        return None;
-    }
-    let mut sorted = w.slowdowns.clone();
-    sorted.sort_by(f64::total_cmp);
-    let q = |f: f64| quantile(&sorted, f);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (off, on) = (mean(&w.rates[0]), mean(&w.rates[1]));
-    let pct = |x: f64| format!("{:+.1}%", x * 100.0);
-    let (head, bench) = match run_medians {
-        None => ("backfill 10M".to_string(), "query-windows"),
-        Some(m) => (
-            format!("pooled over {} runs", m.len()),
-            "query-windows-pooled",
-        ),
-    };
-    let mut line = format!(
-        "{head} -w{workers}, {load} in every other 1 s window: {n} windows with it, \
-         slowdown against the windows around them: median {} (quartiles {}..{}); \
-         mean ingestion {off:.0} event-ms/s without, {on:.0} with",
-        pct(q(0.5)),
-        pct(q(0.25)),
-        pct(q(0.75)),
-    );
-    let mut json = format!(
-        "{{\"bench\":\"{bench}\",\"workers\":{workers},\"beside\":\"{load}\",\"windows\":{n},\
-         \"slowdown_median\":{:.4},\"slowdown_q1\":{:.4},\"slowdown_q3\":{:.4},\"slowdowns\":{:?}",
-        q(0.5),
-        q(0.25),
-        q(0.75),
-        w.slowdowns
-    );
-    if let Some(m) = run_medians {
-        let each: Vec<String> = m.iter().map(|&x| pct(x)).collect();
-        line += &format!("; run medians {}", each.join(" "));
-        json += &format!(",\"run_medians\":{m:?}");
-    }
-    if !w.latencies.is_empty() {
-        let l = Quantiles::of(w.latencies.clone(), "queries answered");
-        line += &format!(
-            "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
-            l.count, l.p50, l.p99, l.max
-        );
-        json += &format!(",\"queries\":{},{}", l.count, l.json());
-        let [answering, client] = w.cpu.map(|s| s * 1e6 / l.count as f64);
-        line +=
-            &format!("; CPU per query: answering thread {answering:.0} us, client {client:.0} us");
-        json += &format!(
-            ",\"answering_cpu_us_per_query\":{answering:.1},\"client_cpu_us_per_query\":{client:.1}"
-        );
-    }
-    println!("{line}");
-    let (path, mut results) = results_file();
-    writeln!(results, "{json}}}").expect("write result");
-    eprintln!("results appended to {}", path.display());
-    Some(q(0.5))
+/// One load's runs of [`compare`].
+#[derive(Default)]
+struct Pool {
+    /// Its windows, pooled.
+    all: Windows,
+    /// Each run's median slowdown (runs that had windows).
+    medians: Vec<f64>,
+    /// Each run's slowdowns.
+    runs: Vec<Vec<f64>>,
 }
