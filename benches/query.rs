@@ -40,7 +40,8 @@
 //! runs only the loads named: `serving`, `rate`, `rate-favoured`,
 //! `flat-out` (each with `plain`), `windows`, `windows-trivial`,
 //! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`,
-//! `windows-spin-turns`, and `windows-paired` (`-favoured`): the client
+//! `windows-spin-turns`, `windows-axum` (the client querying a minimal axum
+//! server in the bench process), and `windows-paired` (`-favoured`): the client
 //! querying the job and the client querying the trivial responder taking
 //! turns in one backfill.
 //! `HUNTFLOW_BENCH_WINDOW_RUNS` repeats each windows load that many times,
@@ -398,6 +399,10 @@ fn main() {
         ("windows-favoured-trivial", vec![trivial_favoured]),
         ("windows-spin", vec![spin(false)]),
         ("windows-spin-turns", vec![spin(true)]),
+        (
+            "windows-axum",
+            vec![Beside::ClientOfAxum { favoured: false }],
+        ),
         ("windows-paired", vec![client, trivial]),
         (
             "windows-paired-favoured",
@@ -409,7 +414,9 @@ fn main() {
         let needs_favour = group.iter().any(|b| {
             !matches!(
                 b,
-                Beside::Client { favoured: false } | Beside::ClientOfTrivial { favoured: false }
+                Beside::Client { favoured: false }
+                    | Beside::ClientOfTrivial { favoured: false }
+                    | Beside::ClientOfAxum { favoured: false }
             )
         });
         wanted(key) && (favour || !needs_favour)

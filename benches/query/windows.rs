@@ -15,6 +15,9 @@
 //! - the same client querying a trivial responder in the bench process (one
 //!   thread answering each request with a fixed body of a player answer's
 //!   size): what the client and the loopback TCP alone cost ingestion;
+//! - the same client querying a minimal axum server in the bench process,
+//!   run as the job's is: what the HTTP stack costs without the job's
+//!   handlers;
 //! - a thread that spins for 100 µs every millisecond: what taking that much
 //!   CPU from the workers, with nothing else, costs; once where the
 //!   scheduler puts it, and once taking turns over the cores as the job's
@@ -81,7 +84,7 @@ pub fn trivial_responder() -> (String, Arc<AtomicI32>) {
                 // SAFETY: a plain system call naming the calling thread.
                 answering.store(unsafe { libc::gettid() }, Ordering::Release);
                 let _ = stream.set_nodelay(true);
-                let body = format!("{{\"filler\":\"{}\"}}", "x".repeat(386));
+                let body = filler();
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
@@ -107,6 +110,45 @@ pub fn trivial_responder() -> (String, Arc<AtomicI32>) {
     (addr, tid)
 }
 
+/// The fixed 400-byte JSON body of the responders, about a player answer's
+/// size.
+fn filler() -> String {
+    format!("{{\"filler\":\"{}\"}}", "x".repeat(386))
+}
+
+/// A minimal axum server, as the job's is run (a current-thread tokio
+/// runtime on a thread of its own), answering the job's player and zone
+/// paths with [`filler`]; returns its address and where its thread puts its
+/// thread id. What the HTTP stack alone costs, without the job's handlers.
+pub fn axum_responder() -> (String, Arc<AtomicI32>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener
+        .local_addr()
+        .expect("responder address")
+        .to_string();
+    let tid = Arc::new(AtomicI32::new(0));
+    let answering = tid.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::thread::spawn(move || {
+        // SAFETY: a plain system call naming the calling thread.
+        answering.store(unsafe { libc::gettid() }, Ordering::Release);
+        let body: &'static str = filler().leak();
+        let answer = move || async move { ([("content-type", "application/json")], body) };
+        let app = axum::Router::new()
+            .route("/v1/players/{id}", axum::routing::get(answer))
+            .route("/v1/zones/{id}", axum::routing::get(answer));
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    (addr, tid)
+}
+
 /// CPU seconds of thread `tid` of this process, if it still runs.
 fn own_thread_cpu(tid: i32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
@@ -120,6 +162,8 @@ pub enum Beside {
     Client { favoured: bool },
     /// The client querying [`trivial_responder`].
     ClientOfTrivial { favoured: bool },
+    /// The client querying [`axum_responder`].
+    ClientOfAxum { favoured: bool },
     /// A thread at nice -10 spinning this long every millisecond; taking
     /// turns over the cores as the job's API thread does, when `turns`.
     Spin { spin: Duration, turns: bool },
@@ -133,6 +177,9 @@ impl Beside {
             Beside::Client { favoured } => format!("client {rate}/s{}", nice(favoured)),
             Beside::ClientOfTrivial { favoured } => {
                 format!("client {rate}/s{} -> trivial responder", nice(favoured))
+            }
+            Beside::ClientOfAxum { favoured } => {
+                format!("client {rate}/s{} -> minimal axum server", nice(favoured))
             }
             Beside::Spin { spin, turns } => format!(
                 "spin {} us every ms, nice -10{}",
@@ -171,7 +218,8 @@ fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
 struct Running {
     on: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<(Vec<f64>, f64)>,
-    /// The trivial responder's answering thread, for a client of it.
+    /// The answering thread of the responder in the bench, for a client of
+    /// one.
     responder: Option<Arc<AtomicI32>>,
 }
 
@@ -185,6 +233,10 @@ fn start(beside: Beside, addr: &str, rate: u32, done: &Arc<AtomicBool>) -> Runni
         Beside::Client { favoured } => (addr.to_string(), favoured, None),
         Beside::ClientOfTrivial { favoured } => {
             let (target, tid) = trivial_responder();
+            (target, favoured, Some(tid))
+        }
+        Beside::ClientOfAxum { favoured } => {
+            let (target, tid) = axum_responder();
             (target, favoured, Some(tid))
         }
         Beside::Spin { .. } => (String::new(), true, None),
