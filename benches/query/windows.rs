@@ -66,16 +66,22 @@ fn as_of(addr: &str) -> Option<u64> {
     v["as_of"].as_u64()
 }
 
-/// A responder on a port of its own answering every request on a
-/// connection with the same 400-byte JSON body; returns its address and
-/// where the thread answering the latest connection puts its thread id.
-pub fn trivial_responder() -> (String, Arc<AtomicI32>) {
+/// A free local port for a responder in the bench, its address, and a slot
+/// for the thread id of the thread answering on it.
+fn responder_port() -> (TcpListener, String, Arc<AtomicI32>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
     let addr = listener
         .local_addr()
         .expect("responder address")
         .to_string();
-    let tid = Arc::new(AtomicI32::new(0));
+    (listener, addr, Arc::new(AtomicI32::new(0)))
+}
+
+/// A responder on a port of its own answering every request on a
+/// connection with the same 400-byte JSON body; returns its address and
+/// where the thread answering the latest connection puts its thread id.
+pub fn trivial_responder() -> (String, Arc<AtomicI32>) {
+    let (listener, addr, tid) = responder_port();
     let answering = tid.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
@@ -121,13 +127,8 @@ fn filler() -> String {
 /// paths with [`filler`]; returns its address and where its thread puts its
 /// thread id. What the HTTP stack alone costs, without the job's handlers.
 pub fn axum_responder() -> (String, Arc<AtomicI32>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind responder");
+    let (listener, addr, tid) = responder_port();
     listener.set_nonblocking(true).expect("nonblocking");
-    let addr = listener
-        .local_addr()
-        .expect("responder address")
-        .to_string();
-    let tid = Arc::new(AtomicI32::new(0));
     let answering = tid.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
