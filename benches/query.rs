@@ -25,10 +25,11 @@
 //! that of the job's HTTP thread and of the client thread.
 //!
 //! **Windows** (see [`windows`]): one backfill of the 10M-event dataset
-//! with the client (or a trivial responder's client, or a spinning thread,
-//! or two of these taking turns) switched on in every other second, each
-//! such window's ingestion rate compared with the windows around it. Separate runs vary by ±10% here;
-//! neighbouring windows of one run vary far less.
+//! with the client (or a client of a responder in the bench, or a spinning
+//! thread, or two of these taking turns) switched on in every other second,
+//! each such window's ingestion rate compared with the windows around it.
+//! Separate runs vary by ±10% here; neighbouring windows of one run vary far
+//! less.
 //!
 //! Latency is from writing a request to having read its whole answer, on
 //! this machine's two cores: the client shares them with the job. The

@@ -55,7 +55,8 @@ pub struct Windows {
     /// The client's latencies (ms).
     pub latencies: Vec<f64>,
     /// CPU seconds of the thread answering the client (the job's HTTP
-    /// thread, or the trivial responder's) and of the client thread.
+    /// thread, or that of the responder in the bench) and of the client
+    /// thread.
     pub cpu: [f64; 2],
 }
 
