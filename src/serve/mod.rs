@@ -160,9 +160,7 @@ impl ServeOptions {
             },
         }
     }
-}
 
-impl ServeOptions {
     /// Serves the API over the state of a job on `hunt`, beside `workers`
     /// worker threads, and says on standard error where (`serving on
     /// http://ADDR`, the line scripts wait for).
