@@ -6,10 +6,10 @@ use std::io::Write;
 use rand::{Rng, SeedableRng};
 
 use super::common::{quantile, results_file, Quantiles};
-use super::windows::{Beside, Windows};
+use super::windows::{Beside, Windows, RATE};
 
 /// The median of `v` (unsorted), if it has any.
-fn median(v: &[f64]) -> Option<f64> {
+pub fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     (!s.is_empty()).then(|| quantile(&s, 0.5))
@@ -27,7 +27,6 @@ fn pooled_difference(runs: [&[Vec<f64>]; 2], pick: &[usize]) -> Option<f64> {
 /// of their medians over the pooled windows, with a 90% bootstrap interval
 /// (the runs resampled, seeded), and the difference of each run's medians.
 pub fn difference(workers: usize, pair: &[Beside], runs: [&Vec<Vec<f64>>; 2]) {
-    const RATE: u32 = 1000;
     const RESAMPLES: usize = 2000;
     let n = runs[0].len().min(runs[1].len());
     let all: Vec<usize> = (0..n).collect();
@@ -76,13 +75,12 @@ pub fn difference(workers: usize, pair: &[Beside], runs: [&Vec<Vec<f64>>; 2]) {
 }
 
 /// Prints one run's windows (or, given its runs' medians, the windows
-/// pooled over runs) and appends them to the results; returns their median
-/// slowdown.
-pub fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64]>) -> Option<f64> {
+/// pooled over runs) and appends them to the results.
+pub fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64]>) {
     let n = w.slowdowns.len();
     if n == 0 {
         eprintln!("alternating windows ({load}): the backfill was too short to compare windows");
-        return None;
+        return;
     }
     let mut sorted = w.slowdowns.clone();
     sorted.sort_by(f64::total_cmp);
@@ -136,5 +134,4 @@ pub fn report(workers: usize, load: &str, w: &Windows, run_medians: Option<&[f64
     let (path, mut results) = results_file();
     writeln!(results, "{json}}}").expect("write result");
     eprintln!("results appended to {}", path.display());
-    Some(q(0.5))
 }

@@ -40,8 +40,11 @@ use std::time::{Duration, Instant};
 
 use huntflow::serve::cpu;
 
-use super::report::{difference, report};
+use super::report::{difference, median, report};
 use super::{favour_this_thread, http_get, job_cpu, query_loop, spawn_backfill, Pause, SERVING_ON};
+
+/// Requests a second of every client load.
+pub const RATE: u32 = 1000;
 
 /// What one alternating run gave (or several, pooled).
 #[derive(Default)]
@@ -388,7 +391,6 @@ pub fn compare(
     groups: &[Vec<Beside>],
     runs: usize,
 ) {
-    const RATE: u32 = 1000;
     let label = |group: &[Beside], i: usize| {
         let name = group[i].name(RATE);
         match group.len() {
@@ -402,8 +404,7 @@ pub fn compare(
             }
         }
     };
-    // Per group, per load: its windows pooled, its run medians, and each
-    // run's slowdowns.
+    // Per group, per load: its windows pooled, and each run's slowdowns.
     let mut pooled: Vec<Vec<Pool>> = groups
         .iter()
         .map(|g| g.iter().map(|_| Pool::default()).collect())
@@ -420,9 +421,7 @@ pub fn compare(
                 Duration::from_secs(1),
             );
             for (i, (w, p)) in got.into_iter().zip(pool.iter_mut()).enumerate() {
-                if let Some(median) = report(workers, &label(group, i), &w, None) {
-                    p.medians.push(median);
-                }
+                report(workers, &label(group, i), &w, None);
                 p.runs.push(w.slowdowns.clone());
                 p.all.slowdowns.extend(w.slowdowns);
                 for (a, b) in p.all.rates.iter_mut().zip(w.rates) {
@@ -438,7 +437,8 @@ pub fn compare(
     for (group, pool) in groups.iter().zip(&pooled) {
         if runs > 1 {
             for (i, p) in pool.iter().enumerate() {
-                report(workers, &label(group, i), &p.all, Some(&p.medians));
+                let medians: Vec<f64> = p.runs.iter().filter_map(|r| median(r)).collect();
+                report(workers, &label(group, i), &p.all, Some(&medians));
             }
         }
         if let [first, second] = &pool[..] {
@@ -452,8 +452,6 @@ pub fn compare(
 struct Pool {
     /// Its windows, pooled.
     all: Windows,
-    /// Each run's median slowdown (runs that had windows).
-    medians: Vec<f64>,
     /// Each run's slowdowns.
     runs: Vec<Vec<f64>>,
 }
