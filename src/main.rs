@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use huntflow::backfill::{self, BackfillOptions};
 use huntflow::generate::{self, GenerateOptions};
+use huntflow::job::backfill::{self, BackfillOptions};
+use huntflow::job::continuous::{RunOptions, Target};
 use huntflow::kafka::{tools, KafkaConfig};
-use huntflow::run::{RunOptions, Target};
 
 #[derive(Parser)]
 #[command(
@@ -268,7 +268,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         serve: args.serve.options(),
         derived: args.derived,
     };
-    huntflow::run::run(&opts)?;
+    huntflow::job::continuous::run(&opts)?;
     Ok(())
 }
 
@@ -300,7 +300,7 @@ fn dump(args: DumpArgs) -> anyhow::Result<()> {
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let for_hunt = match &args.for_hunt {
         Some(path) => Some(std::sync::Arc::new(
-            huntflow::hunt::Hunt::load(path)
+            huntflow::model::hunt::Hunt::load(path)
                 .with_context(|| format!("loading {}", path.display()))?,
         )),
         None => None,

@@ -8,7 +8,7 @@ mod kafka_harness;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use huntflow::kafka::output::Producer;
+use huntflow::kafka::producer::Producer;
 use huntflow::kafka::tools;
 use kafka_harness::{
     check_against_backfill, check_derived_against_backfill, check_files_against_backfill,

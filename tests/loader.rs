@@ -9,7 +9,7 @@ mod items;
 #[path = "loader/valid.rs"]
 mod valid;
 
-use huntflow::hunt::Hunt;
+use huntflow::model::hunt::Hunt;
 use std::fs;
 use std::path::{Path, PathBuf};
 

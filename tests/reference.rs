@@ -412,7 +412,7 @@ fn compare_with_engine(seed: u64) -> RefOutput {
     let (hunt_path, inputs) =
         huntflow::generate::write_case(&case, &dir.join("hunt"), &dir.join("events"))
             .expect("write case");
-    let hunt = huntflow::hunt::Hunt::load(&hunt_path).expect("generated hunt loads");
+    let hunt = huntflow::model::hunt::Hunt::load(&hunt_path).expect("generated hunt loads");
     let model = reference(&hunt, &case.partitions);
     let rejected: u64 = model.rejected.values().sum();
     assert_eq!(

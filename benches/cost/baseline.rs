@@ -4,10 +4,10 @@
 //! timely and differential dataflow.
 //!
 //! It reuses the engine's record decoding and validation
-//! (`huntflow::event::parse`, `Parsed::into_event`), the per-partition
-//! lateness and duplicate rules (`huntflow::source::Admission`), the hunt and
+//! (`huntflow::model::event::parse`, `Parsed::into_event`), the per-partition
+//! lateness and duplicate rules (`huntflow::input::admission::Admission`), the hunt and
 //! its zone index, and the notification record format
-//! (`huntflow::sink::format_notification`). Everything else is its own:
+//! (`huntflow::output::format::format_notification`). Everything else is its own:
 //! partitions are read round-robin in chunks, each keeping its frontier
 //! `max(0, M - L)`; accepted events wait by time until every open partition's
 //! frontier has passed it; complete times are processed in order by
@@ -23,11 +23,11 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 
-use huntflow::backfill::Summary;
-use huntflow::event::{self, Reason};
-use huntflow::hunt::Hunt;
-use huntflow::sink::format_notification;
-use huntflow::source::Admission;
+use huntflow::input::admission::Admission;
+use huntflow::input::stats::Summary;
+use huntflow::model::event::{self, Reason};
+use huntflow::model::hunt::Hunt;
+use huntflow::output::format::format_notification;
 
 use state::World;
 

@@ -5,8 +5,8 @@
 
 use std::cmp::Ordering;
 
-use huntflow::event::{Event, Fact, Id};
-use huntflow::hunt::Hunt;
+use huntflow::model::event::{Event, Fact, Id};
+use huntflow::model::hunt::Hunt;
 
 /// When and what a position or reading was: the latest one wins.
 pub struct Stamp {

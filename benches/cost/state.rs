@@ -15,9 +15,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
 
-use huntflow::event::{Event, Id};
-use huntflow::hunt::Hunt;
-use huntflow::sink::{Notification, PlayerKind};
+use huntflow::model::event::{Event, Id};
+use huntflow::model::hunt::Hunt;
+use huntflow::output::order::{Notification, PlayerKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::player::Player;

@@ -16,8 +16,8 @@ use differential_dataflow::VecCollection;
 use timely::dataflow::operators::ToStream;
 use timely::dataflow::Scope;
 
-use crate::event::Id;
-use crate::hunt::Hunt;
+use crate::model::event::Id;
+use crate::model::hunt::Hunt;
 
 /// `(player, number)` pairs.
 pub type Pairs<'scope> = VecCollection<'scope, u64, (Id, u32), isize>;

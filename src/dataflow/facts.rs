@@ -21,8 +21,6 @@ use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use differential_dataflow::collection::AsCollection;
-use differential_dataflow::VecCollection;
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -30,10 +28,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::player::{sensor_rewards, PlayerState, SensorRewards};
-use super::players::Players;
-use crate::event::{Event, Id};
-use crate::hunt::Hunt;
+use super::player_state::{sensor_rewards, PlayerState, SensorRewards};
+use super::player_store::PlayerStore;
+use crate::model::event::{Event, Id};
+use crate::model::hunt::Hunt;
 
 /// The kinds of per-player fact the operator maintains, each with a number:
 /// a zone (presence), a reward (its sensor condition holds), a clue (solved)
@@ -60,7 +58,7 @@ pub fn player_hash(player: &str) -> u64 {
 struct Facts {
     hunt: Arc<Hunt>,
     conditions: SensorRewards,
-    players: Arc<Players>,
+    players: Arc<PlayerStore>,
     /// Events whose time is not complete yet, in arrival order.
     pending: Vec<Event>,
     /// Events whose time is complete, sorted by time and player, waiting for
@@ -299,37 +297,26 @@ impl FactsHandle {
     }
 }
 
-/// The default of [`build`]'s `slice`.
+/// The default `slice` of [`build`].
 pub const DEFAULT_SLICE: usize = 50_000;
-
-/// Builds the facts operator over the accepted events. Each activation
-/// handles about `slice` events and timers at most (a slice ends at a time
-/// boundary), so that a large jump of the frontier — the end of a backfill —
-/// flows downstream in slices the next operators can digest and compact,
-/// instead of one burst.
-pub fn build<'scope>(
-    events: Stream<'scope, u64, Vec<Event>>,
-    hunt: Arc<Hunt>,
-    slice: usize,
-) -> VecCollection<'scope, u64, PlayerFact, isize> {
-    let players = Arc::new(Players::new(false));
-    build_with(events, hunt, slice, None, players)
-        .0
-        .as_collection()
-}
 
 /// The facts operator's output: fact changes at their times.
 pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(PlayerFact, u64, isize)>>;
 
-/// [`build`], starting from restored state, keeping the players in
-/// `players` (which the API reads), with a handle on the state for
-/// snapshots.
-pub fn build_with<'scope>(
+/// Builds the facts operator over the accepted events, starting from
+/// restored state when given, keeping the players in `players` (which the
+/// API reads); returns its changes and a handle on its state for snapshots.
+///
+/// Each activation handles about `slice` events and timers at most (a
+/// slice ends at a time boundary), so that a large jump of the frontier —
+/// the end of a backfill — flows downstream in slices the next operators
+/// can digest and compact, instead of one burst.
+pub(crate) fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
     hunt: Arc<Hunt>,
     slice: usize,
     restore: Option<Restore>,
-    players: Arc<Players>,
+    players: Arc<PlayerStore>,
 ) -> (FactsStream<'scope>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::geom::{push_f64, push_u64, round_to};
 use super::line::{push_id, render, type_name, Body, Ev, Names, Opt, Patch};
-use crate::event::Reason;
+use crate::model::event::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BadKind {

@@ -19,7 +19,7 @@ use super::line::{render, Ev, Names};
 use super::model::rate;
 use super::world::World;
 use super::{GenerateOptions, GenerateStats};
-use crate::event::Reason;
+use crate::model::event::Reason;
 
 /// Share of a player's events that go to a partition other than the player's own.
 const STRAY_RATE: f64 = 0.005;

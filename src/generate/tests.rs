@@ -215,7 +215,7 @@ fn every_kind_of_bad_line_appears() {
             "{kind:?}"
         );
     }
-    for reason in crate::event::Reason::ALL {
+    for reason in crate::model::event::Reason::ALL {
         assert!(
             case.stats
                 .rejected
@@ -439,7 +439,7 @@ fn hunt_loads_with_its_zones_rewards_clues_and_sensors() {
         let (toml_path, parts) =
             write_case(&case, &dir.join("hunt"), &dir.join("events")).expect("write");
         assert_eq!(parts.len(), opts.partitions as usize);
-        let hunt = crate::hunt::Hunt::load(&toml_path)
+        let hunt = crate::model::hunt::Hunt::load(&toml_path)
             .unwrap_or_else(|e| panic!("{e}\n{}", texts(&case).0));
         assert_eq!(hunt.zones.len(), opts.zones as usize);
         assert_eq!(hunt.rewards.len(), opts.rewards as usize);

@@ -5,8 +5,8 @@
 
 use geo::BoundingRect;
 
-use crate::hunt::Hunt;
-use crate::zones::Shape;
+use crate::model::hunt::Hunt;
+use crate::model::zones::Shape;
 
 use super::geom::{sin_cos, Frame, M_PER_DEG};
 use super::hunt_text::{clue_id, sensor_id};

@@ -12,8 +12,10 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::hunt::Hunt;
-use crate::sink::{format_notification, progress_record, Notification, PlayerKind, ProgressPacer};
+use crate::model::hunt::Hunt;
+use crate::output::format::{format_notification, progress_record};
+use crate::output::line::ProgressPacer;
+use crate::output::order::{Notification, PlayerKind};
 
 /// An event id: `(time, position)`.
 pub type EventId = (u64, u64);

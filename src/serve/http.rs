@@ -22,9 +22,9 @@ use super::metrics::{header, label, KINDS};
 use super::state::LiveState;
 use super::{Live, Timer};
 use crate::dataflow::facts::FactKind;
-use crate::dataflow::player::PlayerView;
-use crate::event::Reason;
-use crate::hunt::Hunt;
+use crate::dataflow::player_state::PlayerView;
+use crate::model::event::Reason;
+use crate::model::hunt::Hunt;
 
 type Shared = State<Arc<Live>>;
 

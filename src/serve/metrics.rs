@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::sink::Notification;
+use crate::output::order::Notification;
 
 /// Bucket bounds, seconds.
 const BUCKETS: [f64; 16] = [
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn kind_indexes_name_the_kinds() {
-        use crate::sink::PlayerKind::*;
+        use crate::output::order::PlayerKind::*;
         for kind in [Exit, Enter, Ineligible, Eligible] {
             let n = Notification::Player {
                 rank_priority: std::cmp::Reverse(0),

@@ -21,20 +21,22 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::dataflow::players::{PlayerAnswer, Players};
-use crate::hunt::Hunt;
-use crate::sink::{Notification, NotificationOutput};
-use crate::source::Stats;
+use crate::dataflow::player_store::{PlayerAnswer, PlayerStore};
+use crate::input::stats::Stats;
+use crate::model::hunt::Hunt;
+use crate::output::order::Notification;
+use crate::output::sink::NotificationOutput;
+use crate::output::OutputError;
 use feed::{Feed, Retention};
 use metrics::Metrics;
 use state::LiveState;
 
 /// The store for one worker's players: read by the API when serving (see
 /// [`Live::players_of_worker`]), the operator's alone otherwise.
-pub fn worker_players(live: Option<&Live>) -> Arc<Players> {
+pub fn worker_players(live: Option<&Live>) -> Arc<PlayerStore> {
     match live {
         Some(live) => live.players_of_worker(),
-        None => Arc::new(Players::new(false)),
+        None => Arc::new(PlayerStore::new(false)),
     }
 }
 
@@ -43,7 +45,7 @@ pub struct Live {
     pub hunt: Arc<Hunt>,
     pub state: RwLock<LiveState>,
     /// Each worker's players, as its facts operator keeps them.
-    players: RwLock<Vec<Arc<Players>>>,
+    players: RwLock<Vec<Arc<PlayerStore>>>,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
@@ -79,8 +81,8 @@ impl Live {
 
     /// A new store for the players of one worker's facts operator, which
     /// the API reads from then on.
-    pub fn players_of_worker(&self) -> Arc<Players> {
-        let players = Arc::new(Players::new(true));
+    pub fn players_of_worker(&self) -> Arc<PlayerStore> {
+        let players = Arc::new(PlayerStore::new(true));
         if let Ok(mut p) = self.players.write() {
             p.push(players.clone());
         }
@@ -103,42 +105,46 @@ impl Live {
     }
 }
 
-/// A notification output that also feeds the API. Times below `below`
-/// (state restored from a snapshot, re-derived) reach only the live state.
-pub struct Tee {
-    pub inner: Box<dyn NotificationOutput>,
-    pub live: Arc<Live>,
-    pub below: u64,
-}
+/// The tap of the output chain that feeds the API: the live state from
+/// every completed time (restored state included, which rebuilds it after
+/// a restart), the subscription feed and the metrics from what is written.
+pub struct LiveTap(pub Arc<Live>);
 
-impl NotificationOutput for Tee {
-    fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
-        self.inner.write_time(hunt, time, ns)?;
-        if let Ok(mut s) = self.live.state.write() {
+impl LiveTap {
+    fn note(&self, time: u64, ns: &[Notification]) {
+        if let Ok(mut s) = self.0.state.write() {
             s.notes(time, ns);
         }
-        if time < self.below {
-            return Ok(());
-        }
+    }
+}
+
+impl NotificationOutput for LiveTap {
+    fn write_time(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        self.note(time, ns);
         for n in ns {
-            self.live.metrics.notifications[metrics::kind_index(n)]
+            self.0.metrics.notifications[metrics::kind_index(n)]
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        self.live.feed.notifications(time, ns);
+        self.0.feed.notifications(time, ns);
         Ok(())
     }
 
-    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        self.inner.progress(frontier)?;
+    fn restored(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        self.note(time, ns);
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        let live = &self.0;
         if let Some(f) = frontier {
-            if let Some(at) = self.live.stats.completed_at(f) {
-                self.live.metrics.completion.observe(at.elapsed());
+            if let Some(at) = live.stats.completed_at(f) {
+                live.metrics.completion.observe(at.elapsed());
             }
         }
-        if let Ok(mut s) = self.live.state.write() {
+        if let Ok(mut s) = live.state.write() {
             s.frontier(frontier);
         }
-        self.live.feed.progress(frontier);
+        live.feed.progress(frontier);
         Ok(())
     }
 }

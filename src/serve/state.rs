@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
-use crate::event::Id;
-use crate::hunt::Hunt;
-use crate::sink::{Notification, PlayerKind};
+use crate::model::event::Id;
+use crate::model::hunt::Hunt;
+use crate::output::order::{Notification, PlayerKind};
 
 /// Queryable state at `as_of`.
 pub struct LiveState {

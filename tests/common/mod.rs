@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::collections::BTreeMap;
 
-use huntflow::backfill::{run, BackfillOptions};
-use huntflow::hunt::Hunt;
+use huntflow::job::backfill::{run, BackfillOptions};
+use huntflow::model::hunt::Hunt;
 
 use reference::{reference, RefOutput};
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use huntflow::hunt::Hunt;
+use huntflow::model::hunt::Hunt;
 use serde_json::{Map, Value};
 
 /// What the reference model computes for a set of partitions.

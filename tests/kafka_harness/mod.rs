@@ -268,10 +268,10 @@ fn backfill_of_dump(
         .map(|(p, _)| p)
         .collect();
     let expected_path = work.join("backfill.jsonl");
-    let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
+    let mut opts = huntflow::job::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
     opts.output = Some(expected_path.clone());
     opts.derived = Some(work.join("backfill-derived"));
-    let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
+    let summary = huntflow::job::backfill::run(&opts).expect("backfill of the dump");
     let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
     let reasons = summary
         .rejected
@@ -408,7 +408,7 @@ pub fn check_files_against_backfill(
 /// run by a `check_*_against_backfill`: the same intervals, in the same
 /// order, for every one closed below `written`.
 pub fn check_derived_against_backfill(work: &Path, derived: &Path, written: u64) {
-    for name in huntflow::derived::FILES {
+    for name in huntflow::output::derived::FILES {
         let want = std::fs::read_to_string(work.join("backfill-derived").join(name))
             .expect("backfill derived file");
         let want: Vec<&str> = want

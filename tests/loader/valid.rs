@@ -2,8 +2,8 @@
 //! and the demo hunt.
 
 use super::*;
-use huntflow::hunt::{SensorCondition, Window};
-use huntflow::zones::{haversine_m, Shape};
+use huntflow::model::hunt::{SensorCondition, Window};
+use huntflow::model::zones::{haversine_m, Shape};
 use rand::{Rng, SeedableRng};
 
 // ---- valid hunts ----

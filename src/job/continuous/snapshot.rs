@@ -3,7 +3,7 @@
 //! ```text
 //! STATE_DIR/
 //!   snapshots/00000000000000000007/   one committed snapshot
-//!     manifest.json                   frontier, output marks, files + CRC-32
+//!     manifest.json                   frontier, output marks by name, files + CRC-32
 //!     w0.jsonl  w1.jsonl …            one part per worker
 //!     derived-open.jsonl              with --derived: the intervals open
 //!   advances.jsonl                    idle advances and partition starts
@@ -19,6 +19,7 @@
 //! (admission state, next offset, accepted events at or above the frontier),
 //! then one line per player of the worker's per-player state.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -27,11 +28,13 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::dataflow::facts::{FactsHandle, SavedPlayer};
-use crate::derived::OpenInterval;
-use crate::kafka::source::{Advance, AdvanceLog, SavedPartition, SourceHandle};
+use crate::input::kafka::{Advance, AdvanceLog, SavedPartition, SourceHandle};
+use crate::output::derived::OpenInterval;
 
 /// Snapshots kept on disk.
 const KEEP: usize = 2;
+/// The format of the snapshots this build writes and reads.
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -42,6 +45,8 @@ pub enum SnapshotError {
     },
     #[error("{path}: {message}")]
     Bad { path: PathBuf, message: String },
+    #[error("{path}: a snapshot of format {found}; this huntflow reads format {VERSION}: start the job from a new state directory")]
+    Version { path: PathBuf, found: u32 },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
@@ -68,26 +73,27 @@ pub struct Manifest {
     pub frontier: u64,
     pub topic: String,
     pub workers: usize,
-    /// Per output partition: the destination's end when the snapshot was
-    /// taken (Kafka offsets, or a file's length).
-    pub output_marks: Vec<i64>,
-    pub reject_marks: Vec<i64>,
+    /// Per output, by name: per partition the destination's end when the
+    /// snapshot was taken (Kafka offsets, or a file's length).
+    pub outputs: BTreeMap<String, Vec<i64>>,
     /// `(partition, next offset)` of every input partition read.
     pub offsets: Vec<(u32, i64)>,
     pub files: Vec<PartFile>,
-    /// With `--derived`: where the interval files end, and the intervals
-    /// then open.
+    /// With `--derived`: the intervals open at the frontier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub derived: Option<DerivedMark>,
+    pub derived_open: Option<PartFile>,
 }
 
-/// Where a snapshot left the derived interval files.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DerivedMark {
-    /// The length of each file (`presence.jsonl`, `eligibility.jsonl`).
-    pub marks: [u64; 2],
-    /// The intervals open at the snapshot's frontier, one JSON line each.
-    pub open: PartFile,
+impl Manifest {
+    /// The marks of output `name`, if the snapshot has them.
+    pub fn marks(&self, name: &str) -> Option<&[i64]> {
+        self.outputs.get(name).map(|m| m.as_slice())
+    }
+}
+
+#[derive(Deserialize)]
+struct Versioned {
+    version: u32,
 }
 
 /// The state directory.
@@ -215,11 +221,13 @@ impl StateDir {
     }
 
     /// The newest snapshot whose files are whole, or `None`. A damaged one
-    /// is reported on standard error and skipped.
+    /// is reported on standard error and skipped; one of another format is
+    /// an error.
     pub fn load_latest(&self) -> Result<Option<Loaded>, SnapshotError> {
         for (_, dir) in self.committed()?.into_iter().rev() {
             match Self::load(&dir) {
                 Ok(loaded) => return Ok(Some(loaded)),
+                Err(e @ SnapshotError::Version { .. }) => return Err(e),
                 Err(e) => eprintln!("huntflow: skipping damaged snapshot: {e}"),
             }
         }
@@ -229,6 +237,14 @@ impl StateDir {
     fn load(dir: &Path) -> Result<Loaded, SnapshotError> {
         let path = dir.join("manifest.json");
         let text = fs::read(&path).map_err(io(&path))?;
+        if let Ok(v) = serde_json::from_slice::<Versioned>(&text) {
+            if v.version != VERSION {
+                return Err(SnapshotError::Version {
+                    path,
+                    found: v.version,
+                });
+            }
+        }
         let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| SnapshotError::Bad {
             path: path.clone(),
             message: e.to_string(),
@@ -252,9 +268,9 @@ impl StateDir {
             }
         }
         let mut derived_open = Vec::new();
-        if let Some(mark) = &manifest.derived {
-            let path = dir.join(&mark.open.name);
-            let bytes = read_checked(&path, &mark.open)?;
+        if let Some(open) = &manifest.derived_open {
+            let path = dir.join(&open.name);
+            let bytes = read_checked(&path, open)?;
             for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 derived_open.push(serde_json::from_slice(line).map_err(|e| {
                     SnapshotError::Bad {

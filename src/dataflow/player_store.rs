@@ -18,9 +18,9 @@ use std::sync::{RwLock, RwLockWriteGuard};
 use rustc_hash::FxHashMap;
 
 use super::facts::{player_hash, FactKind};
-use super::player::{PlayerState, PlayerView};
-use crate::event::Id;
-use crate::hunt::Hunt;
+use super::player_state::{PlayerState, PlayerView};
+use crate::model::event::Id;
+use crate::model::hunt::Hunt;
 
 const STRIPES: usize = 64;
 
@@ -71,7 +71,7 @@ impl Shard {
 }
 
 /// One worker's players.
-pub struct Players {
+pub struct PlayerStore {
     stripes: Box<[Stripe]>,
     /// `t + 1`: every time up to `t` is final here (the latest time
     /// processed, or below the frontier); 0: none yet. Once the input
@@ -81,9 +81,9 @@ pub struct Players {
     pub(crate) keep_gone: bool,
 }
 
-impl Players {
+impl PlayerStore {
     pub fn new(keep_gone: bool) -> Self {
-        Players {
+        PlayerStore {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             through: AtomicU64::new(0),
             keep_gone,

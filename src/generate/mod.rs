@@ -26,7 +26,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::hunt::Hunt;
+use crate::model::hunt::Hunt;
 
 /// What to generate. Rates are fractions of all event lines; out-of-range rates are clamped to
 /// `[0, 1]`, `players`, `rewards` and `partitions` below 1 count as 1, and a non-positive

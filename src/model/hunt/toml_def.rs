@@ -5,7 +5,7 @@
 use super::error::{Ctx, HuntError};
 use super::fields::{check_radius, Fields};
 use super::{RawReward, RawSensor, RawZone, Window, ZonePlace};
-use crate::zones::Shape;
+use crate::model::zones::Shape;
 use geo::{MultiPolygon, Polygon};
 use toml::Table;
 

@@ -22,12 +22,24 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Id;
-use crate::hunt::Hunt;
-use crate::sink::{Notification, NotificationOutput, PlayerKind};
+use super::order::{Notification, PlayerKind};
+use super::sink::NotificationOutput;
+use super::OutputError;
+use crate::model::event::Id;
+use crate::model::hunt::Hunt;
 
 /// The two files, in this order.
 pub const FILES: [&str; 2] = ["presence.jsonl", "eligibility.jsonl"];
+
+/// The end of a closed interval written by [`Derived`], read back from
+/// its line; `None` when the line is not one.
+pub fn closed_until(line: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Closed {
+        until: u64,
+    }
+    serde_json::from_slice::<Closed>(line).ok().map(|c| c.until)
+}
 
 /// An interval still open when a snapshot was taken: one JSON line of the
 /// snapshot, a zone's or a reward's.
@@ -51,19 +63,21 @@ struct IntervalFile {
 }
 
 impl IntervalFile {
-    fn emit(&mut self, line: &[u8]) -> std::io::Result<()> {
+    fn emit(&mut self, line: &[u8]) -> Result<(), OutputError> {
         match self.held.pop_front() {
-            None => self.out.write_all(line),
+            None => self
+                .out
+                .write_all(line)
+                .map_err(|e| OutputError::io(self.path.display(), e)),
             Some(held) if held == line[..line.len() - 1] => Ok(()),
-            Some(held) => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{}: beyond the snapshot's mark the file holds {:?}, but the job re-creates {:?}; was it written by another job?",
-                    self.path.display(),
+            Some(held) => Err(OutputError::Diverged {
+                name: self.path.display().to_string(),
+                message: format!(
+                    "beyond the snapshot's mark the file holds {:?}, but the job re-creates {:?}; was it written by another job?",
                     String::from_utf8_lossy(&held),
                     String::from_utf8_lossy(&line[..line.len() - 1]),
                 ),
-            )),
+            }),
         }
     }
 }
@@ -73,8 +87,6 @@ pub struct Derived {
     files: [IntervalFile; 2],
     open: HashMap<(Id, bool, u32), u64>,
     names: [Vec<String>; 2],
-    /// Notifications below this time are the restored state re-derived.
-    below: u64,
 }
 
 /// Where a snapshot left the files: what each holds beyond its mark, and
@@ -83,7 +95,6 @@ pub struct Derived {
 pub struct Resumed {
     pub held: [Vec<Vec<u8>>; 2],
     pub open: Vec<OpenInterval>,
-    pub below: u64,
 }
 
 impl Derived {
@@ -142,7 +153,6 @@ impl Derived {
             files: [file(FILES[0], p, hp), file(FILES[1], e, he)],
             open,
             names,
-            below: resumed.below,
         })
     }
 
@@ -153,7 +163,7 @@ impl Derived {
         item: u32,
         from: u64,
         until: Option<u64>,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), OutputError> {
         let (field, name) = if reward {
             ("reward", &self.names[1][item as usize])
         } else {
@@ -161,21 +171,18 @@ impl Derived {
         };
         let mut line = Vec::with_capacity(96);
         line.extend_from_slice(b"{\"player\":");
-        serde_json::to_writer(&mut line, player)?;
-        write!(line, ",\"{field}\":")?;
-        serde_json::to_writer(&mut line, name)?;
-        match until {
-            Some(u) => writeln!(line, ",\"from\":{from},\"until\":{u}}}")?,
-            None => writeln!(line, ",\"from\":{from},\"until\":null}}")?,
-        }
+        super::format::json_str(&mut line, player);
+        let _ = write!(line, ",\"{field}\":");
+        super::format::json_str(&mut line, name);
+        let _ = match until {
+            Some(u) => writeln!(line, ",\"from\":{from},\"until\":{u}}}"),
+            None => writeln!(line, ",\"from\":{from},\"until\":null}}"),
+        };
         self.files[reward as usize].emit(&line)
     }
 
     /// The notifications of one completed time.
-    pub fn observe(&mut self, time: u64, ns: &[Notification]) -> std::io::Result<()> {
-        if time < self.below {
-            return Ok(());
-        }
+    pub fn observe(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         for n in ns {
             let Notification::Player {
                 player, kind, item, ..
@@ -214,14 +221,16 @@ impl Derived {
     }
 
     /// Every time is complete: writes the open intervals.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    pub fn finish(&mut self) -> Result<(), OutputError> {
         let mut open: Vec<((Id, bool, u32), u64)> = self.open.drain().collect();
         open.sort_unstable();
         for ((player, reward, item), from) in open {
             self.write(&player, reward, item, from, None)?;
         }
         for f in &mut self.files {
-            f.out.flush()?;
+            f.out
+                .flush()
+                .map_err(|e| OutputError::io(f.path.display(), e))?;
         }
         Ok(())
     }
@@ -231,27 +240,26 @@ impl Derived {
 /// snapshot that records where they stand.
 pub type SharedDerived = Arc<Mutex<Derived>>;
 
-/// A notification output that also writes the interval files.
-pub struct WithDerived {
-    pub inner: Box<dyn NotificationOutput>,
-    pub derived: SharedDerived,
+/// The tap of the output chain that writes the interval files.
+pub struct DerivedTap(pub SharedDerived);
+
+impl DerivedTap {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Derived>, OutputError> {
+        self.0.lock().map_err(|_| OutputError::Diverged {
+            name: "derived files".into(),
+            message: "lock poisoned".into(),
+        })
+    }
 }
 
-fn lock(d: &Mutex<Derived>) -> std::io::Result<std::sync::MutexGuard<'_, Derived>> {
-    d.lock()
-        .map_err(|_| std::io::Error::other("derived files lock poisoned"))
-}
-
-impl NotificationOutput for WithDerived {
-    fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
-        self.inner.write_time(hunt, time, ns)?;
-        lock(&self.derived)?.observe(time, ns)
+impl NotificationOutput for DerivedTap {
+    fn write_time(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        self.lock()?.observe(time, ns)
     }
 
-    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        self.inner.progress(frontier)?;
+    fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         if frontier.is_none() {
-            lock(&self.derived)?.finish()?;
+            self.lock()?.finish()?;
         }
         Ok(())
     }
@@ -260,6 +268,19 @@ impl NotificationOutput for WithDerived {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::chain::Chain;
+
+    /// A destination that writes nothing.
+    struct Nowhere;
+
+    impl NotificationOutput for Nowhere {
+        fn write_time(&mut self, _: &Hunt, _: u64, _: &[Notification]) -> Result<(), OutputError> {
+            Ok(())
+        }
+        fn progress(&mut self, _: Option<u64>) -> Result<(), OutputError> {
+            Ok(())
+        }
+    }
 
     /// A writer whose bytes the test reads back.
     #[derive(Clone, Default)]
@@ -379,22 +400,24 @@ mod tests {
         let resumed = Resumed {
             held,
             open: open_at_21.clone(),
-            below: 21,
         };
-        let (mut d, rest) = open(&hunt, resumed);
-        d.observe(20, &[n("p9", PlayerKind::Enter, 0)]).unwrap();
+        let (d, rest) = open(&hunt, resumed);
+        let d = Arc::new(Mutex::new(d));
+        let mut chain = Chain::new(Box::new(Nowhere), 21).tap(Box::new(DerivedTap(d.clone())));
+        chain
+            .write_time(&hunt, 20, &[n("p9", PlayerKind::Enter, 0)])
+            .unwrap();
         for (t, ns) in story(&hunt).into_iter().filter(|(t, _)| *t >= 21) {
-            d.observe(t, &ns).unwrap();
+            chain.write_time(&hunt, t, &ns).unwrap();
         }
         assert_eq!(rest[0].lines(), presence[2..].to_vec());
         assert_eq!(rest[1].lines(), whole[1].lines());
-        assert!(d.open_intervals().is_empty());
+        assert!(d.lock().unwrap().open_intervals().is_empty());
 
         // A held line the job does not re-create is an error.
         let resumed = Resumed {
             held: [vec![b"{\"player\":\"zz\"}".to_vec()], Vec::new()],
             open: open_at_21,
-            below: 21,
         };
         let (mut d, _) = open(&hunt, resumed);
         let err = d.observe(25, &story(&hunt)[3].1).unwrap_err();

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::{Arc, OnceLock};
 
-use crate::event;
+use crate::model::event;
 
 /// Bytes asked of a pipe per read.
 const CHUNK_BYTES: usize = 64 * 1024;

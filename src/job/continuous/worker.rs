@@ -1,5 +1,5 @@
-//! The workers of the continuous job: building the dataflow from a snapshot,
-//! the loop that steps it, and the snapshot protocol.
+//! The workers of the continuous job: building the job from a snapshot, the
+//! loop that steps it, and the snapshot protocol.
 //!
 //! Snapshot protocol (all workers of the process take part):
 //! 0. after a start from a snapshot, none is taken until the job has
@@ -8,39 +8,42 @@
 //!    next activation, and each worker acknowledges `N` from its loop;
 //! 2. with every source paused, the frontier `F` is the least partition
 //!    frontier; the dataflow runs until the sink has written all times
-//!    below `F` (nothing at or above `F` can complete meanwhile);
+//!    below `F` (nothing at or above `F` can complete meanwhile), and each
+//!    worker's reject sink has written every reject its source emitted;
 //! 3. each worker saves its part: its partitions (admission state, next
 //!    offset, accepted events at or above `F`) and its per-player state,
 //!    which then covers exactly the times below `F`;
-//! 4. worker 0 flushes the outputs, notes where each ends, commits the
-//!    snapshot and lifts the pause.
+//! 4. worker 0 flushes the outputs, notes where each ends (by name),
+//!    commits the snapshot and lifts the pause.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
-use super::resume::Held;
-use super::snapshot::{DerivedMark, Loaded, Manifest, PartFile, StateDir};
-use super::{Durable, RunError, RunOptions};
+use super::outputs::{Durable, Opened};
+use super::snapshot::{Loaded, Manifest, PartFile, StateDir, VERSION};
+use super::{RunError, RunOptions};
 use crate::dataflow::facts::{player_hash, FactsHandle, Restore, SavedPlayer};
-use crate::derived::{SharedDerived, WithDerived};
-use crate::hunt::Hunt;
-use crate::kafka::admin::Admin;
-use crate::kafka::source::{
-    self as ksource, Advance, RejectWriter, SavedPartition, Shared, SourceConfig, SourceHandle,
-    Start,
+use crate::input::admission::max_ahead_ms;
+use crate::input::kafka::{
+    self as ksource, Advance, SavedPartition, Shared, SourceConfig, SourceHandle, Start,
 };
+use crate::input::stats::{Stats, Summary};
+use crate::job::assemble::{self, Assembly, Outputs};
+use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
-use crate::sink::{self, ErrorSlot, NotificationOutput};
-use crate::source::Stats;
+use crate::model::hunt::Hunt;
+use crate::output::derived::SharedDerived;
+use crate::output::rejects::{When, Written};
+use crate::output::resume::Held;
+use crate::output::sink::ErrorSlot;
 
 /// Everything the job is made of, opened and checked.
-pub(crate) struct JobParts {
+pub(crate) struct Job {
     pub opts: RunOptions,
     pub hunt: Arc<Hunt>,
     pub cfg: KafkaConfig,
@@ -48,16 +51,7 @@ pub(crate) struct JobParts {
     pub loaded: Option<Loaded>,
     pub advances: Vec<Advance>,
     pub input_partitions: u32,
-    pub output: Box<dyn NotificationOutput + Send>,
-    /// Notifications, rejects, then with `--derived` presence and eligibility
-    /// (the order of the snapshot marks).
-    pub durable: Vec<Durable>,
-    /// What the outputs held beyond the snapshot: no snapshot until passed.
-    pub held: Held,
-    /// With `--derived`: the interval files (written by worker 0's sink).
-    pub derived: Option<SharedDerived>,
-    pub rejects: Arc<dyn RejectWriter>,
-    pub written: Arc<AtomicU64>,
+    pub opened: Opened,
     pub stats: Arc<Stats>,
     pub live: Option<Arc<crate::serve::Live>>,
 }
@@ -77,19 +71,20 @@ struct Coordinator {
     workers: usize,
     shared: Arc<Shared>,
     written: Arc<AtomicU64>,
-    /// Per worker: the last pause epoch it acknowledged / saved.
+    /// Per worker: the last pause epoch it acknowledged.
     acked: Vec<AtomicU64>,
     saved: Mutex<BTreeMap<usize, (u64, PartFile)>>,
     tmp: Mutex<Option<(u64, PathBuf)>>,
     stop: AtomicBool,
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<RunError>>,
     status: Mutex<BTreeMap<u32, PartitionStatus>>,
 }
 
 impl Coordinator {
-    fn fail(&self, message: String) {
+    /// Stops the job with `error` (the first one is kept).
+    fn fail(&self, error: RunError) {
         if let Ok(mut f) = self.failure.lock() {
-            f.get_or_insert(message);
+            f.get_or_insert(error);
         }
         self.stop.store(true, Ordering::Release);
     }
@@ -109,19 +104,28 @@ impl Coordinator {
             low
         }
     }
-}
 
-pub(crate) struct Job {
-    parts: JobParts,
+    /// The temporary directory of snapshot `epoch`, made by the first
+    /// worker that asks.
+    fn tmp_dir(&self, state: &StateDir, epoch: u64) -> Result<PathBuf, RunError> {
+        let mut tmp = self
+            .tmp
+            .lock()
+            .map_err(|_| RunError::Dataflow("snapshot lock poisoned".into()))?;
+        match &*tmp {
+            Some((e, path)) if *e == epoch => Ok(path.clone()),
+            _ => {
+                let path = state.begin(epoch)?;
+                *tmp = Some((epoch, path.clone()));
+                Ok(path)
+            }
+        }
+    }
 }
 
 impl Job {
-    pub fn new(parts: JobParts) -> Self {
-        Job { parts }
-    }
-
     pub fn run(self) -> Result<(), RunError> {
-        let JobParts {
+        let Job {
             opts,
             hunt,
             cfg,
@@ -129,24 +133,20 @@ impl Job {
             loaded,
             advances,
             input_partitions,
-            output,
-            durable,
-            held,
-            derived,
-            rejects,
-            written,
+            opened,
             stats,
             live,
-        } = self.parts;
+        } = self;
         let workers = opts.workers;
         let (frontier, epoch, starts) = split_start(loaded, workers);
         let starts: Vec<Mutex<Option<WorkerStart>>> =
             starts.into_iter().map(|s| Mutex::new(Some(s))).collect();
         let shared = Arc::new(Shared::new(workers, input_partitions));
+        let written = Arc::new(AtomicU64::new(frontier));
         let coord = Arc::new(Coordinator {
             workers,
             shared: shared.clone(),
-            written,
+            written: written.clone(),
             acked: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             saved: Mutex::new(BTreeMap::new()),
             tmp: Mutex::new(None),
@@ -156,9 +156,23 @@ impl Job {
         });
         watch_partitions(&cfg, &opts.topic, shared.clone(), coord.clone());
         let errors: ErrorSlot = Arc::new(Mutex::new(None));
-        let output = Mutex::new(Some(output));
+        let Opened {
+            notifications,
+            rejects,
+            derived,
+            durable,
+            held,
+        } = opened;
+        let output = Mutex::new(Some(assemble::chain(Outputs {
+            destination: notifications,
+            derived: derived.clone(),
+            live: live.clone(),
+            below: frontier,
+            written: Some(written),
+        })));
+        let output = Arc::new(output);
         let durable = Arc::new(durable);
-        let max_ahead_ms = hunt.max_lateness_ms.saturating_mul(10).max(60_000);
+        let max_ahead_ms = max_ahead_ms(&hunt);
         let job_coord = coord.clone();
 
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
@@ -168,15 +182,11 @@ impl Job {
                 .ok()
                 .and_then(|mut s| s.take())
                 .unwrap_or_default();
-            let out = if index == 0 {
-                output.lock().ok().and_then(|mut o| o.take())
-            } else {
-                None
-            };
             let probe = ProbeHandle::new();
             if let Some(live) = &live {
                 crate::serve::metrics::count_arrangements(worker, live.clone());
             }
+            let players = crate::serve::worker_players(live.as_deref());
             let built = worker.dataflow::<u64, _, _>(|scope| {
                 let config = SourceConfig {
                     kafka: cfg.clone(),
@@ -186,7 +196,6 @@ impl Job {
                     max_ahead_ms,
                     hunt: hunt.clone(),
                     stats: stats.clone(),
-                    rejects: rejects.clone(),
                     log: state.clone(),
                     shared: shared.clone(),
                     probe: probe.clone(),
@@ -194,55 +203,46 @@ impl Job {
                 let source_start = Start {
                     partitions: start.partitions,
                     advances: advances.clone(),
-                    frontier,
                 };
-                let (events, source_handle) = ksource::build(scope, config, source_start)?;
+                let (inputs, sources) = ksource::build(scope, config, source_start)?;
                 let restore = (frontier > 0).then(|| Restore {
                     players: start.players,
                     time: frontier - 1,
                 });
-                let (changes, facts_handle) = crate::dataflow::build_with(
-                    scope,
-                    events,
-                    hunt.clone(),
-                    opts.slice,
-                    restore,
-                    crate::serve::worker_players(live.as_deref()),
+                let dataflow = crate::dataflow::Config::new(hunt.clone())
+                    .slice(opts.slice)
+                    .restore(restore)
+                    .players(players);
+                let out = if index == 0 {
+                    output.lock().ok().and_then(|mut o| o.take())
+                } else {
+                    None
+                };
+                let assembled = assemble::assemble(
+                    inputs,
+                    Assembly {
+                        hunt: hunt.clone(),
+                        dataflow,
+                        output: out,
+                        rejects: Some(rejects.clone()),
+                        when: When::AsRead,
+                        errors: errors.clone(),
+                        probe: probe.clone(),
+                    },
                 );
-                let changes = changes.inner.probe_with(&probe);
-                let out = out.map(|o| {
-                    let o = match &live {
-                        Some(live) => Box::new(crate::serve::Tee {
-                            inner: o,
-                            live: live.clone(),
-                            below: frontier,
-                        }) as Box<dyn NotificationOutput>,
-                        None => o as Box<dyn NotificationOutput>,
-                    };
-                    match &derived {
-                        Some(d) => Box::new(WithDerived {
-                            inner: o,
-                            derived: d.clone(),
-                        }),
-                        None => o,
-                    }
-                });
-                sink::notification_sink(changes, hunt.clone(), out, errors.clone());
-                Ok::<_, crate::kafka::KafkaError>((source_handle, facts_handle))
+                Ok::<_, crate::kafka::KafkaError>((sources, assembled))
             });
-            let (sources, facts) = match built {
+            let (sources, assembled) = match built {
                 Ok(handles) => handles,
-                Err(e) => {
-                    coord.fail(e.to_string());
-                    return;
-                }
+                Err(e) => return coord.fail(e.into()),
             };
             let mut me = WorkerLoop {
                 index,
                 coord: coord.clone(),
                 state: state.clone(),
                 sources,
-                facts,
+                facts: assembled.facts,
+                rejects_written: assembled.rejects_written,
                 durable: durable.clone(),
                 topic: opts.topic.clone(),
                 every: opts.snapshot_every,
@@ -263,18 +263,12 @@ impl Job {
                 me.tick();
             }
         })
-        .map_err(RunError::Failed)?;
+        .map_err(RunError::Dataflow)?;
         for r in guards.join() {
-            r.map_err(RunError::Failed)?;
+            r.map_err(RunError::Dataflow)?;
         }
-        Err(RunError::Failed(
-            job_coord
-                .failure
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_else(|| "stopped".into()),
-        ))
+        let failure = job_coord.failure.lock().ok().and_then(|mut f| f.take());
+        Err(failure.unwrap_or_else(|| RunError::Dataflow("stopped".into())))
     }
 }
 
@@ -316,7 +310,9 @@ struct WorkerLoop {
     state: Arc<StateDir>,
     sources: SourceHandle,
     facts: FactsHandle,
-    durable: Arc<Vec<Durable>>,
+    /// Rejects this worker's reject sink has written.
+    rejects_written: Written,
+    durable: Arc<Vec<(&'static str, Durable)>>,
     topic: String,
     every: Duration,
     last: Instant,
@@ -350,7 +346,7 @@ impl WorkerLoop {
                 .acked
                 .iter()
                 .all(|a| a.load(Ordering::Acquire) == pause);
-            if all && self.saved < pause {
+            if all && self.saved < pause && self.rejects_drained() {
                 let f = coord.paused_frontier();
                 if coord.written.load(Ordering::Acquire) >= f {
                     self.save(pause, f);
@@ -367,6 +363,12 @@ impl WorkerLoop {
             self.status_at = Instant::now();
             self.status();
         }
+    }
+
+    /// Whether this worker's reject sink has written every reject its
+    /// source emitted.
+    fn rejects_drained(&self) -> bool {
+        self.rejects_written.get() >= self.sources.rejects_emitted()
     }
 
     /// Whether the job has re-created what the outputs held beyond the
@@ -395,23 +397,16 @@ impl WorkerLoop {
         passed
     }
 
-    fn tmp_dir(&self, epoch: u64) -> Result<PathBuf, String> {
-        let mut tmp = self.coord.tmp.lock().map_err(|_| "lock poisoned")?;
-        match &*tmp {
-            Some((e, path)) if *e == epoch => Ok(path.clone()),
-            _ => {
-                let path = self.state.begin(epoch).map_err(|e| e.to_string())?;
-                *tmp = Some((epoch, path.clone()));
-                Ok(path)
-            }
-        }
-    }
-
     fn save(&mut self, epoch: u64, frontier: u64) {
         self.publish();
-        let result = self.tmp_dir(epoch).and_then(|tmp| {
-            StateDir::write_part(&tmp, self.index, &self.sources, &self.facts, frontier)
-                .map_err(|e| e.to_string())
+        let result = self.coord.tmp_dir(&self.state, epoch).and_then(|tmp| {
+            Ok(StateDir::write_part(
+                &tmp,
+                self.index,
+                &self.sources,
+                &self.facts,
+                frontier,
+            )?)
         });
         match result {
             Ok(part) => {
@@ -420,8 +415,42 @@ impl WorkerLoop {
                     saved.insert(self.index, (epoch, part));
                 }
             }
-            Err(e) => self.coord.fail(format!("writing a snapshot: {e}")),
+            Err(e) => self.coord.fail(e),
         }
+    }
+
+    /// Every output's end marks, by name, once each is durable; `None`
+    /// while an output waits for the broker (the job stays paused).
+    fn flush_outputs(
+        &mut self,
+        epoch: u64,
+    ) -> Result<Option<BTreeMap<String, Vec<i64>>>, RunError> {
+        let mut marks = BTreeMap::new();
+        for (name, d) in self.durable.iter() {
+            match d.flush() {
+                Ok(m) => {
+                    marks.insert(name.to_string(), m);
+                }
+                Err(e) => {
+                    if let Some(fatal) = d.failure() {
+                        return Err(fatal.into());
+                    }
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    // The broker may be away for a while: try again later.
+                    if self
+                        .warned
+                        .is_none_or(|w| w.elapsed() > Duration::from_secs(5))
+                    {
+                        eprintln!("huntflow: snapshot {epoch} waits for the outputs: {e}");
+                        self.warned = Some(Instant::now());
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(marks))
     }
 
     fn commit_if_ready(&mut self, epoch: u64) {
@@ -435,55 +464,35 @@ impl WorkerLoop {
             }
             saved.values().map(|(_, f)| f.clone()).collect()
         };
-        let frontier = coord.paused_frontier();
-        let mut marks = Vec::new();
-        for d in self.durable.iter() {
-            match d.flush() {
-                Ok(m) => marks.push(m),
-                Err(e) => {
-                    if let Some(fatal) = d.failure() {
-                        return coord.fail(fatal);
-                    }
-                    // The broker may be away for a while: try again later,
-                    // staying paused.
-                    if self
-                        .warned
-                        .is_none_or(|w| w.elapsed() > Duration::from_secs(5))
-                    {
-                        eprintln!("huntflow: snapshot {epoch} waits for the outputs: {e}");
-                        self.warned = Some(Instant::now());
-                    }
-                    return;
-                }
-            }
+        if let Err(e) = self.commit(epoch, files) {
+            coord.fail(e);
         }
-        if let Some(e) = self.sink_error() {
-            return coord.fail(e);
+    }
+
+    fn commit(&mut self, epoch: u64, files: Vec<PartFile>) -> Result<(), RunError> {
+        let coord = self.coord.clone();
+        let frontier = coord.paused_frontier();
+        let Some(outputs) = self.flush_outputs(epoch)? else {
+            return Ok(());
+        };
+        if let Some(e) = self.failure() {
+            return Err(e);
         }
         let offsets = self.all_offsets();
-        let tmp = match self.tmp_dir(epoch) {
-            Ok(t) => t,
-            Err(e) => return coord.fail(e),
-        };
-        let derived = match self.derived_mark(&tmp, &marks) {
-            Ok(d) => d,
-            Err(e) => return coord.fail(format!("writing a snapshot: {e}")),
-        };
+        let tmp = coord.tmp_dir(&self.state, epoch)?;
+        let derived_open = self.save_open_intervals(&tmp)?;
         let manifest = Manifest {
-            version: 1,
+            version: VERSION,
             epoch,
             frontier,
             topic: self.topic.clone(),
             workers: coord.workers,
-            output_marks: marks.first().cloned().unwrap_or_default(),
-            reject_marks: marks.get(1).cloned().unwrap_or_default(),
+            outputs,
             offsets,
             files,
-            derived,
+            derived_open,
         };
-        if let Err(e) = self.state.commit(&tmp, &manifest) {
-            return coord.fail(format!("committing a snapshot: {e}"));
-        }
+        self.state.commit(&tmp, &manifest)?;
         if let Ok(mut saved) = coord.saved.lock() {
             saved.clear();
         }
@@ -493,35 +502,19 @@ impl WorkerLoop {
         self.last = Instant::now();
         self.committed = epoch;
         coord.shared.pause.store(0, Ordering::Release);
+        Ok(())
     }
 
-    /// With `--derived`: where the interval files end (their marks follow
-    /// the notifications' and the rejects') and the intervals open, saved
-    /// into `tmp`.
-    fn derived_mark(
-        &self,
-        tmp: &std::path::Path,
-        marks: &[Vec<i64>],
-    ) -> Result<Option<DerivedMark>, String> {
+    /// With `--derived`: the intervals open now, saved into `tmp`.
+    fn save_open_intervals(&self, tmp: &Path) -> Result<Option<PartFile>, RunError> {
         let Some(derived) = &self.derived else {
             return Ok(None);
         };
         let open = derived
             .lock()
-            .map_err(|_| "derived files lock poisoned")?
+            .map_err(|_| RunError::Dataflow("derived files lock poisoned".into()))?
             .open_intervals();
-        let open = StateDir::write_open(tmp, &open).map_err(|e| e.to_string())?;
-        let mark = |i: usize| {
-            marks
-                .get(i)
-                .and_then(|m| m.first())
-                .map(|&m| m as u64)
-                .ok_or("no mark for a derived file")
-        };
-        Ok(Some(DerivedMark {
-            marks: [mark(2)?, mark(3)?],
-            open,
-        }))
+        Ok(Some(StateDir::write_open(tmp, &open)?))
     }
 
     /// Offsets of every worker's partitions, as each published them when
@@ -537,20 +530,15 @@ impl WorkerLoop {
             .collect()
     }
 
-    fn sink_error(&self) -> Option<String> {
-        let e = self
-            .errors
-            .lock()
-            .ok()
-            .and_then(|e| e.as_ref().map(|e| e.to_string()));
-        e.or_else(|| self.durable.iter().find_map(|d| d.failure()))
-            .or_else(|| {
-                self.stats
-                    .errors
-                    .lock()
-                    .ok()
-                    .and_then(|e| e.first().map(|(p, m)| format!("{p}: {m}")))
-            })
+    /// The first failure of a sink, an output or an input, taken.
+    fn failure(&self) -> Option<RunError> {
+        if let Some(e) = self.errors.lock().ok().and_then(|mut e| e.take()) {
+            return Some(e.into());
+        }
+        if let Some(e) = self.durable.iter().find_map(|(_, d)| d.failure()) {
+            return Some(e.into());
+        }
+        self.stats.first_error().map(RunError::from)
     }
 
     /// Publishes this worker's partitions into the shared status.
@@ -571,7 +559,7 @@ impl WorkerLoop {
         if self.index != 0 {
             return;
         }
-        if let Some(e) = self.sink_error() {
+        if let Some(e) = self.failure() {
             self.coord.fail(e);
             return;
         }
@@ -590,7 +578,7 @@ impl WorkerLoop {
             "snapshot_committed": self.committed,
             "read": s.read.load(Ordering::Relaxed),
             "accepted": s.accepted.load(Ordering::Relaxed),
-            "rejected": crate::backfill::Summary::from_stats(s).rejected_total(),
+            "rejected": Summary::from_stats(s).rejected_total(),
             "partitions": partitions,
         });
         let path = self.state.root().join("status.json");

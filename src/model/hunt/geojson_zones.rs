@@ -11,7 +11,7 @@
 use super::error::{read, syntax, Ctx, HuntError};
 use super::fields::{check_lat_lon, check_priority, check_radius, ring};
 use super::{RawZone, ZonePlace};
-use crate::zones::Shape;
+use crate::model::zones::Shape;
 use geo::{Coord, LineString, MultiPolygon, Polygon};
 use geojson::{Feature, GeometryValue, Position};
 use serde_json::Value;

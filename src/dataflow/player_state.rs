@@ -8,8 +8,8 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::facts::FactKind;
-use crate::event::{Event, Fact, Id};
-use crate::hunt::Hunt;
+use crate::model::event::{Event, Fact, Id};
+use crate::model::hunt::Hunt;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Latest {
@@ -246,7 +246,7 @@ impl PlayerState {
 }
 
 /// For each hunt sensor, the rewards whose condition reads it.
-pub(crate) type SensorRewards = Vec<Vec<(u32, crate::hunt::SensorCondition)>>;
+pub(crate) type SensorRewards = Vec<Vec<(u32, crate::model::hunt::SensorCondition)>>;
 
 pub(crate) fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
     let mut out: SensorRewards = vec![Vec::new(); hunt.sensors.len()];

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::hunt::Hunt;
+use crate::model::hunt::Hunt;
 
 /// Longest accepted record, in bytes.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;

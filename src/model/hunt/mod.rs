@@ -15,7 +15,7 @@ mod toml_def;
 
 pub use error::HuntError;
 
-use crate::zones::{Shape, ZoneIndex};
+use crate::model::zones::{Shape, ZoneIndex};
 use error::{read, syntax, Ctx};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,66 @@
+//! The one reject type of both jobs: a record that ended rejected, with its
+//! reason, detail, where it was read and its raw text (docs/spec.md §3).
+//! Rejects are data: sources emit them beside the accepted events, and the
+//! rejects sink ([`crate::output::rejects`]) writes them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::event::{Invalid, Reason};
+
+/// Longest raw text kept with a reject, in bytes.
+pub const MAX_RAW_BYTES: usize = 4096;
+
+/// Where a record was read within its partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Place {
+    /// A line of a file (1-based).
+    Line(u64),
+    /// A Kafka message: its offset, and the line within its value (1-based;
+    /// a value may hold several records).
+    Message { offset: i64, line: u32 },
+}
+
+/// A rejected record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reject {
+    pub reason: Reason,
+    pub detail: String,
+    pub partition: u32,
+    pub place: Place,
+    /// The partition frontier when the record was read (orders the rejects
+    /// of a backfill).
+    pub frontier: u64,
+    /// The raw record, cut at [`MAX_RAW_BYTES`].
+    pub raw: Vec<u8>,
+}
+
+impl Reject {
+    pub fn new(invalid: Invalid, partition: u32, place: Place, frontier: u64, raw: &[u8]) -> Self {
+        Reject {
+            reason: invalid.reason,
+            detail: invalid.detail,
+            partition,
+            place,
+            frontier,
+            raw: cut_raw(raw),
+        }
+    }
+
+    /// The order of a backfill's rejects file: by the frontier at which each
+    /// was read, then partition, then place — a function of the input alone.
+    pub fn order_key(&self) -> (u64, u32, Place) {
+        (self.frontier, self.partition, self.place)
+    }
+}
+
+/// At most [`MAX_RAW_BYTES`] of `line`; valid UTF-8 text is not cut inside a
+/// character.
+pub fn cut_raw(line: &[u8]) -> Vec<u8> {
+    let mut end = line.len().min(MAX_RAW_BYTES);
+    if std::str::from_utf8(line).is_ok() {
+        while end < line.len() && (line[end] & 0xC0) == 0x80 {
+            end -= 1;
+        }
+    }
+    line[..end].to_vec()
+}
