@@ -120,7 +120,7 @@ struct RunArgs {
     hunt: PathBuf,
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// The input topic (one SPEC partition per Kafka partition).
+    /// The input topic (one partition of the contract per Kafka partition).
     #[arg(long)]
     topic: String,
     /// Worker threads; the topic's partitions are spread over them.

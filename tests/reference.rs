@@ -485,8 +485,8 @@ fn engine_matches_reference_on_generated_cases() {
 }
 
 /// Two partitions deliver different events with the same (ts, id) for one player.
-/// SPEC §5 does not say which is "the greatest"; whatever the engine picks must not
-/// depend on the number of workers (SPEC §7).
+/// docs/spec.md §5 does not say which is "the greatest"; whatever the engine picks must not
+/// depend on the number of workers (docs/spec.md §7).
 #[test]
 fn engine_tie_across_partitions_is_deterministic() {
     let toml = header(1000, 1000, 1000)

@@ -1,6 +1,6 @@
 //! One player's facts in the COST baseline: the current position, the latest
 //! reading per sensor, the live solves and the claims, with the latest-wins
-//! and expiry rules of SPEC §5, and what was last derived from them
+//! and expiry rules of docs/spec.md §5, and what was last derived from them
 //! (presence, rewards met, eligibility).
 
 use std::cmp::Ordering;

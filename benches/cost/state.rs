@@ -1,10 +1,10 @@
-//! The COST baseline's derived state (SPEC §5) at the latest processed time:
+//! The COST baseline's derived state (docs/spec.md §5) at the latest processed time:
 //! per player the current position and its zones, the latest reading per
 //! sensor, the live solves, the claims, the rewards whose conditions hold and
 //! the rewards it is eligible for; per zone the occupancy; the expiry timers
 //! and the reward window boundaries still ahead. [`World::advance`] processes
 //! every complete time in order and hands out each time's notifications in
-//! SPEC §6 order.
+//! docs/spec.md §6 order.
 //!
 //! Plain hash maps and a time-ordered loop: no dataflow. Superseded positions
 //! and readings are dropped, expired solves are removed, and a player with
@@ -280,7 +280,7 @@ impl<'h> World<'h> {
 
     /// Processes time `t`: expiries due, the events at `t` (at the front of
     /// `ready`, sorted by player), window boundaries at `t`; leaves `t`'s
-    /// notifications, in SPEC §6 order, in `fx.out`.
+    /// notifications, in docs/spec.md §6 order, in `fx.out`.
     fn process(&mut self, t: u64, ready: &mut Peekable<impl Iterator<Item = Event>>) {
         self.fx.out.clear();
         self.fx.occupancy_before.clear();

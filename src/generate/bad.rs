@@ -1,4 +1,4 @@
-//! The bad lines of a synthetic dataset: one kind per way an input record can fail SPEC §3
+//! The bad lines of a synthetic dataset: one kind per way an input record can fail docs/spec.md §3
 //! validation, each rendered from an otherwise good event.
 
 use rand::Rng;
@@ -55,7 +55,7 @@ impl BadKind {
         }
     }
 
-    /// The SPEC §3 reason the engine must reject this line with.
+    /// The docs/spec.md §3 reason the engine must reject this line with.
     pub fn reason(self) -> Reason {
         match self {
             BadKind::NotJson | BadKind::NonUtf8 | BadKind::NotObject | BadKind::Huge => {

@@ -1,4 +1,4 @@
-//! Renders the synthetic hunt model as SPEC §4 text: the hunt TOML (settings, inline zones,
+//! Renders the synthetic hunt model as docs/spec.md §4 text: the hunt TOML (settings, inline zones,
 //! rewards) and the GeoJSON FeatureCollection holding the remaining zones.
 
 use std::fmt::Write as _;

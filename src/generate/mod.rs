@@ -1,5 +1,5 @@
 //! Seeded synthetic datasets for tests, benchmarks and the demo: a hunt definition (TOML plus a
-//! GeoJSON zone file, SPEC §4) and JSON Lines event partitions (SPEC §3) with players walking a
+//! GeoJSON zone file, docs/spec.md §4) and JSON Lines event partitions (docs/spec.md §3) with players walking a
 //! city, local disorder, late events, redeliveries and every kind of bad line; or, with
 //! [`GenerateOptions::for_hunt`], events alone for an existing hunt. The output bytes are a pure
 //! function of [`GenerateOptions`] (and the hunt), on every platform.
@@ -114,13 +114,13 @@ impl Default for GenerateOptions {
 }
 
 /// What the engine must report for the generated events (exact: the generator tracks each
-/// partition's accepted maximum ts as SPEC §2 defines it).
+/// partition's accepted maximum ts as docs/spec.md §2 defines it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GenerateStats {
     /// Lines written (== `events`).
     pub lines: u64,
     pub accepted: u64,
-    /// Rejected lines by SPEC §3 reason code (only reasons that occur).
+    /// Rejected lines by docs/spec.md §3 reason code (only reasons that occur).
     pub rejected: BTreeMap<&'static str, u64>,
     /// Bad lines by kind: `not_json`, `non_utf8`, `not_object`, `missing_field`, `null_field`,
     /// `wrong_type`, `empty_string`, `unknown_type`, `bad_coordinates`, `inaccurate`, `huge_line`.

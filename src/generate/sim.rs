@@ -327,7 +327,7 @@ impl<'m, W: Write> Sim<'m, W> {
         Ok(())
     }
 
-    /// Whether the engine finds `ts` late in partition `p` now (SPEC §2).
+    /// Whether the engine finds `ts` late in partition `p` now (docs/spec.md §2).
     fn is_late(&self, p: usize, ts: u64) -> bool {
         self.parts[p]
             .max_ts

@@ -1,4 +1,4 @@
-//! Tests of the dataset generator: determinism, line accounting, an independent SPEC §2/§3
+//! Tests of the dataset generator: determinism, line accounting, an independent docs/spec.md §2/§3
 //! re-check of every line against the generator's expected counts, and hunt text validity.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,7 +89,7 @@ fn counts_add_up() {
     }
 }
 
-/// The SPEC §3 checks up to (not including) lateness: `Ok((id, ts))` or the reason code.
+/// The docs/spec.md §3 checks up to (not including) lateness: `Ok((id, ts))` or the reason code.
 pub(super) fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), &'static str> {
     if line.len() > 64 * 1024 {
         return Err("malformed");
@@ -156,7 +156,7 @@ pub(super) fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), 
     Ok((id, ts))
 }
 
-/// Replays every partition through the SPEC checks, lateness and duplicate detection.
+/// Replays every partition through the contract's checks, lateness and duplicate detection.
 pub(super) fn recheck(
     case: &GeneratedCase,
     opts: &GenerateOptions,

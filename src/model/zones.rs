@@ -1,4 +1,4 @@
-//! Zone geometry: the `Shape` of a zone, the exact point-in-zone test of SPEC §5
+//! Zone geometry: the `Shape` of a zone, the exact point-in-zone test of docs/spec.md §5
 //! (planar polygons in (lon, lat) with boundary inside and holes excluded; circles by
 //! haversine distance), and `ZoneIndex`, an R-tree over zone bounding boxes used to find
 //! the zones containing a point with a cheap box query followed by the exact test.

@@ -4,7 +4,7 @@
 //! reconnects with `Last-Event-ID` resumes with no gap and no duplicate.
 //!
 //! Ids are `T-I`: the notification's time `T` and its 1-based position `I`
-//! among that time's notifications (SPEC order); a progress mark for
+//! among that time's notifications (the contract's order); a progress mark for
 //! frontier `T` is `T-0`, after every notification before `T`. Ids order as
 //! the pairs `(T, I)`.
 

@@ -46,7 +46,7 @@ impl LiveState {
         }
     }
 
-    /// The notifications of completed time `time`, in SPEC order.
+    /// The notifications of completed time `time`, in the contract's order.
     pub fn notes(&mut self, time: u64, ns: &[Notification]) {
         for n in ns {
             self.apply(n);

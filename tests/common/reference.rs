@@ -1,4 +1,4 @@
-//! A naive reference model of SPEC §2, §3, §5 and §6, used to check the engine.
+//! A naive reference model of docs/spec.md §2, §3, §5 and §6, used to check the engine.
 //!
 //! It shares nothing with the engine except the loaded hunt and its geometry:
 //! validation is written afresh over `serde_json::Value`, and every derived
@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 /// What the reference model computes for a set of partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefOutput {
-    /// SPEC §6 notifications as JSON Lines (no progress records).
+    /// docs/spec.md §6 notifications as JSON Lines (no progress records).
     pub notifications: String,
     /// Counted (non-blank) lines.
     pub read: u64,
@@ -82,7 +82,7 @@ fn as_bounded_str(v: &Value) -> Option<&str> {
     }
 }
 
-/// SPEC §3 checks up to and including accuracy; the reason code on failure.
+/// docs/spec.md §3 checks up to and including accuracy; the reason code on failure.
 fn validate(hunt: &Hunt, line: &[u8]) -> Result<Valid, &'static str> {
     if line.len() > MAX_LINE {
         return Err("malformed");
@@ -199,7 +199,7 @@ fn validate(hunt: &Hunt, line: &[u8]) -> Result<Valid, &'static str> {
 /// Per-player accepted facts over all partitions.
 type Facts = BTreeMap<String, Vec<Fact>>;
 
-/// Reads every partition per SPEC §2/§3 and returns the accepted facts.
+/// Reads every partition per docs/spec.md §2/§3 and returns the accepted facts.
 fn ingest(hunt: &Hunt, partitions: &[Vec<u8>], out: &mut RefOutput) -> Facts {
     let mut facts = Facts::new();
     for data in partitions {
@@ -376,7 +376,7 @@ fn json_str(s: &str) -> String {
 /// Order of player notifications within a time: priority descending, player, kind rank, id.
 type SortKey = (std::cmp::Reverse<u8>, String, u8, String);
 
-/// Appends the notifications for time `t` (SPEC §6 order) to `out`.
+/// Appends the notifications for time `t` (docs/spec.md §6 order) to `out`.
 fn diff(hunt: &Hunt, t: u64, before: &State, after: &State, out: &mut String) {
     let mut lines: Vec<(SortKey, String)> = Vec::new();
     let mut player_line = |kind: &str, rank: u8, player: &str, key: &str, id: &str, prio: u8| {

@@ -1,4 +1,4 @@
-//! Valid hunts: defaults, zones merged and sorted, SPEC §5 zone membership, interning,
+//! Valid hunts: defaults, zones merged and sorted, docs/spec.md §5 zone membership, interning,
 //! and the demo hunt.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! The hunt definition (SPEC §4): loading and validating the hunt TOML file and its
+//! The hunt definition (docs/spec.md §4): loading and validating the hunt TOML file and its
 //! optional GeoJSON zones, and the resolved, interned form the engine works with: zones,
 //! rewards, clues and sensors numbered by their position in id-sorted lists, plus a
 //! spatial index answering "which zones contain this point".
@@ -198,7 +198,7 @@ fn check_duplicates(
 
 impl Hunt {
     /// Loads the hunt TOML file at `path` and the GeoJSON file its `zones_geojson` names
-    /// (relative to the TOML file's directory), validating everything SPEC §4 lists.
+    /// (relative to the TOML file's directory), validating everything docs/spec.md §4 lists.
     pub fn load(path: &Path) -> Result<Hunt, HuntError> {
         let text = read(path)?;
         let top: toml::Table = text.parse().map_err(|e: toml::de::Error| {
