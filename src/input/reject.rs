@@ -53,14 +53,41 @@ impl Reject {
     }
 }
 
-/// At most [`MAX_RAW_BYTES`] of `line`; valid UTF-8 text is not cut inside a
+/// At most [`MAX_RAW_BYTES`] of `line`; UTF-8 text is not cut inside a
 /// character.
 pub fn cut_raw(line: &[u8]) -> Vec<u8> {
     let mut end = line.len().min(MAX_RAW_BYTES);
-    if std::str::from_utf8(line).is_ok() {
+    if is_text(line) {
         while end < line.len() && (line[end] & 0xC0) == 0x80 {
             end -= 1;
         }
     }
     line[..end].to_vec()
+}
+
+/// Whether `bytes` is UTF-8 text, allowing a last character cut short (an
+/// over-long record is kept only in part).
+fn is_text(bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_cut_on_a_character_boundary() {
+        // 3-byte characters: 4096 is not a boundary, 4095 is.
+        let text = "€".repeat(2000);
+        assert_eq!(cut_raw(text.as_bytes()).len(), 4095);
+        // The same text kept only in part, ending inside a character.
+        let kept = &text.as_bytes()[..5000];
+        assert_eq!(cut_raw(kept).len(), 4095);
+        // Bytes that are not UTF-8 are cut at the limit.
+        let bytes = vec![0xFFu8; 5000];
+        assert_eq!(cut_raw(&bytes).len(), MAX_RAW_BYTES);
+    }
 }
