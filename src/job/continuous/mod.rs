@@ -25,6 +25,7 @@
 //! - [`snapshot`]: the state directory (snapshots, the advance log);
 //! - `worker`: the workers' loop and the snapshot protocol.
 
+pub mod hunt_record;
 pub mod outputs;
 pub mod snapshot;
 mod worker;
@@ -80,6 +81,12 @@ pub enum RunError {
     Input(#[from] InputError),
     #[error("{0}")]
     Config(String),
+    #[error("{}: the state directory was built with another hunt than {} ({difference}); state is never reinterpreted under another hunt: apply changes to a running hunt with `huntflow hunt-change`, or start from a new state directory", state.display(), given.display())]
+    HuntChanged {
+        state: PathBuf,
+        given: PathBuf,
+        difference: String,
+    },
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
     #[error("serving on {addr}: {source}")]
@@ -163,6 +170,7 @@ fn run_once(
     check(opts)?;
     let hunt = Arc::new(Hunt::load(&opts.hunt)?);
     let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
+    hunt_record::check_or_record(&opts.state_dir, &hunt)?;
     let state = Arc::new(StateDir::open(&opts.state_dir)?);
     let loaded = state.load_latest()?;
     if let Some(l) = &loaded {

@@ -8,7 +8,7 @@
 //! other tools that keep their own properties (names, styling) on the same features. A
 //! property whose value is `null` counts as absent.
 
-use super::error::{read, syntax, Ctx, HuntError};
+use super::error::{syntax, Ctx, HuntError};
 use super::fields::{check_lat_lon, check_priority, check_radius, ring};
 use super::{RawZone, ZonePlace};
 use crate::model::zones::Shape;
@@ -17,11 +17,11 @@ use geojson::{Feature, GeometryValue, Position};
 use serde_json::Value;
 use std::path::Path;
 
-/// Reads every zone of the FeatureCollection at `path`, in file order.
-pub(crate) fn load(path: &Path) -> Result<Vec<RawZone>, HuntError> {
-    let text = read(path)?;
+/// Every zone of the FeatureCollection `text`, read from `path` (which
+/// errors name), in file order.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<RawZone>, HuntError> {
     let value: Value =
-        serde_json::from_str(&text).map_err(|e| syntax(path, &text, None, &e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| syntax(path, text, None, &e.to_string()))?;
     let ctx = Ctx::file(path);
     let collection = match &value {
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("FeatureCollection") => o,

@@ -34,11 +34,21 @@ pub struct Hunt {
     pub zones: Vec<Zone>,
     /// Sorted by id (bytewise); a reward's number is its index.
     pub rewards: Vec<Reward>,
+    /// The definition's own text, as loaded.
+    pub text: HuntText,
     /// Every clue id some reward requires, sorted and deduplicated.
     pub clues: Vec<String>,
     /// Every sensor id some reward's sensor condition names, sorted and deduplicated.
     pub sensors: Vec<String>,
     index: ZoneIndex,
+}
+
+/// The text a hunt was loaded from: the TOML file, and the GeoJSON file it
+/// names, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HuntText {
+    pub toml: String,
+    pub geojson: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +141,20 @@ pub(crate) struct RawReward {
     pub active: Option<Window>,
 }
 
+/// The GeoJSON file the TOML `text` of `path` names, as written there.
+fn geojson_name(path: &Path, text: &str) -> Result<Option<String>, HuntError> {
+    let top: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| syntax(path, text, e.span().map(|s| s.start), e.message()))?;
+    let ctx = Ctx::file(path);
+    Ok(toml_def::settings(&ctx, &top)?.zones_geojson)
+}
+
+/// Where a GeoJSON file named `rel` in the TOML file `path` lies.
+fn geojson_path(path: &Path, rel: &str) -> PathBuf {
+    path.parent().unwrap_or_else(|| Path::new("")).join(rel)
+}
+
 fn number(i: usize) -> u32 {
     u32::try_from(i).expect("more than u32::MAX items in a hunt")
 }
@@ -200,9 +224,21 @@ impl Hunt {
     /// Loads the hunt TOML file at `path` and the GeoJSON file its `zones_geojson` names
     /// (relative to the TOML file's directory), validating everything docs/spec.md §4 lists.
     pub fn load(path: &Path) -> Result<Hunt, HuntError> {
-        let text = read(path)?;
-        let top: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            syntax(path, &text, e.span().map(|s| s.start), e.message())
+        let toml = read(path)?;
+        let geojson = match geojson_name(path, &toml)? {
+            Some(rel) => Some(read(&geojson_path(path, &rel))?),
+            None => None,
+        };
+        Hunt::parse(path, HuntText { toml, geojson })
+    }
+
+    /// The hunt of `text`, as if loaded from the TOML file `path` (which
+    /// errors name; the GeoJSON file, when the TOML names one, is named
+    /// relative to it). `text.geojson` must be there when the TOML names a
+    /// GeoJSON file.
+    pub fn parse(path: &Path, text: HuntText) -> Result<Hunt, HuntError> {
+        let top: toml::Table = text.toml.parse().map_err(|e: toml::de::Error| {
+            syntax(path, &text.toml, e.span().map(|s| s.start), e.message())
         })?;
         let ctx = Ctx::file(path);
         let settings = toml_def::settings(&ctx, &top)?;
@@ -222,9 +258,19 @@ impl Hunt {
         let geojson_path = settings
             .zones_geojson
             .as_ref()
-            .map(|rel| path.parent().unwrap_or_else(|| Path::new("")).join(rel));
-        if let Some(gpath) = &geojson_path {
-            raw_zones.extend(geojson_zones::load(gpath)?);
+            .map(|rel| geojson_path(path, rel));
+        match (&geojson_path, &text.geojson) {
+            (Some(gpath), Some(g)) => raw_zones.extend(geojson_zones::parse(gpath, g)?),
+            (Some(gpath), None) => {
+                return Err(ctx.err(format!(
+                    "zones_geojson names {}, whose zones are missing",
+                    gpath.display()
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(ctx.err("zones in GeoJSON are given, but zones_geojson names no file"))
+            }
+            (None, None) => {}
         }
 
         check_duplicates(path, geojson_path.as_deref(), &raw_zones, &raw_rewards)?;
@@ -297,6 +343,7 @@ impl Hunt {
             max_accuracy_m: settings.max_accuracy_m,
             zones,
             rewards,
+            text,
             clues,
             sensors,
             index,
