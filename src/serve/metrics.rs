@@ -9,11 +9,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::prometheus_text;
+use prometheus_client::encoding::{
+    prometheus_text, EncodeGaugeValue, EncodeMetric, GaugeValueEncoder, MetricEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::event::Reason;
@@ -77,6 +80,36 @@ impl Metrics {
     }
 }
 
+/// Labelled gauge values read for one scrape, written in the order given.
+#[derive(Debug)]
+struct Gauges<V>(Vec<(Labels, V)>);
+
+impl<V: EncodeGaugeValue + std::fmt::Debug + Send + Sync + 'static> EncodeMetric for Gauges<V> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, v) in &self.0 {
+            encoder.encode_family(labels)?.encode_gauge(v)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// A partition's frontier: ms of event time, or `+Inf` once closed.
+#[derive(Debug)]
+struct Frontier(Option<u64>);
+
+impl EncodeGaugeValue for Frontier {
+    fn encode(&self, encoder: &mut GaugeValueEncoder) -> Result<(), std::fmt::Error> {
+        match self.0 {
+            Some(f) => i64::try_from(f).unwrap_or(i64::MAX).encode(encoder),
+            None => f64::INFINITY.encode(encoder),
+        }
+    }
+}
+
 /// A counter holding `value`, for a scrape.
 fn counter(value: u64) -> Counter {
     let c = Counter::default();
@@ -85,10 +118,14 @@ fn counter(value: u64) -> Counter {
 }
 
 /// A gauge holding `value`, for a scrape.
-fn gauge(value: f64) -> Gauge<f64, AtomicU64> {
-    let g = Gauge::<f64, AtomicU64>::default();
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
     g.set(value);
     g
+}
+
+fn whole(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 fn labels(key: &'static str, value: impl ToString) -> Labels {
@@ -123,21 +160,17 @@ pub fn exposition(live: &Live) -> String {
     );
     if let Ok(parts) = st.partitions.lock() {
         let leading = parts.values().filter_map(|p| p.latest).max();
-        let frontier = Family::<Labels, Gauge<f64, AtomicU64>>::default();
-        let lag = Family::<Labels, Gauge>::default();
+        let mut frontier = Vec::new();
+        let mut lag = Vec::new();
         for (p, part) in parts.iter() {
-            let f = if part.closed {
-                f64::INFINITY
-            } else {
-                part.frontier as f64
-            };
-            frontier.get_or_create(&labels("partition", p)).set(f);
+            let f = (!part.closed).then_some(part.frontier);
+            frontier.push((labels("partition", p), Frontier(f)));
             let behind = leading
                 .unwrap_or(0)
                 .saturating_sub(part.latest.unwrap_or(0));
-            lag.get_or_create(&labels("partition", p))
-                .set(i64::try_from(behind).unwrap_or(i64::MAX));
+            lag.push((labels("partition", p), whole(behind)));
         }
+        let (frontier, lag) = (Gauges(frontier), Gauges(lag));
         r.register(
             "huntflow_partition_frontier",
             "Partition frontier max(0, M - L), ms of event time",
@@ -175,32 +208,32 @@ pub fn exposition(live: &Live) -> String {
         (
             "huntflow_state_players",
             "Players with live state",
-            players as f64,
+            whole(players),
         ),
         (
             "huntflow_state_positions",
             "Players with a live position",
-            positions as f64,
+            whole(positions),
         ),
         (
             "huntflow_state_presence_pairs",
             "(player, zone) pairs present",
-            presence as f64,
+            whole(presence),
         ),
         (
             "huntflow_state_eligible_pairs",
             "(player, reward) pairs eligible",
-            eligible as f64,
+            whole(eligible),
         ),
         (
             "huntflow_arrangement_records",
             "Updates held in differential's arrangements",
-            live.metrics.arrangement_records.load(Ordering::Relaxed) as f64,
+            live.metrics.arrangement_records.load(Ordering::Relaxed),
         ),
         (
             "huntflow_as_of",
             "The latest complete time the answers describe",
-            as_of.map_or(-1.0, |t| t as f64),
+            as_of.map_or(-1, whole),
         ),
     ] {
         r.register(name, help, gauge(value));
