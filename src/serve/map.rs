@@ -226,3 +226,84 @@ pub async fn hunt(State(live): State<Arc<Live>>) -> Response {
     t.done(&live, "hunt");
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dataflow::players::{Peers, Players};
+    use crate::event::{Event, Fact};
+    use std::sync::Arc;
+
+    /// `player` reports `lat` at `t` (expiring at `expires`) to `store`,
+    /// which then has got through `t`.
+    fn at(store: &Players, player: &str, t: u64, lat: f64, expires: u64) {
+        let id: crate::event::Id = player.into();
+        let mut shard = store.lock(player);
+        let state = shard.entry(&id, true);
+        state.expire(t);
+        state.apply(Event {
+            ts: t,
+            player: id.clone(),
+            fact: Fact::Position {
+                id: format!("{player}-{t}").into(),
+                lat,
+                lon: 2.0,
+                expires,
+            },
+        });
+        drop(shard);
+        store.through(t);
+    }
+
+    fn list(peers: &Peers, stores: &[&Players], since: Option<u64>) -> (Option<u64>, Vec<String>) {
+        peers.pinned(false, |t| {
+            let mut out = Vec::new();
+            if let Some(t) = t {
+                for s in stores {
+                    s.positions_at(t, since, |p, spot, _| {
+                        out.push(format!(
+                            "{p}:{}",
+                            spot.map_or("-".into(), |s| s.0.to_string())
+                        ));
+                    });
+                }
+            }
+            out.sort();
+            (t, out)
+        })
+    }
+
+    /// A worker ahead of another lists its players as they were at the
+    /// time both have got through, whatever it did since.
+    #[test]
+    fn positions_are_read_back_at_the_time_every_worker_has_reached() {
+        let peers = Arc::new(Peers::new());
+        let (a, b) = (Players::serving(&peers), Players::serving(&peers));
+        assert_eq!(list(&peers, &[&a, &b], None), (None, vec![]));
+        at(&a, "x", 10, 1.0, 1000);
+        at(&b, "y", 10, 5.0, 15);
+        // `a` runs ahead: x moves twice, z appears; `b` stays at 10.
+        at(&a, "x", 20, 2.0, 1000);
+        at(&a, "z", 25, 9.0, 1000);
+        at(&a, "x", 30, 3.0, 1000);
+        let both = [&a, &b];
+        assert_eq!(
+            list(&peers, &both, None),
+            (Some(10), vec!["x:1".into(), "y:5".into()])
+        );
+        assert_eq!(list(&peers, &both, Some(9)).1, ["x:1", "y:5"]);
+        assert_eq!(list(&peers, &both, Some(10)).1, Vec::<String>::new());
+        // `b` reaches 22: y expired at 15, x had moved once, z not yet.
+        {
+            let id: crate::event::Id = "y".into();
+            let mut shard = b.lock("y");
+            shard.get_mut(&id).unwrap().expire(15);
+        }
+        b.through(22);
+        assert_eq!(list(&peers, &both, None), (Some(22), vec!["x:2".into()]));
+        assert_eq!(list(&peers, &both, Some(10)).1, ["x:2", "y:-"]);
+        b.through(40);
+        assert_eq!(list(&peers, &both, Some(20)).1, ["x:3", "z:9"]);
+        assert_eq!(list(&peers, &both, Some(14)).1, ["x:3", "y:-", "z:9"]);
+        assert_eq!(list(&peers, &both, Some(25)).1, ["x:3"]);
+    }
+}

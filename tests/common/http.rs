@@ -176,13 +176,27 @@ pub fn serve_with(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>) -> Served
 /// [`serve_with`], writing standard input 200 lines at a time with `pause`
 /// after each (from a thread of its own when there is a pause).
 pub fn serve_paced(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>, pause: Duration) -> Served {
+    serve_demo(work, extra, stdin, pause, true)
+}
+
+/// [`serve_paced`]; with `long_ttls`, positions and readings of the demo
+/// hunt live far longer than the demo's 60 s and 30 s.
+pub fn serve_demo(
+    work: &Path,
+    extra: &[&str],
+    stdin: Option<Vec<u8>>,
+    pause: Duration,
+    long_ttls: bool,
+) -> Served {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let hunt_dir = work.join(format!("hunt-{}", extra.len()));
     std::fs::create_dir_all(&hunt_dir).unwrap();
-    let toml = std::fs::read_to_string(root.join("dataflows/demo/hunt.toml"))
-        .unwrap()
-        .replace("position_ttl_ms = 60000", "position_ttl_ms = 100000000")
-        .replace("sensor_ttl_ms = 30000", "sensor_ttl_ms = 100000000");
+    let mut toml = std::fs::read_to_string(root.join("dataflows/demo/hunt.toml")).unwrap();
+    if long_ttls {
+        toml = toml
+            .replace("position_ttl_ms = 60000", "position_ttl_ms = 100000000")
+            .replace("sensor_ttl_ms = 30000", "sensor_ttl_ms = 100000000");
+    }
     std::fs::write(hunt_dir.join("hunt.toml"), toml).unwrap();
     std::fs::copy(
         root.join("dataflows/demo/zones.geojson"),
