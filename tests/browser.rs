@@ -207,8 +207,8 @@ fn settled(addr: &str) -> u64 {
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let now = get_json(addr, "/healthz").1["as_of"].as_u64();
-        if now.is_some() && now == last {
-            return now.unwrap();
+        if let Some(t) = now.filter(|_| now == last) {
+            return t;
         }
         last = now;
         assert!(Instant::now() < deadline, "as_of does not settle");
