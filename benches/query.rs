@@ -41,7 +41,7 @@
 //! runs only the loads named: `serving`, `rate`, `rate-favoured`,
 //! `flat-out` (each with `plain`), `windows`, `windows-trivial`,
 //! `windows-favoured`, `windows-favoured-trivial`, `windows-spin`,
-//! `windows-spin-turns`, `windows-axum` (the client querying a minimal axum
+//! `windows-axum` (the client querying a minimal axum
 //! server in the bench process), and `windows-paired` (`-favoured`): the client
 //! querying the job and the client querying the trivial responder taking
 //! turns in one backfill.
@@ -51,6 +51,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "query/page.rs"]
+mod page;
 #[path = "query/report.rs"]
 mod report;
 #[path = "query/windows.rs"]
@@ -58,8 +60,7 @@ mod windows;
 
 use windows::Beside;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -78,6 +79,8 @@ enum Load {
     Rate(u32, bool),
     /// The next request 200 µs after each answer.
     FlatOut,
+    /// One open map page ([`page`]).
+    Page,
 }
 
 impl Load {
@@ -89,6 +92,7 @@ impl Load {
             Load::Rate(_, false) => "rate",
             Load::Rate(_, true) => "rate-favoured",
             Load::FlatOut => "flat-out",
+            Load::Page => "page",
         }
     }
 
@@ -99,6 +103,7 @@ impl Load {
             Load::Rate(r, false) => format!("{r}/s"),
             Load::Rate(r, true) => format!("{r}/s, client nice -10"),
             Load::FlatOut => "flat out".into(),
+            Load::Page => "one open map page".into(),
         }
     }
 }
@@ -113,6 +118,8 @@ struct Run {
     server_p99: Option<f64>,
     /// CPU seconds: the whole job, its HTTP thread, the client thread.
     cpu: [f64; 3],
+    /// What a map page received: subscription events, positions.
+    page: [u64; 2],
 }
 
 /// The line on which the job says where it serves, before the address.
@@ -149,6 +156,7 @@ fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loa
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let done = Arc::new(AtomicBool::new(false));
     let mut client = None;
+    let received = Arc::new(page::Received::default());
     let mut served = None;
     let mut elapsed = 0.0;
     for line in lines.by_ref() {
@@ -165,7 +173,12 @@ fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loa
                 Load::FlatOut => (Some(Pause::After(Duration::from_micros(200))), false),
                 _ => (None, false),
             };
-            if let Some(pause) = pause {
+            if matches!(load, Load::Page) {
+                let received = received.clone();
+                client = Some(std::thread::spawn(move || {
+                    page::run(&addr, &done, &received)
+                }));
+            } else if let Some(pause) = pause {
                 client = Some(std::thread::spawn(move || {
                     if favoured {
                         favour_this_thread();
@@ -195,6 +208,10 @@ fn backfill(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loa
         latencies,
         server_p99,
         cpu: [job_cpu, http_cpu, client_cpu],
+        page: [
+            received.events.load(Ordering::Relaxed),
+            received.positions.load(Ordering::Relaxed),
+        ],
     }
 }
 
@@ -279,17 +296,30 @@ fn server_player_p99(addr: &str) -> Option<f64> {
         .map(|(le, _)| le * 1e3)
 }
 
+/// An HTTP client whose connections stay open between requests.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
 /// The body of `GET path` on a connection of its own.
 fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_string())
+    get_on(&agent(), addr, path)
+}
+
+/// The body of `GET path` on one of `agent`'s connections.
+fn get_on(agent: &ureq::Agent, addr: &str, path: &str) -> Option<String> {
+    agent
+        .get(format!("http://{addr}{path}"))
+        .call()
+        .ok()?
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .ok()
 }
 
 /// How a client spaces its requests.
@@ -311,9 +341,7 @@ fn query_loop(
     pause: Pause,
     gate: Option<&AtomicBool>,
 ) -> (Vec<f64>, f64) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let agent = agent();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut out = Vec::new();
     let mut n = 0u64;
@@ -337,20 +365,14 @@ fn query_loop(
             format!("/v1/players/p{}", rng.random_range(0..10_000))
         };
         let t = Instant::now();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").expect("request");
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().expect("length");
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).expect("body");
+        let mut resp = agent
+            .get(format!("http://{addr}{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("request");
+        resp.body_mut().read_to_vec().expect("body");
         out.push(t.elapsed().as_secs_f64() * 1e3);
         match pause {
             Pause::After(d) => std::thread::sleep(d),
@@ -376,6 +398,7 @@ fn main() {
         eprintln!("no privilege to run the client at nice -10: that load is skipped");
     }
     loads.push(Load::FlatOut);
+    loads.push(Load::Page);
     loads.retain(|l| matches!(l, Load::Plain) || wanted(l.key()));
     if loads.len() > 1 {
         rounds(bin, &hunt, &parts, &loads);
@@ -389,17 +412,15 @@ fn main() {
         Beside::Client { favoured: true },
         Beside::ClientOfTrivial { favoured: true },
     );
-    let spin = |turns| Beside::Spin {
+    let spin = Beside::Spin {
         spin: Duration::from_micros(100),
-        turns,
     };
     let groups: Vec<Vec<Beside>> = [
         ("windows", vec![client]),
         ("windows-trivial", vec![trivial]),
         ("windows-favoured", vec![client_favoured]),
         ("windows-favoured-trivial", vec![trivial_favoured]),
-        ("windows-spin", vec![spin(false)]),
-        ("windows-spin-turns", vec![spin(true)]),
+        ("windows-spin", vec![spin]),
         (
             "windows-axum",
             vec![Beside::ClientOfAxum { favoured: false }],
@@ -447,6 +468,7 @@ fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads
     let mut latencies = vec![Vec::new(); loads.len()];
     let mut server = vec![None::<f64>; loads.len()];
     let mut cpus = vec![Vec::new(); loads.len()];
+    let mut pages = vec![[0u64; 2]; loads.len()];
     let rounds: usize = std::env::var("HUNTFLOW_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -457,6 +479,8 @@ fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads
             let run = backfill(bin, hunt, parts, loads[i]);
             walls[i].push(run.wall);
             cpus[i].push((run.cpu, run.latencies.len()));
+            pages[i][0] += run.page[0];
+            pages[i][1] += run.page[1];
             latencies[i].extend(run.latencies);
             server[i] = match (server[i], run.server_p99) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -493,7 +517,19 @@ fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads
             walls[i]
         );
         let l = std::mem::take(&mut latencies[i]);
-        if !l.is_empty() {
+        if matches!(load, Load::Page) && !l.is_empty() {
+            let q = Quantiles::of(l, "positions rounds");
+            let [events, positions] = pages[i].map(|n| n / rounds as u64);
+            line += &format!(
+                "; per backfill {events} subscription events, {positions} positions; \
+                 {} positions rounds: p50 {:.3} p99 {:.3} max {:.3}",
+                q.count, q.p50, q.p99, q.max
+            );
+            json += &format!(
+                ",\"events_per_run\":{events},\"positions_per_run\":{positions},\"rounds\":{},\"p50_ms\":{:.4},\"p99_ms\":{:.4},\"max_ms\":{:.4}",
+                q.count, q.p50, q.p99, q.max
+            );
+        } else if !l.is_empty() {
             let q = Quantiles::of(l, "queries answered");
             line += &format!(
                 "; {} queries: p50 {:.3} p99 {:.3} max {:.3}",
@@ -517,7 +553,12 @@ fn rounds(bin: &str, hunt: &std::path::Path, parts: &[std::path::PathBuf], loads
             let per =
                 |k: usize| cpus[i].iter().map(|(c, _)| c[k]).sum::<f64>() / queries as f64 * 1e6;
             let (http, client) = (per(1), per(2));
-            line += &format!(", per query: HTTP thread {http:.0} µs, client {client:.0} µs");
+            let per = if matches!(load, Load::Page) {
+                "round"
+            } else {
+                "query"
+            };
+            line += &format!(", per {per}: HTTP thread {http:.0} µs, client {client:.0} µs");
             json += &format!(
                 ",\"http_cpu_us_per_query\":{http:.1},\"client_cpu_us_per_query\":{client:.1}"
             );

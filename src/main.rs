@@ -83,6 +83,10 @@ struct ServeArgs {
     /// ... and by age (ms); older ones are dropped too.
     #[arg(long, requires = "serve")]
     retain_ms: Option<u64>,
+    /// Require this file's bearer token on every endpoint but /healthz
+    /// (Authorization: Bearer TOKEN; the map page asks for it).
+    #[arg(long, value_name = "FILE", requires = "serve")]
+    serve_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -91,6 +95,7 @@ impl ServeArgs {
             let mut o = huntflow::serve::ServeOptions::new(addr);
             o.retention.events = self.retain.max(1);
             o.retention.age = self.retain_ms.map(std::time::Duration::from_millis);
+            o.token_file = self.serve_token_file.clone();
             o
         })
     }

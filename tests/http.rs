@@ -1,204 +1,27 @@
 //! The analysts' API over real HTTP: a `huntflow backfill --serve` process
-//! and a small HTTP/1.1 client. Answers are checked against the reference
+//! and an HTTP client. Answers are checked against the reference
 //! model's state, subscriptions against the notification file, metrics
 //! against the summary.
 
 mod common;
 
-use common::http::{dechunk, get, json};
+use common::http::{get, json, serve, serve_paced, serve_with, Served, SseEvent};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A served backfill of the demo, with TTLs long enough that state remains
-/// at the end.
-struct Served {
-    child: Child,
-    addr: String,
-    output: PathBuf,
-    hunt: PathBuf,
-    inputs: Vec<PathBuf>,
-    summary: Value,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(work: &Path, extra: &[&str]) -> Served {
-    serve_with(work, extra, None)
-}
-
-/// With `stdin`: one partition fed these bytes through standard input,
-/// which stays open (the partition never closes).
-fn serve_with(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>) -> Served {
-    serve_paced(work, extra, stdin, Duration::ZERO)
-}
-
-/// [`serve_with`], writing standard input 200 lines at a time with `pause`
-/// after each (from a thread of its own when there is a pause).
-fn serve_paced(work: &Path, extra: &[&str], stdin: Option<Vec<u8>>, pause: Duration) -> Served {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let hunt_dir = work.join(format!("hunt-{}", extra.len()));
-    std::fs::create_dir_all(&hunt_dir).unwrap();
-    let toml = std::fs::read_to_string(root.join("dataflows/demo/hunt.toml"))
-        .unwrap()
-        .replace("position_ttl_ms = 60000", "position_ttl_ms = 100000000")
-        .replace("sensor_ttl_ms = 30000", "sensor_ttl_ms = 100000000");
-    std::fs::write(hunt_dir.join("hunt.toml"), toml).unwrap();
-    std::fs::copy(
-        root.join("dataflows/demo/zones.geojson"),
-        hunt_dir.join("zones.geojson"),
-    )
-    .unwrap();
-    let inputs = match &stdin {
-        None => vec![
-            root.join("datasets/demo/part-000.jsonl"),
-            root.join("datasets/demo/part-001.jsonl"),
-        ],
-        Some(bytes) => {
-            let fed = hunt_dir.join("fed.jsonl");
-            std::fs::write(&fed, bytes).unwrap();
-            vec![fed]
-        }
-    };
-    let output = hunt_dir.join("out.jsonl");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huntflow"))
-        .arg("backfill")
-        .arg("--hunt")
-        .arg(hunt_dir.join("hunt.toml"))
-        .arg("--output")
-        .arg(&output)
-        .args(["-w", "2", "--serve", "127.0.0.1:0"])
-        .args(extra)
-        .args(if stdin.is_some() {
-            vec![PathBuf::from("-")]
-        } else {
-            inputs.clone()
-        })
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = &stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        let bytes = bytes.clone();
-        let feed = move || {
-            let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-            for chunk in lines.chunks(200) {
-                for line in chunk {
-                    pipe.write_all(line).unwrap();
-                }
-                pipe.flush().unwrap();
-                std::thread::sleep(pause);
-            }
-            // Kept open: the partition stays open and its last times incomplete.
-            std::mem::forget(pipe);
-        };
-        if pause.is_zero() {
-            feed();
-        } else {
-            std::thread::spawn(feed);
-        }
-    }
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut addr = None;
-    let mut summary = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(a) = line.strip_prefix("serving on http://") {
-            addr = Some(a.to_string());
-        } else if line.starts_with("{\"read\"") {
-            summary = Some(serde_json::from_str(&line).unwrap());
-        } else if line.starts_with("backfill complete") {
-            break;
-        }
-        if stdin.is_some() && addr.is_some() {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Served {
-        child,
-        addr: addr.expect("address printed"),
-        output,
-        hunt: hunt_dir.join("hunt.toml"),
-        inputs,
-        summary: summary.unwrap_or(Value::Null),
-    }
-}
-
-/// A subscription read until `want` notifications came (or `timeout`):
-/// `(id, event, data)` triples, progress marks included.
-fn subscribe(
-    addr: &str,
-    path: &str,
-    last_id: Option<&str>,
-    want: usize,
-) -> Vec<(String, String, String)> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-    if let Some(id) = last_id {
-        req.push_str(&format!("Last-Event-ID: {id}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut events = Vec::new();
-    while Instant::now() < deadline {
-        let n = match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        raw.extend_from_slice(&buf[..n]);
-        let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&dechunk(&raw[split + 4..])).to_string();
-        events = parse_sse(&text);
-        let got = events.iter().filter(|e| e.1 != "progress").count();
-        if got >= want || events.iter().any(|e| e.1 == "error") {
-            break;
-        }
-    }
-    events
-}
-
-fn parse_sse(text: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("id: ") {
-                id = v.to_string();
-            } else if let Some(v) = line.strip_prefix("event: ") {
-                event = v.to_string();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data = v.to_string();
-            }
-        }
-        if !event.is_empty() && !data.is_empty() {
-            out.push((id, event, data));
-        }
-    }
-    out
+/// A subscription read until `want` notifications came, resuming after
+/// `last_id`.
+fn subscribe(addr: &str, path: &str, last_id: Option<&str>, want: usize) -> Vec<SseEvent> {
+    let headers: Vec<(&str, &str)> = last_id
+        .map(|id| ("Last-Event-ID", id))
+        .into_iter()
+        .collect();
+    common::http::subscribe(addr, path, &headers, want)
 }
 
 /// The reference model's final state, from its notifications.

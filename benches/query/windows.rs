@@ -19,10 +19,7 @@
 //!   run as the job's is: what the HTTP stack costs without the job's
 //!   handlers;
 //! - a thread that spins for 100 µs every millisecond: what taking that much
-//!   CPU from the workers, with nothing else, costs; once where the
-//!   scheduler puts it, and once taking turns over the cores as the job's
-//!   API thread does (time taken from one worker holds the other back, time
-//!   taken from both evenly does less harm).
+//!   CPU from the workers, with nothing else, costs.
 //!
 //! Several loads may also take turns in one backfill (off, the first, off,
 //! the second, ...): the client querying the job and the same client
@@ -37,8 +34,6 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use huntflow::serve::cpu;
 
 use super::report::{difference, median, report};
 use super::{favour_this_thread, http_get, job_cpu, query_loop, spawn_backfill, Pause, SERVING_ON};
@@ -155,7 +150,7 @@ pub fn axum_responder() -> (String, Arc<AtomicI32>) {
 }
 
 /// CPU seconds of thread `tid` of this process, if it still runs.
-fn own_thread_cpu(tid: i32) -> Option<f64> {
+pub fn own_thread_cpu(tid: i32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
     Some(s.split_whitespace().next()?.parse::<f64>().ok()? / 1e9)
 }
@@ -169,9 +164,8 @@ pub enum Beside {
     ClientOfTrivial { favoured: bool },
     /// The client querying [`axum_responder`].
     ClientOfAxum { favoured: bool },
-    /// A thread at nice -10 spinning this long every millisecond; taking
-    /// turns over the cores as the job's API thread does, when `turns`.
-    Spin { spin: Duration, turns: bool },
+    /// A thread at nice -10 spinning this long every millisecond.
+    Spin { spin: Duration },
 }
 
 impl Beside {
@@ -186,22 +180,14 @@ impl Beside {
             Beside::ClientOfAxum { favoured } => {
                 format!("client {rate}/s{} -> minimal axum server", nice(favoured))
             }
-            Beside::Spin { spin, turns } => format!(
-                "spin {} us every ms, nice -10{}",
-                spin.as_micros(),
-                if turns { ", turns over the cores" } else { "" }
-            ),
+            Beside::Spin { spin } => format!("spin {} us every ms, nice -10", spin.as_micros()),
         }
     }
 }
 
 /// Spins for `spin` every millisecond while `on` (parked until unparked
-/// otherwise), until `done`; with `turns`, on one core at a time, moving on
-/// as the job's API thread does ([`huntflow::serve::cpu`]).
-fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
-    if turns {
-        cpu::setup(usize::MAX);
-    }
+/// otherwise), until `done`.
+fn spin_loop(spin: Duration, on: &AtomicBool, done: &AtomicBool) {
     let mut due = Instant::now();
     while !done.load(Ordering::Acquire) {
         if !on.load(Ordering::Acquire) {
@@ -210,7 +196,6 @@ fn spin_loop(spin: Duration, turns: bool, on: &AtomicBool, done: &AtomicBool) {
             continue;
         }
         let t = Instant::now();
-        cpu::turn(t);
         while t.elapsed() < spin {
             std::hint::spin_loop();
         }
@@ -253,8 +238,8 @@ fn start(beside: Beside, addr: &str, rate: u32, done: &Arc<AtomicBool>) -> Runni
                 favour_this_thread();
             }
             match beside {
-                Beside::Spin { spin, turns } => {
-                    spin_loop(spin, turns, &on, &done);
+                Beside::Spin { spin } => {
+                    spin_loop(spin, &on, &done);
                     (Vec::new(), 0.0)
                 }
                 _ => query_loop(&target, &done, Pause::Every(period), Some(&on)),

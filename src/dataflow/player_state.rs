@@ -68,11 +68,53 @@ pub(crate) struct PlayerState {
     /// every later time until the next settle.
     #[serde(default)]
     pub(crate) settled: u64,
+    /// The time `position` last changed (appeared, moved or expired); 0:
+    /// never.
+    #[serde(default)]
+    pub(crate) moved: u64,
+    /// While the API serves: what `position` was before each change at a
+    /// time not final on every worker yet, oldest first
+    /// ([`super::players`]).
+    #[serde(skip)]
+    pub(crate) moves: Option<Vec<Move>>,
+}
+
+/// A position as the API lists it: `(lat, lon, ts)`.
+pub type Spot = (f64, f64, u64);
+
+/// A change of a player's position at `at`: what it was before, and since
+/// when.
+#[derive(Clone, Debug)]
+pub(crate) struct Move {
+    pub(crate) at: u64,
+    pub(crate) before: Option<Spot>,
+    pub(crate) before_moved: u64,
 }
 
 impl PlayerState {
+    /// `position` changes at `t`: the first change at `t` keeps what it was.
+    fn moving(&mut self, t: u64) {
+        let before = self.spot();
+        if let Some(moves) = self.moves.as_mut() {
+            if moves.last().is_none_or(|m| m.at != t) {
+                moves.push(Move {
+                    at: t,
+                    before,
+                    before_moved: self.moved,
+                });
+            }
+        }
+        self.moved = t;
+    }
+
+    /// The current position, as the API lists it.
+    pub(crate) fn spot(&self) -> Option<Spot> {
+        self.position.as_ref().map(|p| (p.lat, p.lon, p.at.ts))
+    }
+
     pub(crate) fn expire(&mut self, t: u64) {
         if self.position.as_ref().is_some_and(|p| p.at.expires <= t) {
+            self.moving(t);
             self.position = None;
         }
         self.readings.retain(|r| r.at.expires > t);
@@ -92,6 +134,7 @@ impl PlayerState {
                 if self.position.as_ref().is_none_or(|p| {
                     at.cmp_with(&[lat, lon], &p.at, &[p.lat, p.lon]) == Ordering::Greater
                 }) {
+                    self.moving(ts);
                     self.position = Some(Position {
                         at,
                         lat,

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,20 +15,24 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::auth::Token;
 use super::feed::{format_id, parse_id, EventId, FeedEvent, Read};
-use super::metrics::{header, label, KINDS};
+use super::metrics::KINDS;
 use super::state::LiveState;
 use super::{Live, Timer};
 use crate::dataflow::facts::FactKind;
 use crate::dataflow::player_state::PlayerView;
-use crate::model::event::Reason;
 use crate::model::hunt::Hunt;
 
 type Shared = State<Arc<Live>>;
 
-pub fn router(live: Arc<Live>) -> Router {
-    Router::new()
+/// The API's routes; with a `token`, all but `/healthz` want it.
+pub fn router(live: Arc<Live>, token: Option<Arc<Token>>) -> Router {
+    let router = Router::new()
+        .route("/", get(super::map::index))
         .route("/healthz", get(healthz))
+        .route("/v1/positions", get(super::map::positions))
+        .route("/v1/hunt", get(super::map::hunt))
         .route("/metrics", get(metrics))
         .route("/v1/players/{id}", get(player))
         .route("/v1/players/{id}/why/{reward}", get(why))
@@ -39,10 +41,17 @@ pub fn router(live: Arc<Live>) -> Router {
         .route("/v1/rewards/{id}", get(reward))
         .route("/v1/subscribe", get(subscribe))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .with_state(live)
+        .with_state(live);
+    match token {
+        None => router,
+        Some(token) => router.layer(axum::middleware::from_fn_with_state(
+            token,
+            super::auth::require,
+        )),
+    }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
@@ -50,11 +59,25 @@ fn as_of(s: &LiveState) -> Value {
     json!(s.as_of)
 }
 
+/// `GET /healthz`: the latest complete time, whether every time is, the
+/// records read so far and how far the answers trail the latest event time
+/// read (ms).
 async fn healthz(State(live): Shared) -> Response {
     let t = Timer::start();
+    let latest = live
+        .stats
+        .partitions
+        .lock()
+        .ok()
+        .and_then(|parts| parts.values().filter_map(|p| p.latest).max());
+    let read = live.stats.read.load(std::sync::atomic::Ordering::Relaxed);
     let s = live.state.read().expect("state lock");
-    let r =
-        Json(json!({"status": "ok", "as_of": as_of(&s), "complete": s.complete})).into_response();
+    let lag = latest.map(|l| l.saturating_sub(s.as_of.unwrap_or(0)));
+    let r = Json(
+        json!({"status": "ok", "as_of": as_of(&s), "complete": s.complete,
+        "event_time_lag_ms": lag, "records_read": read}),
+    )
+    .into_response();
     drop(s);
     t.done(&live, "healthz");
     r
@@ -293,7 +316,10 @@ impl Filter {
 
 fn parse_filter(live: &Live, q: &HashMap<String, String>) -> Result<Filter, String> {
     for key in q.keys() {
-        if !matches!(key.as_str(), "kind" | "player" | "zone" | "reward") {
+        if !matches!(
+            key.as_str(),
+            "kind" | "player" | "zone" | "reward" | "last_event_id" | "access_token"
+        ) {
             return Err(format!("unknown parameter {key:?}"));
         }
     }
@@ -350,9 +376,14 @@ async fn subscribe(
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let cursor: Option<EventId> = match headers.get("last-event-id") {
+    // The header, or (for a client that cannot set it) the parameter.
+    let last = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or(""))
+        .or(q.get("last_event_id").map(String::as_str));
+    let cursor: Option<EventId> = match last {
         None => None,
-        Some(v) => match v.to_str().ok().and_then(parse_id) {
+        Some(v) => match parse_id(v) {
             Some(id) => Some(id),
             None => {
                 return error(
@@ -411,164 +442,14 @@ async fn subscribe(
 
 async fn metrics(State(live): Shared) -> Response {
     let t = Timer::start();
-    let mut out = String::with_capacity(8192);
-    let st = &live.stats;
-    header(
-        &mut out,
-        "huntflow_records_read_total",
-        "counter",
-        "Records read from the inputs.",
-    );
-    let _ = writeln!(
-        out,
-        "huntflow_records_read_total {}",
-        st.read.load(Ordering::Relaxed)
-    );
-    header(
-        &mut out,
-        "huntflow_records_accepted_total",
-        "counter",
-        "Records accepted.",
-    );
-    let _ = writeln!(
-        out,
-        "huntflow_records_accepted_total {}",
-        st.accepted.load(Ordering::Relaxed)
-    );
-    header(
-        &mut out,
-        "huntflow_records_rejected_total",
-        "counter",
-        "Records rejected, by reason.",
-    );
-    for r in Reason::ALL {
-        let _ = writeln!(
-            out,
-            "huntflow_records_rejected_total{{reason=\"{}\"}} {}",
-            r.as_str(),
-            st.rejected[r.index()].load(Ordering::Relaxed)
-        );
-    }
-    if let Ok(parts) = st.partitions.lock() {
-        let leading = parts.values().filter_map(|p| p.latest).max();
-        header(
-            &mut out,
-            "huntflow_partition_frontier",
-            "gauge",
-            "Partition frontier max(0, M - L), ms of event time.",
-        );
-        for (p, part) in parts.iter() {
-            let value = if part.closed {
-                "+Inf".to_string()
-            } else {
-                part.frontier.to_string()
-            };
-            let _ = writeln!(
-                out,
-                "huntflow_partition_frontier{{partition=\"{p}\"}} {value}"
-            );
-        }
-        header(
-            &mut out,
-            "huntflow_partition_event_time_lag_ms",
-            "gauge",
-            "How far a partition's latest time is behind the leading partition's, ms.",
-        );
-        for (p, part) in parts.iter() {
-            let lag = leading
-                .unwrap_or(0)
-                .saturating_sub(part.latest.unwrap_or(0));
-            let _ = writeln!(
-                out,
-                "huntflow_partition_event_time_lag_ms{{partition=\"{p}\"}} {lag}"
-            );
-        }
-    }
-    header(
-        &mut out,
-        "huntflow_notifications_total",
-        "counter",
-        "Notifications written, by kind.",
-    );
-    for (k, c) in KINDS.iter().zip(&live.metrics.notifications) {
-        let _ = writeln!(
-            out,
-            "huntflow_notifications_total{{kind=\"{k}\"}} {}",
-            c.load(Ordering::Relaxed)
-        );
-    }
-    header(
-        &mut out,
-        "huntflow_completion_latency_seconds",
-        "histogram",
-        "From a time completing (every partition past it) to its notifications being written.",
-    );
-    live.metrics
-        .completion
-        .write(&mut out, "huntflow_completion_latency_seconds", "");
-    {
-        let (players, positions) = live.player_sizes();
-        let s = live.state.read().expect("state lock");
-        let (presence, eligible) = s.sizes();
-        header(
-            &mut out,
-            "huntflow_state_players",
-            "gauge",
-            "Players with live state.",
-        );
-        let _ = writeln!(out, "huntflow_state_players {players}");
-        header(
-            &mut out,
-            "huntflow_state_positions",
-            "gauge",
-            "Players with a live position.",
-        );
-        let _ = writeln!(out, "huntflow_state_positions {positions}");
-        header(
-            &mut out,
-            "huntflow_state_presence_pairs",
-            "gauge",
-            "(player, zone) pairs present.",
-        );
-        let _ = writeln!(out, "huntflow_state_presence_pairs {presence}");
-        header(
-            &mut out,
-            "huntflow_state_eligible_pairs",
-            "gauge",
-            "(player, reward) pairs eligible.",
-        );
-        let _ = writeln!(out, "huntflow_state_eligible_pairs {eligible}");
-        header(
-            &mut out,
-            "huntflow_arrangement_records",
-            "gauge",
-            "Updates held in differential's arrangements.",
-        );
-        let records = live.metrics.arrangement_records.load(Ordering::Relaxed);
-        let _ = writeln!(out, "huntflow_arrangement_records {records}");
-        header(
-            &mut out,
-            "huntflow_as_of",
-            "gauge",
-            "The latest complete time the answers describe.",
-        );
-        let _ = writeln!(out, "huntflow_as_of {}", s.as_of.map_or(-1.0, |t| t as f64));
-    }
-    header(
-        &mut out,
-        "huntflow_http_request_duration_seconds",
-        "histogram",
-        "HTTP request latency, by endpoint.",
-    );
-    if let Ok(h) = live.metrics.http.lock() {
-        for (endpoint, hist) in h.iter() {
-            hist.write(
-                &mut out,
-                "huntflow_http_request_duration_seconds",
-                &format!("endpoint=\"{}\",", label(endpoint)),
-            );
-        }
-    }
+    let out = super::metrics::exposition(&live);
     t.done(&live, "metrics");
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    (
+        [(
+            "content-type",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        out,
+    )
+        .into_response()
 }

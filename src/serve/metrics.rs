@@ -1,11 +1,28 @@
-//! Counters and histograms, written in the Prometheus text format.
+//! What the job measures about itself, and `GET /metrics`: the Prometheus
+//! text format, written by `prometheus-client`.
+//!
+//! Histograms and the notification counters are kept as the job runs; the
+//! source counters, partition progress and state sizes are read when a
+//! scrape asks, into a registry made for that scrape.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::encoding::{
+    prometheus_text, EncodeGaugeValue, EncodeMetric, GaugeValueEncoder, MetricEncoder,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::model::event::Reason;
 use crate::output::order::Notification;
+
+use super::Live;
 
 /// Bucket bounds, seconds.
 const BUCKETS: [f64; 16] = [
@@ -13,49 +30,12 @@ const BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-/// A latency histogram.
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; 16],
-    count: AtomicU64,
-    sum_ns: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ns
-            .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
-    }
-
-    /// Writes the `_bucket`, `_sum` and `_count` lines; `labels` is either
-    /// empty or `key="value",`.
-    pub fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        let bare = labels.trim_end_matches(',');
-        let braces = if bare.is_empty() {
-            String::new()
-        } else {
-            format!("{{{bare}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
 /// Notification kinds, in the order of [`Metrics::notifications`]: the
-/// player kinds in [`PlayerKind`] order, then occupancy.
+/// player kinds in [`crate::output::order::PlayerKind`] order, then occupancy.
 pub const KINDS: [&str; 5] = ["exit", "enter", "ineligible", "eligible", "occupancy"];
 
 /// The index in [`KINDS`] of a notification's kind.
@@ -66,40 +46,213 @@ pub fn kind_index(n: &Notification) -> usize {
     }
 }
 
+type Labels = Vec<(&'static str, String)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
 /// What the job measures about itself, besides the source counters.
-#[derive(Default)]
 pub struct Metrics {
     pub notifications: [AtomicU64; 5],
     /// From a time completing (its last partition passing it) to its
-    /// notifications being handed to the output.
+    /// notifications being handed to the output, seconds.
     pub completion: Histogram,
-    /// Per endpoint.
-    pub http: Mutex<Vec<(&'static str, Histogram)>>,
+    /// Request latency per endpoint, seconds.
+    http: Histograms,
     /// Updates held in differential's arrangements, all workers together.
     pub arrangement_records: AtomicI64,
 }
 
-impl Metrics {
-    pub fn http(&self, endpoint: &'static str, d: Duration) {
-        if let Ok(mut h) = self.http.lock() {
-            if let Some((_, hist)) = h.iter().find(|(e, _)| *e == endpoint) {
-                hist.observe(d);
-            } else {
-                let hist = Histogram::default();
-                hist.observe(d);
-                h.push((endpoint, hist));
-            }
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            notifications: Default::default(),
+            completion: latency_histogram(),
+            http: Family::new_with_constructor(latency_histogram),
+            arrangement_records: AtomicI64::new(0),
         }
     }
+}
+
+impl Metrics {
+    pub fn http(&self, endpoint: &'static str, d: Duration) {
+        self.http
+            .get_or_create(&vec![("endpoint", endpoint.to_string())])
+            .observe(d.as_secs_f64());
+    }
+}
+
+/// Labelled gauge values read for one scrape, written in the order given.
+#[derive(Debug)]
+struct Gauges<V>(Vec<(Labels, V)>);
+
+impl<V: EncodeGaugeValue + std::fmt::Debug + Send + Sync + 'static> EncodeMetric for Gauges<V> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, v) in &self.0 {
+            encoder.encode_family(labels)?.encode_gauge(v)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// A partition's frontier: ms of event time, or `+Inf` once closed.
+#[derive(Debug)]
+struct Frontier(Option<u64>);
+
+impl EncodeGaugeValue for Frontier {
+    fn encode(&self, encoder: &mut GaugeValueEncoder) -> Result<(), std::fmt::Error> {
+        match self.0 {
+            Some(f) => i64::try_from(f).unwrap_or(i64::MAX).encode(encoder),
+            None => f64::INFINITY.encode(encoder),
+        }
+    }
+}
+
+/// A counter holding `value`, for a scrape.
+fn counter(value: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(value);
+    c
+}
+
+/// A gauge holding `value`, for a scrape.
+fn gauge(value: i64) -> Gauge {
+    let g = Gauge::default();
+    g.set(value);
+    g
+}
+
+fn whole(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+fn labels(key: &'static str, value: impl ToString) -> Labels {
+    vec![(key, value.to_string())]
+}
+
+/// The exposition of everything measured, as `GET /metrics` answers it.
+pub fn exposition(live: &Live) -> String {
+    let mut r = Registry::default();
+    let st = &live.stats;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    r.register(
+        "huntflow_records_read",
+        "Records read from the inputs",
+        counter(load(&st.read)),
+    );
+    r.register(
+        "huntflow_records_accepted",
+        "Records accepted",
+        counter(load(&st.accepted)),
+    );
+    let rejected = Family::<Labels, Counter>::default();
+    for reason in Reason::ALL {
+        rejected
+            .get_or_create(&labels("reason", reason.as_str()))
+            .inc_by(load(&st.rejected[reason.index()]));
+    }
+    r.register(
+        "huntflow_records_rejected",
+        "Records rejected, by reason",
+        rejected,
+    );
+    if let Ok(parts) = st.partitions.lock() {
+        let leading = parts.values().filter_map(|p| p.latest).max();
+        let mut frontier = Vec::new();
+        let mut lag = Vec::new();
+        for (p, part) in parts.iter() {
+            let f = (!part.closed).then_some(part.frontier);
+            frontier.push((labels("partition", p), Frontier(f)));
+            let behind = leading
+                .unwrap_or(0)
+                .saturating_sub(part.latest.unwrap_or(0));
+            lag.push((labels("partition", p), whole(behind)));
+        }
+        let (frontier, lag) = (Gauges(frontier), Gauges(lag));
+        r.register(
+            "huntflow_partition_frontier",
+            "Partition frontier max(0, M - L), ms of event time",
+            frontier,
+        );
+        r.register(
+            "huntflow_partition_event_time_lag_ms",
+            "How far a partition's latest time is behind the leading partition's, ms",
+            lag,
+        );
+    }
+    let notifications = Family::<Labels, Counter>::default();
+    for (k, c) in KINDS.iter().zip(&live.metrics.notifications) {
+        notifications
+            .get_or_create(&labels("kind", k))
+            .inc_by(load(c));
+    }
+    r.register(
+        "huntflow_notifications",
+        "Notifications written, by kind",
+        notifications,
+    );
+    r.register(
+        "huntflow_completion_latency_seconds",
+        "From a time completing (every partition past it) to its notifications being written",
+        live.metrics.completion.clone(),
+    );
+    let (players, positions) = live.player_sizes();
+    let (presence, eligible, as_of) = {
+        let s = live.state.read().expect("state lock");
+        let (presence, eligible) = s.sizes();
+        (presence, eligible, s.as_of)
+    };
+    for (name, help, value) in [
+        (
+            "huntflow_state_players",
+            "Players with live state",
+            whole(players),
+        ),
+        (
+            "huntflow_state_positions",
+            "Players with a live position",
+            whole(positions),
+        ),
+        (
+            "huntflow_state_presence_pairs",
+            "(player, zone) pairs present",
+            whole(presence),
+        ),
+        (
+            "huntflow_state_eligible_pairs",
+            "(player, reward) pairs eligible",
+            whole(eligible),
+        ),
+        (
+            "huntflow_arrangement_records",
+            "Updates held in differential's arrangements",
+            live.metrics.arrangement_records.load(Ordering::Relaxed),
+        ),
+        (
+            "huntflow_as_of",
+            "The latest complete time the answers describe",
+            as_of.map_or(-1, whole),
+        ),
+    ] {
+        r.register(name, help, gauge(value));
+    }
+    r.register(
+        "huntflow_http_request_duration_seconds",
+        "HTTP request latency, by endpoint",
+        live.metrics.http.clone(),
+    );
+    let mut out = String::with_capacity(8192);
+    // Writing to a String cannot fail.
+    let _ = prometheus_text::encode(&mut out, &r);
+    out
 }
 
 /// Counts, from differential's own log events, the updates the worker's
 /// arrangements hold: batches add their length, merges replace two batches
 /// by one, drops remove. Must be called before the dataflow is built.
-pub fn count_arrangements(
-    worker: &mut timely::worker::Worker,
-    metrics: std::sync::Arc<super::Live>,
-) {
+pub fn count_arrangements(worker: &mut timely::worker::Worker, metrics: Arc<Live>) {
     use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
     let Some(mut registry) = worker.log_register() else {
         return;
@@ -128,36 +281,9 @@ pub fn count_arrangements(
     });
 }
 
-/// Writes a `# HELP` and `# TYPE` header.
-pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Escapes a label value.
-pub fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_lines_are_cumulative() {
-        let h = Histogram::default();
-        h.observe(Duration::from_micros(50));
-        h.observe(Duration::from_millis(3));
-        let mut out = String::new();
-        h.write(&mut out, "x", "");
-        assert!(out.contains("x_bucket{le=\"0.0001\"} 1\n"));
-        assert!(out.contains("x_bucket{le=\"0.005\"} 2\n"));
-        assert!(out.contains("x_bucket{le=\"+Inf\"} 2\n"));
-        assert!(out.contains("x_count 2\n"));
-    }
 
     #[test]
     fn kind_indexes_name_the_kinds() {

@@ -1,27 +1,30 @@
 //! The analysts' HTTP API (`--serve ADDR`): point queries at one logical
-//! time, resumable subscriptions (Server-Sent Events), Prometheus metrics.
+//! time, resumable subscriptions (Server-Sent Events), Prometheus metrics,
+//! and the live map page.
 //!
 //! ```text
 //!  facts (each worker): per-player state in striped locks ◄── read in place ── /v1/players/{id}[/why/{r}]
-//!    │                                                         (at max(settled, through))
+//!    │                                                   (at max(settled, through)), /v1/positions
 //!  dataflow ─► notification sink (worker 0) ─► output
 //!                   │ Tee: each completed time ──► LiveState (zone members, eligible players, occupancy)
 //!                   │                         │      ◄── read lock ── /v1/zones, /v1/rewards, /healthz
 //!                   │                         └──► Feed (retained, ids T-I) ──► /v1/subscribe
-//!  axum on its own tokio thread (short slices, turns over the cores); /metrics reads counters and sizes
+//!  axum on its own tokio thread; /metrics reads counters and sizes; / is the map page
 //! ```
 
-pub mod cpu;
+pub mod auth;
 pub mod feed;
 pub mod http;
+pub mod map;
 pub mod metrics;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use crate::dataflow::player_store::{PlayerAnswer, PlayerStore};
+use crate::dataflow::player_store::{Peers, PlayerAnswer, PlayerStore};
 use crate::input::stats::Stats;
 use crate::model::hunt::Hunt;
 use crate::output::order::Notification;
@@ -46,6 +49,12 @@ pub struct Live {
     pub state: RwLock<LiveState>,
     /// Each worker's players, as its facts operator keeps them.
     players: RwLock<Vec<Arc<PlayerStore>>>,
+    /// How far those stores have got, for listing positions at one time.
+    peers: Arc<Peers>,
+    /// Held while positions are listed (one listing at a time).
+    reading: Mutex<()>,
+    /// The hunt as `/v1/hunt` shows it.
+    hunt_json: serde_json::Value,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
@@ -59,6 +68,9 @@ impl Live {
         Arc::new(Live {
             state: RwLock::new(LiveState::new(hunt.clone())),
             players: RwLock::new(Vec::new()),
+            peers: Arc::new(Peers::new()),
+            reading: Mutex::new(()),
+            hunt_json: map::hunt_json(&hunt),
             hunt,
             feed: Feed::new(retention),
             metrics: Metrics::default(),
@@ -77,16 +89,22 @@ impl Live {
         if let Ok(mut p) = self.players.write() {
             p.clear();
         }
+        self.peers.clear();
     }
 
     /// A new store for the players of one worker's facts operator, which
     /// the API reads from then on.
     pub fn players_of_worker(&self) -> Arc<PlayerStore> {
-        let players = Arc::new(PlayerStore::new(true));
+        let players = Arc::new(PlayerStore::serving(&self.peers));
         if let Ok(mut p) = self.players.write() {
             p.push(players.clone());
         }
         players
+    }
+
+    /// Every worker's store.
+    fn players_read(&self) -> RwLockReadGuard<'_, Vec<Arc<PlayerStore>>> {
+        self.players.read().expect("players lock")
     }
 
     /// `player` as its worker knows it (`None`: unknown).
@@ -138,7 +156,7 @@ impl NotificationOutput for LiveTap {
         let live = &self.0;
         if let Some(f) = frontier {
             if let Some(at) = live.stats.completed_at(f) {
-                live.metrics.completion.observe(at.elapsed());
+                live.metrics.completion.observe(at.elapsed().as_secs_f64());
             }
         }
         if let Ok(mut s) = live.state.write() {
@@ -154,6 +172,9 @@ impl NotificationOutput for LiveTap {
 pub struct ServeOptions {
     pub addr: SocketAddr,
     pub retention: Retention,
+    /// Require the bearer token this file holds (all endpoints but
+    /// `/healthz`).
+    pub token_file: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -164,29 +185,34 @@ impl ServeOptions {
                 events: 100_000,
                 age: None,
             },
+            token_file: None,
         }
     }
 
-    /// Serves the API over the state of a job on `hunt`, beside `workers`
-    /// worker threads, and says on standard error where (`serving on
-    /// http://ADDR`, the line scripts wait for).
+    /// Serves the API over the state of a job on `hunt` and says on
+    /// standard error where (`serving on http://ADDR`, the line scripts
+    /// wait for). An unreadable or empty token file is an error naming it.
+    /// (`workers`, the job's worker threads, is not needed any more.)
     pub fn launch(
         &self,
         hunt: Arc<Hunt>,
         stats: Arc<Stats>,
-        workers: usize,
+        _workers: usize,
     ) -> std::io::Result<Arc<Live>> {
+        let token = match &self.token_file {
+            None => None,
+            Some(path) => Some(Arc::new(auth::Token::load(path)?)),
+        };
         let live = Live::new(hunt, stats, self.retention);
-        let bound = start(self.addr, live.clone(), workers)?;
+        let bound = start(self.addr, http::router(live.clone(), token))?;
         eprintln!("serving on http://{bound}");
         Ok(live)
     }
 }
 
-/// Binds `addr` and serves the API on a thread of its own, beside
-/// `workers` worker threads (see [`cpu`]); returns the address bound
-/// (useful with port 0).
-fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<SocketAddr> {
+/// Binds `addr` and serves `app` on a thread of its own; returns the
+/// address bound (useful with port 0).
+fn start(addr: SocketAddr, app: axum::Router) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -196,7 +222,6 @@ fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<S
     std::thread::Builder::new()
         .name("huntflow-http".into())
         .spawn(move || {
-            cpu::setup(workers);
             runtime.block_on(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
@@ -205,7 +230,7 @@ fn start(addr: SocketAddr, live: Arc<Live>, workers: usize) -> std::io::Result<S
                         return;
                     }
                 };
-                if let Err(e) = axum::serve(listener, http::router(live)).await {
+                if let Err(e) = axum::serve(listener, app).await {
                     eprintln!("huntflow: serving: {e}");
                 }
             })
@@ -226,9 +251,7 @@ pub struct Timer(Instant);
 
 impl Timer {
     pub fn start() -> Self {
-        let now = Instant::now();
-        cpu::turn(now);
-        Timer(now)
+        Timer(Instant::now())
     }
 
     pub fn done(self, live: &Live, endpoint: &'static str) {

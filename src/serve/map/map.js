@@ -1,0 +1,487 @@
+"use strict";
+// The live map: zones of the hunt in effect (from /v1/hunt) drawn to scale
+// on a canvas, each player with a current position as a dot (from
+// /v1/positions, polled for what changed since the last complete time
+// seen), occupancy and a feed of notifications (from /v1/subscribe). The
+// canvas is redrawn on animation frames, only when something changed.
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const POLL_MS = 1000;
+  const PAGE = 10000;
+  const FEED_KEEP = 300;
+  const FEED_SHOW = 120;
+  const M_PER_DEG = Math.PI * 6371008.8 / 180;
+  const S = {
+    token: sessionStorage.getItem("huntflow-token"),
+    zones: [],            // {id, priority, geometry, radius_m, count, cx, cy}
+    players: new Map(),   // id -> [lat, lon, ts]
+    since: null,          // positions known as of this complete time
+    asOf: null,
+    lastEventId: null,
+    source: null,
+    feed: [],
+    kinds: new Set(["enter", "exit", "eligible", "ineligible", "occupancy"]),
+    selected: null,
+    view: null,           // {lat0, lon0, cos, scale, ox, oy}
+    dirty: { map: true, zones: true, feed: true },
+    started: false,
+    polling: false,
+    health: null,
+  };
+
+  class Unauthorized extends Error {}
+
+  async function api(path) {
+    const headers = S.token ? { Authorization: "Bearer " + S.token } : {};
+    const r = await fetch(path, { headers, cache: "no-store" });
+    if (r.status === 401) throw new Unauthorized(path);
+    if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+    return r.json();
+  }
+
+  // ---- the token ----------------------------------------------------------
+  function askToken(message) {
+    $("login-error").textContent = message || "";
+    $("login-wrap").hidden = false;
+    $("token").focus();
+  }
+
+  $("login").addEventListener("submit", (e) => {
+    e.preventDefault();
+    S.token = $("token").value.trim();
+    sessionStorage.setItem("huntflow-token", S.token);
+    $("login-wrap").hidden = true;
+    start();
+  });
+
+  // ---- projection ---------------------------------------------------------
+  // Equirectangular around the hunt's centre, in metres, then to pixels.
+  function project(lat, lon) {
+    const v = S.view;
+    return [v.ox + (lon - v.lon0) * v.cos * M_PER_DEG * v.scale,
+            v.oy - (lat - v.lat0) * M_PER_DEG * v.scale];
+  }
+
+  function eachCoord(z, f) {
+    const g = z.geometry;
+    if (g.type === "Point") f(g.coordinates);
+    else if (g.type === "Polygon") g.coordinates.forEach((r) => r.forEach(f));
+    else g.coordinates.forEach((p) => p.forEach((r) => r.forEach(f)));
+  }
+
+  function fitView() {
+    let [s, w, n, e] = [90, 180, -90, -180];
+    const add = (lat, lon) => {
+      s = Math.min(s, lat); n = Math.max(n, lat); w = Math.min(w, lon); e = Math.max(e, lon);
+    };
+    for (const z of S.zones) {
+      if (z.geometry.type === "Point") {
+        const [lon, lat] = z.geometry.coordinates;
+        const dLat = z.radius_m / M_PER_DEG;
+        const dLon = dLat / Math.max(0.01, Math.cos(lat * Math.PI / 180));
+        add(lat - dLat, lon - dLon); add(lat + dLat, lon + dLon);
+      } else eachCoord(z, ([lon, lat]) => add(lat, lon));
+    }
+    for (const [lat, lon] of S.players.values()) add(lat, lon);
+    if (s > n) { s = n = 0; w = e = 0; }
+    const canvas = $("map");
+    const lat0 = (s + n) / 2, lon0 = (w + e) / 2;
+    const cos = Math.cos(lat0 * Math.PI / 180);
+    const wm = Math.max(1, (e - w) * cos * M_PER_DEG), hm = Math.max(1, (n - s) * M_PER_DEG);
+    const scale = 0.92 * Math.min(canvas.clientWidth / wm, canvas.clientHeight / hm);
+    S.view = { lat0, lon0, cos, scale, ox: canvas.clientWidth / 2, oy: canvas.clientHeight / 2 };
+    for (const z of S.zones) {
+      let [a, b, c, d] = [Infinity, Infinity, -Infinity, -Infinity];
+      eachCoord(z, ([lon, lat]) => {
+        a = Math.min(a, lat); b = Math.min(b, lon); c = Math.max(c, lat); d = Math.max(d, lon);
+      });
+      z.centre = [(a + c) / 2, (b + d) / 2];
+    }
+    S.dirty.map = true;
+  }
+
+  // ---- drawing ------------------------------------------------------------
+  function zoneColour(z, alpha) {
+    const hue = (z.priority * 37 + 200) % 360;
+    return `hsla(${hue}, 65%, 45%, ${alpha})`;
+  }
+
+  function drawZones(ctx) {
+    const max = Math.max(1, ...S.zones.map((z) => z.count));
+    for (const z of S.zones) {
+      ctx.beginPath();
+      const g = z.geometry;
+      const ring = (r) => {
+        r.forEach(([lon, lat], i) => {
+          const [x, y] = project(lat, lon);
+          if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+        });
+        ctx.closePath();
+      };
+      if (g.type === "Point") {
+        const [x, y] = project(g.coordinates[1], g.coordinates[0]);
+        ctx.arc(x, y, z.radius_m * S.view.scale, 0, 2 * Math.PI);
+      } else if (g.type === "Polygon") g.coordinates.forEach(ring);
+      else g.coordinates.forEach((p) => p.forEach(ring));
+      ctx.fillStyle = zoneColour(z, 0.06 + 0.5 * z.count / max);
+      ctx.fill("evenodd");
+      ctx.strokeStyle = zoneColour(z, 0.9);
+      ctx.lineWidth = 1.5;
+      ctx.stroke();
+    }
+    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    for (const z of S.zones) {
+      const [x, y] = project(z.centre[0], z.centre[1]);
+      const text = `${z.id} (${z.count})`;
+      ctx.lineWidth = 3;
+      ctx.strokeStyle = "rgba(255,255,255,0.85)";
+      ctx.strokeText(text, x, y);
+      ctx.fillStyle = "#1d2430";
+      ctx.fillText(text, x, y);
+    }
+  }
+
+  function draw() {
+    const canvas = $("map");
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    if (!S.view) return;
+    drawZones(ctx);
+    ctx.beginPath();
+    let drawn = 0;
+    for (const [lat, lon] of S.players.values()) {
+      const [x, y] = project(lat, lon);
+      if (x < -2 || y < -2 || x > w + 2 || y > h + 2) continue;
+      ctx.rect(x - 1.75, y - 1.75, 3.5, 3.5);
+      drawn++;
+    }
+    ctx.fillStyle = "#c2410c";
+    ctx.fill();
+    const sel = S.selected && S.players.get(S.selected);
+    if (sel) {
+      const [x, y] = project(sel[0], sel[1]);
+      ctx.beginPath();
+      ctx.arc(x, y, 7, 0, 2 * Math.PI);
+      ctx.strokeStyle = "#1d4ed8";
+      ctx.lineWidth = 2.5;
+      ctx.stroke();
+    }
+    const count = $("player-count");
+    count.dataset.count = S.players.size;
+    count.dataset.drawn = drawn;
+    count.textContent = `${S.players.size.toLocaleString("en")} players`
+      + (drawn < S.players.size ? ` (${drawn.toLocaleString("en")} in view)` : "");
+  }
+
+  function renderZones() {
+    const max = Math.max(1, ...S.zones.map((z) => z.count));
+    const sorted = [...S.zones].sort((a, b) => b.count - a.count || (a.id < b.id ? -1 : 1));
+    $("zones").replaceChildren(...sorted.map((z) => {
+      const li = document.createElement("li");
+      li.dataset.zone = z.id;
+      li.dataset.count = z.count;
+      li.style.setProperty("--shade", zoneColour(z, 0.15 + 0.85 * z.count / max));
+      const id = document.createElement("span");
+      id.textContent = z.id;
+      const n = document.createElement("span");
+      n.className = "count";
+      n.textContent = z.count;
+      li.append(id, n);
+      return li;
+    }));
+  }
+
+  function renderFeed() {
+    const items = [];
+    for (let i = S.feed.length - 1; i >= 0 && items.length < FEED_SHOW; i--) {
+      const n = S.feed[i];
+      if (!S.kinds.has(n.kind)) continue;
+      const li = document.createElement("li");
+      li.dataset.kind = n.kind;
+      const k = document.createElement("span");
+      k.className = "k " + n.kind;
+      k.textContent = n.kind;
+      const what = n.kind === "occupancy" ? `${n.zone}: ${n.count}`
+        : `${n.player} ${n.zone !== undefined ? n.zone : n.reward}`;
+      li.append(k, `${what} @ ${n.time}`);
+      items.push(li);
+    }
+    $("feed").replaceChildren(...items);
+  }
+
+  function setAsOf(t) {
+    if (t === null || t === undefined || (S.asOf !== null && t <= S.asOf)) return;
+    S.asOf = t;
+    $("as-of").textContent = t.toLocaleString("en") + " ms";
+    $("as-of").dataset.asOf = t;
+  }
+
+  function frame() {
+    if (S.dirty.map) { S.dirty.map = false; draw(); }
+    if (S.dirty.zones) { S.dirty.zones = false; renderZones(); }
+    if (S.dirty.feed) { S.dirty.feed = false; renderFeed(); }
+    requestAnimationFrame(frame);
+  }
+
+  // ---- live data ----------------------------------------------------------
+  // Every page of the players changed since the last round's first as_of
+  // (a later page may describe a later time: the next round asks again
+  // from the first page's time, so nothing falls between rounds).
+  async function pollPositions() {
+    if (S.polling) return;
+    S.polling = true;
+    try {
+      let after = null, first;
+      do {
+        const q = new URLSearchParams({ limit: PAGE });
+        if (S.since !== null) q.set("since", S.since);
+        if (after !== null) q.set("after", after);
+        const p = await api("/v1/positions?" + q);
+        if (first === undefined) first = p.as_of;
+        for (const [id, lat, lon, ts] of p.positions) S.players.set(id, [lat, lon, ts]);
+        for (const id of p.removed) S.players.delete(id);
+        after = p.next;
+      } while (after !== null);
+      if (first !== null) S.since = first;
+      S.dirty.map = true;
+    } finally {
+      S.polling = false;
+    }
+  }
+
+  async function pollHealth() {
+    const r = await fetch("/healthz", { cache: "no-store" });
+    if (!r.ok) return;
+    const h = await r.json();
+    const now = performance.now();
+    if (S.health) {
+      const rate = (h.records_read - S.health.read) / ((now - S.health.at) / 1000);
+      $("rate").textContent = `${Math.max(0, Math.round(rate)).toLocaleString("en")} records/s`;
+    }
+    S.health = { read: h.records_read, at: now };
+    $("lag").textContent = h.event_time_lag_ms === null ? "–"
+      : `${h.event_time_lag_ms.toLocaleString("en")} ms` + (h.complete ? " (input ended)" : "");
+    setAsOf(h.as_of);
+  }
+
+  function connection(text, cls) {
+    const c = $("conn");
+    c.textContent = text;
+    c.className = "conn " + cls;
+  }
+
+  function onNotification(e) {
+    S.lastEventId = e.lastEventId;
+    const n = JSON.parse(e.data);
+    if (n.kind === "occupancy") {
+      const z = S.zones.find((z) => z.id === n.zone);
+      if (z) { z.count = n.count; S.dirty.zones = S.dirty.map = true; }
+    }
+    S.feed.push(n);
+    $("feed").dataset.latest = n.time;
+    if (S.feed.length > 2 * FEED_KEEP) S.feed.splice(0, S.feed.length - FEED_KEEP);
+    S.dirty.feed = true;
+  }
+
+  // The stream from after the last event seen; the browser reconnects by
+  // itself with Last-Event-ID, and a stream that ended is opened again
+  // from the same place.
+  function subscribe() {
+    const q = new URLSearchParams();
+    if (S.token) q.set("access_token", S.token);
+    if (S.lastEventId) q.set("last_event_id", S.lastEventId);
+    if (S.source) S.source.close();
+    const es = new EventSource("/v1/subscribe?" + q);
+    S.source = es;
+    es.onopen = () => connection("live", "live");
+    es.addEventListener("notification", onNotification);
+    es.addEventListener("progress", (e) => {
+      S.lastEventId = e.lastEventId;
+      const t = JSON.parse(e.data).time;
+      if (t > 0) setAsOf(t - 1);
+    });
+    es.addEventListener("error", (e) => {
+      if (e.data) {
+        // The events after our place are no longer kept: start afresh.
+        es.close();
+        resync();
+        return;
+      }
+      connection(es.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting", "down");
+      if (es.readyState === EventSource.CLOSED) {
+        setTimeout(() => { if (S.source === es) subscribe(); }, 1000);
+      }
+    });
+  }
+
+  async function loadZones() {
+    const z = await api("/v1/zones");
+    for (const { zone, occupancy } of z.zones) {
+      const found = S.zones.find((x) => x.id === zone);
+      if (found) found.count = occupancy;
+    }
+    S.dirty.zones = S.dirty.map = true;
+    return z.as_of;
+  }
+
+  async function resync() {
+    S.since = null;
+    S.players.clear();
+    const asOf = await loadZones();
+    S.lastEventId = asOf === null ? null : `${asOf}-0`;
+    subscribe();
+    await pollPositions();
+  }
+
+  // ---- the player panel ---------------------------------------------------
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  async function showPlayer(id) {
+    S.selected = id;
+    S.dirty.map = true;
+    $("player-panel").hidden = false;
+    $("player-title").textContent = id;
+    const body = $("player-body");
+    body.replaceChildren(el("p", "loading…"));
+    const enc = encodeURIComponent(id);
+    const p = await api(`/v1/players/${enc}`);
+    const whys = await Promise.all(S.rewards.map((r) =>
+      api(`/v1/players/${enc}/why/${encodeURIComponent(r.id)}`)));
+    if (S.selected !== id) return;
+    const parts = [el("p", `as of ${p.as_of}` + (p.position
+      ? ` · at ${p.position.lat.toFixed(5)}, ${p.position.lon.toFixed(5)} (ts ${p.position.ts})` : " · no position"))];
+    parts.push(el("h3", "Zones"), el("p", p.zones.length ? p.zones.join(", ") : "none"));
+    parts.push(el("h3", "Eligible for"), el("p", p.eligible.length ? p.eligible.join(", ") : "nothing"));
+    parts.push(el("h3", "Why, reward by reward"));
+    for (const w of whys) {
+      const d = el("div");
+      d.append(el("strong", `${w.reward}: ${w.eligible ? "eligible" : "not eligible"}`,
+        w.eligible ? "holds" : "fails"));
+      const ul = el("ul");
+      for (const c of w.conditions) {
+        const what = c.condition === "zone" ? `in zone ${c.zone}`
+          : c.condition === "clue" ? `solved ${c.clue}`
+          : c.condition === "sensor" ? `${c.sensor} in [${c.min ?? "-∞"}, ${c.max ?? "∞"}]`
+            + (c.reading ? ` (reads ${c.reading.value})` : " (no reading)")
+          : c.condition === "window" ? `time in [${c.from ?? 0}, ${c.until ?? "∞"})`
+          : "not claimed yet";
+        ul.append(el("li", `${c.holds ? "✓" : "✗"} ${what}`, c.holds ? "holds" : "fails"));
+      }
+      d.append(ul);
+      parts.push(d);
+    }
+    body.replaceChildren(...parts);
+  }
+
+  $("player-close").addEventListener("click", () => {
+    $("player-panel").hidden = true;
+    S.selected = null;
+    S.dirty.map = true;
+  });
+
+  // ---- interaction --------------------------------------------------------
+  const canvas = $("map");
+  let drag = null;
+  canvas.addEventListener("mousedown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false }; });
+  window.addEventListener("mousemove", (e) => {
+    if (!drag || !S.view) return;
+    const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
+    S.view.ox += dx; S.view.oy += dy;
+    drag.x = e.clientX; drag.y = e.clientY;
+    S.dirty.map = true;
+  });
+  window.addEventListener("mouseup", (e) => {
+    const wasClick = drag && !drag.moved;
+    drag = null;
+    if (!wasClick || e.target !== canvas || !S.view) return;
+    const r = canvas.getBoundingClientRect();
+    const mx = e.clientX - r.left, my = e.clientY - r.top;
+    let best = null, bestD = 64;
+    for (const [id, [lat, lon]] of S.players) {
+      const [x, y] = project(lat, lon);
+      const d = (x - mx) ** 2 + (y - my) ** 2;
+      if (d < bestD) { best = id; bestD = d; }
+    }
+    if (best !== null) showPlayer(best).catch(failed);
+  });
+  canvas.addEventListener("wheel", (e) => {
+    if (!S.view) return;
+    e.preventDefault();
+    const r = canvas.getBoundingClientRect();
+    const mx = e.clientX - r.left, my = e.clientY - r.top;
+    const k = Math.exp(-e.deltaY * 0.0015);
+    S.view.ox = mx + (S.view.ox - mx) * k;
+    S.view.oy = my + (S.view.oy - my) * k;
+    S.view.scale *= k;
+    S.dirty.map = true;
+  }, { passive: false });
+  window.addEventListener("resize", () => { fitView(); });
+  $("kinds").addEventListener("change", (e) => {
+    if (e.target.checked) S.kinds.add(e.target.value); else S.kinds.delete(e.target.value);
+    S.dirty.feed = true;
+  });
+
+  function failed(e) {
+    if (e instanceof Unauthorized) {
+      if (S.source) { S.source.close(); S.source = null; }
+      S.started = false;
+      askToken(S.token ? "That token was not accepted." : "");
+    } else {
+      connection("error: " + e.message, "down");
+    }
+  }
+
+  // ---- start --------------------------------------------------------------
+  async function start() {
+    if (S.started) return;
+    try {
+      const h = await api("/v1/hunt");
+      S.started = true;
+      $("hunt-name").textContent = `huntflow · ${h.hunt.name}`;
+      document.title = `huntflow: ${h.hunt.name}`;
+      S.zones = h.hunt.zones.map((z) => ({ ...z, count: 0 }));
+      S.rewards = h.hunt.rewards;
+      await resync();
+      fitView();
+      document.body.dataset.ready = "1";
+      if (!S.ticking) {
+        S.ticking = true;
+        setInterval(() => { if (S.started) pollPositions().catch(failed); }, POLL_MS);
+        const health = () => pollHealth().catch(() => {});
+        health();
+        setInterval(health, POLL_MS);
+      }
+    } catch (e) {
+      failed(e);
+      if (!(e instanceof Unauthorized)) setTimeout(start, 2000);
+    }
+  }
+
+  // Where a player's dot is on the canvas (for scripts driving the page).
+  window.huntflowMap = {
+    dot(id) {
+      const p = S.players.get(id);
+      if (!p || !S.view) return null;
+      const r = canvas.getBoundingClientRect();
+      const [x, y] = project(p[0], p[1]);
+      return [r.left + x, r.top + y];
+    },
+  };
+
+  requestAnimationFrame(frame);
+  start();
+})();
