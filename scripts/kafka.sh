@@ -15,7 +15,7 @@
 #   HUNTFLOW_KAFKA_CONTROLLER_PORT    controller port (default client port + 1)
 #   HUNTFLOW_KAFKA_DIR                run directory: data, config, log, pid
 #                                     (default $HUNTFLOW_TOOLS/kafka-run-PORT)
-#   HUNTFLOW_KAFKA_HEAP               JVM heap (default 384m)
+#   HUNTFLOW_KAFKA_HEAP               JVM heap (default 256m)
 #   HUNTFLOW_KAFKA_START_TIMEOUT      seconds to wait for the broker (default 120)
 #   HUNTFLOW_KAFKA_NO_INSTALL         if set, start fails instead of installing
 #
@@ -32,7 +32,7 @@ STAMP="kafka_2.13 kafka-tools $KAFKA_VERSION log4j $LOG4J_VERSION slf4j $SLF4J_V
 PORT="${HUNTFLOW_KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${HUNTFLOW_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 RUN_DIR="${HUNTFLOW_KAFKA_DIR:-$TOOLS/kafka-run-$PORT}"
-HEAP="${HUNTFLOW_KAFKA_HEAP:-384m}"
+HEAP="${HUNTFLOW_KAFKA_HEAP:-256m}"
 START_TIMEOUT="${HUNTFLOW_KAFKA_START_TIMEOUT:-120}"
 
 say() { echo "kafka: $*" >&2; }
@@ -73,9 +73,11 @@ fetch() {
     } >"$work/pom.xml"
     # A throw-away local repository: the tool cache keeps only the jars.
     if ! (cd "$work" && mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$work/repository" \
-        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib") >&2; then
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib") \
+        >"$work/mvn.log" 2>&1; then
+        say "fetching Apache Kafka with Maven failed:"
+        cat "$work/mvn.log" >&2
         rm -rf "$work"
-        say "fetching Apache Kafka with Maven failed"
         exit 1
     fi
     rm -rf "$HOME_DIR"
