@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use huntflow::dataflow::{self, Change, Config};
 use huntflow::model::event::{Event, Fact};
 use huntflow::model::hunt::Hunt;
+use huntflow::model::versions::Versions;
 use huntflow::output::format::format_notification;
 use huntflow::output::order::notifications;
 use timely::dataflow::operators::{Input, Inspect, Probe};
@@ -27,22 +28,23 @@ fn position(ts: u64, player: &str, lat: f64, lon: f64) -> Event {
             id: format!("{player}-{ts}").into(),
             lat,
             lon,
-            expires: ts + 60_000,
+            ttl: None,
         },
     }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo/hunt.toml");
-    let hunt = Arc::new(Hunt::load(&path)?);
+    let versions = Versions::new(Hunt::load(&path)?).shared();
 
     let changes: Arc<Mutex<ByTime>> = Arc::default();
     let seen = changes.clone();
-    let worker_hunt = hunt.clone();
+    let worker_versions = versions.clone();
     timely::execute_directly(move |worker| {
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, events) = scope.new_input();
-            let built = dataflow::build(events, Config::new(worker_hunt.clone()));
+            let config = Config::versions(worker_versions.clone());
+            let built = dataflow::build(events, None, config);
             let probe = built
                 .changes
                 .inner
@@ -74,9 +76,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let mut out = Vec::new();
+    let versions = versions.read().expect("versions");
     for (time, changes) in std::mem::take(&mut *changes.lock().expect("lock")) {
-        for n in notifications(&hunt, changes) {
-            format_notification(&mut out, &hunt, time, &n);
+        for n in notifications(&versions, time, changes) {
+            format_notification(&mut out, time, &n);
         }
     }
     print!("{}", String::from_utf8(out)?);

@@ -63,6 +63,10 @@ struct BackfillArgs {
     /// Write presence and eligibility intervals (presence.jsonl, eligibility.jsonl) here.
     #[arg(long, value_name = "DIR")]
     derived: Option<PathBuf>,
+    /// Hunt change records (JSON Lines), read before any event: each a new version of the
+    /// hunt taking effect at its time (see `huntflow hunt-change`).
+    #[arg(long, value_name = "FILE")]
+    hunt_changes: Option<PathBuf>,
     /// With --serve: after the backfill, keep serving its final state until stopped.
     #[command(flatten)]
     serve: ServeArgs,
@@ -155,6 +159,10 @@ struct RunArgs {
     /// each when it closes; resumed after a restart like the other outputs.
     #[arg(long, value_name = "DIR")]
     derived: Option<PathBuf>,
+    /// Read hunt changes from this topic (one partition): each a new version of the hunt
+    /// taking effect at its time (see `huntflow hunt-change`).
+    #[arg(long, value_name = "TOPIC")]
+    hunt_topic: Option<String>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -247,6 +255,7 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.progress_bar = std::io::stderr().is_terminal();
     opts.serve = args.serve.options();
     opts.derived = args.derived;
+    opts.hunt_changes = args.hunt_changes;
     let (summary, live) = backfill::run_serving(&opts)?;
     eprintln!("{}", summary.to_json());
     if live.is_some() {
@@ -272,6 +281,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         slice: huntflow::dataflow::facts::DEFAULT_SLICE,
         serve: args.serve.options(),
         derived: args.derived,
+        hunt_topic: args.hunt_topic,
     };
     huntflow::job::continuous::run(&opts)?;
     Ok(())

@@ -29,6 +29,7 @@ use huntflow::model::event::{self, Reason};
 use huntflow::model::hunt::Hunt;
 use huntflow::output::format::format_notification;
 
+use player::resolve;
 use state::World;
 
 /// Lines read from one partition before moving to the next.
@@ -59,6 +60,7 @@ impl Counts {
             .map(|r| (r.as_str(), self.rejected[r.index()]))
             .collect();
         Summary {
+            hunt_changes: None,
             read: self.read,
             accepted: self.accepted,
             rejected,
@@ -93,7 +95,7 @@ fn read_chunk(
         match checked {
             Ok(parsed) => {
                 counts.accepted += 1;
-                if let Some(event) = parsed.into_event(hunt) {
+                if let Some(event) = parsed.into_event().and_then(|e| resolve(e, hunt)) {
                     world.push(event);
                 }
             }
@@ -137,7 +139,7 @@ pub fn run(hunt: &Hunt, inputs: &[PathBuf], out: &mut dyn Write) -> io::Result<S
             .min();
         world.advance(frontier, |t, notes| {
             for n in notes {
-                format_notification(&mut text, hunt, t, n);
+                format_notification(&mut text, t, n);
             }
             if text.len() >= OUT_BLOCK && failed.is_none() {
                 failed = out.write_all(&text).err();

@@ -15,12 +15,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
 
-use huntflow::model::event::{Event, Id};
+use huntflow::model::event::Id;
 use huntflow::model::hunt::Hunt;
 use huntflow::output::order::{Notification, PlayerKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::player::Player;
+use super::player::{Event, Player};
 
 /// Calls `f(item, true)` for items only in `new`, `f(item, false)` for items
 /// only in `old` (both sorted).
@@ -68,11 +68,16 @@ struct Effects<'h> {
 
 impl Effects<'_> {
     fn note(&mut self, player: &Id, priority: u8, kind: PlayerKind, item: u32) {
+        let item = if kind.is_zone() {
+            &self.hunt.zones[item as usize].id
+        } else {
+            &self.hunt.rewards[item as usize].id
+        };
         self.out.push(Notification::Player {
             rank_priority: Reverse(priority),
             player: player.clone(),
             kind,
-            item,
+            item: item.as_str().into(),
         });
     }
 
@@ -345,7 +350,7 @@ impl<'h> World<'h> {
                     rank_priority: Reverse(reward.priority),
                     player: id.clone(),
                     kind,
-                    item: r,
+                    item: reward.id.as_str().into(),
                 });
             }
         }
@@ -354,10 +359,10 @@ impl<'h> World<'h> {
         for (&z, &before) in &fx.occupancy_before {
             let count = fx.occupancy[z as usize];
             if count != before {
-                fx.out.push(Notification::Occupancy { zone: z, count });
+                let zone = fx.hunt.zones[z as usize].id.as_str().into();
+                fx.out.push(Notification::Occupancy { zone, count });
             }
         }
-        // Zones and rewards are numbered in id order, so numbers order as ids do.
         fx.out.sort_unstable();
     }
 }

@@ -34,14 +34,14 @@
 //! id = "fountain"
 //! circle = { lat = 48.8530, lon = 2.3499, radius_m = 40.0 }
 //! "#).unwrap();
-//! let hunt = Arc::new(Hunt::load(&path).unwrap());
+//! let hunt = Hunt::load(&path).unwrap();
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let out = seen.clone();
 //! timely::execute_directly(move |worker| {
 //!     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
 //!         let (input, events) = scope.new_input();
-//!         let built = dataflow::build(events, Config::new(hunt.clone()));
+//!         let built = dataflow::build(events, None, Config::new(hunt.clone()));
 //!         let probe = built
 //!             .changes
 //!             .inner
@@ -53,7 +53,7 @@
 //!     let at = |ts: u64, lat: f64| Event {
 //!         ts,
 //!         player: "p1".into(),
-//!         fact: Fact::Position { id: format!("e{ts}").into(), lat, lon: 2.3499, expires: ts + 60_000 },
+//!         fact: Fact::Position { id: format!("e{ts}").into(), lat, lon: 2.3499, ttl: None },
 //!     };
 //!     input.send(at(1_000, 48.8530)); // inside the fountain
 //!     input.send(at(2_000, 48.8600)); // far away
@@ -83,16 +83,17 @@ use std::sync::Arc;
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Partition;
+use timely::dataflow::operators::vec::{Broadcast, Partition, ToStream};
 use timely::dataflow::Stream;
 
 use crate::model::event::{Event, Id};
 use crate::model::hunt::Hunt;
+use crate::model::versions::{Notice, SharedVersions, Versions};
 use facts::{FactsHandle, Restore};
 use player_store::PlayerStore;
 
-/// One change of an output collection; the sink turns consolidated changes
-/// into notifications.
+/// One change of an output collection, items by dictionary number; the
+/// sink turns consolidated changes into notifications.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
     /// presence(player, zone)
@@ -105,17 +106,23 @@ pub enum Change {
 
 /// What the dataflow is built with.
 pub struct Config {
-    hunt: Arc<Hunt>,
+    versions: SharedVersions,
     slice: usize,
     restore: Option<Restore>,
     players: Option<Arc<PlayerStore>>,
 }
 
 impl Config {
-    /// The dataflow of `hunt`, from no state, with the default slice.
-    pub fn new(hunt: Arc<Hunt>) -> Self {
+    /// The dataflow of `hunt` alone, from no state, with the default slice.
+    pub fn new(hunt: Hunt) -> Self {
+        Self::versions(Versions::new(hunt).shared())
+    }
+
+    /// The dataflow of the hunt versions in `versions` (its start state;
+    /// versions taking effect later arrive as notices, see [`build`]).
+    pub fn versions(versions: SharedVersions) -> Self {
         Config {
-            hunt,
+            versions,
             slice: facts::DEFAULT_SLICE,
             restore: None,
             players: None,
@@ -149,34 +156,41 @@ pub struct Built<'scope> {
     pub facts: FactsHandle,
 }
 
-/// Builds the whole dataflow over accepted events.
-pub fn build<'scope>(events: Stream<'scope, u64, Vec<Event>>, config: Config) -> Built<'scope> {
+/// Builds the whole dataflow over accepted events and, when the hunt can
+/// change while the dataflow runs, the [`Notice`]s of versions taking
+/// effect (each at its effective time, on any worker: they are broadcast).
+pub fn build<'scope>(
+    events: Stream<'scope, u64, Vec<Event>>,
+    notices: Option<Stream<'scope, u64, Vec<Notice>>>,
+    config: Config,
+) -> Built<'scope> {
     let scope = events.scope();
     let Config {
-        hunt,
+        versions,
         slice,
         restore,
         players,
     } = config;
+    let notices = notices
+        .unwrap_or_else(|| Vec::<Notice>::new().to_stream(scope))
+        .broadcast();
     let players = players.unwrap_or_else(|| Arc::new(PlayerStore::new(false)));
-    let (facts, handle) = facts::build(events, hunt.clone(), slice, restore, players);
+    let (facts, handle) = facts::build(
+        events,
+        notices.clone(),
+        versions.clone(),
+        slice,
+        restore,
+        players,
+    );
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
-        .partition(4, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
+        .partition(2, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
         .into_iter()
         .map(|part| part.as_collection());
-    let mut next = || parts.next().expect("four parts");
-    let presence = next();
-    let sensor_ok = next();
-    let solved = next();
-    let claimed = next();
-    let inputs = eligibility::Inputs {
-        presence: presence.clone(),
-        solved,
-        sensor_ok,
-        claimed,
-    };
-    let eligible = eligibility::build(scope, inputs, hunt);
+    let presence = parts.next().expect("presence");
+    let met = parts.next().expect("met");
+    let eligible = eligibility::build(met, notices, versions);
     let occupancy = occupancy::build(presence.clone());
 
     let changes = presence

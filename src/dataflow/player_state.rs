@@ -1,7 +1,8 @@
 //! One player's state as the facts operator keeps it (latest position,
 //! latest reading per sensor, live solves, claims, the facts last
-//! emitted), how events and expiry change it, and the view of it the
-//! analysts' API shows.
+//! emitted), how events change it under the hunt version in effect at their
+//! time and how it expires, its facts under a version, how a snapshot saves
+//! it (items by id), and the view of it the analysts' API shows.
 
 use std::cmp::Ordering;
 
@@ -9,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::facts::FactKind;
 use crate::model::event::{Event, Fact, Id};
-use crate::model::hunt::Hunt;
+use crate::model::versions::{Dictionary, Version};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Latest {
     pub(crate) ts: u64,
     pub(crate) id: Id,
@@ -36,29 +37,31 @@ impl Latest {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Position {
     pub(crate) at: Latest,
     pub(crate) lat: f64,
     pub(crate) lon: f64,
-    /// The zones at `(lat, lon)`, computed when first needed.
-    #[serde(skip)]
-    pub(crate) zones: Option<Vec<u32>>,
+    /// The zones at `(lat, lon)` under the version of this `seq`, computed
+    /// when first needed.
+    pub(crate) zones: Option<(u64, Vec<u32>)>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Reading {
     pub(crate) sensor: u32,
     pub(crate) at: Latest,
     pub(crate) value: f64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub(crate) struct PlayerState {
     pub(crate) position: Option<Position>,
+    /// The latest reading of each sensor (a dictionary number).
     pub(crate) readings: Vec<Reading>,
-    /// Live solves: clue and expiry (`None`: never).
+    /// Live solves: clue (a dictionary number) and expiry (`None`: never).
     pub(crate) solves: Vec<(u32, Option<u64>)>,
+    /// Rewards claimed (dictionary numbers).
     pub(crate) claims: Vec<u32>,
     /// The facts as last emitted, sorted.
     pub(crate) emitted: Vec<(FactKind, u32)>,
@@ -66,16 +69,13 @@ pub(crate) struct PlayerState {
     pub(crate) timer: Option<u64>,
     /// The time of the player's latest settle: the state is its state at
     /// every later time until the next settle.
-    #[serde(default)]
     pub(crate) settled: u64,
     /// The time `position` last changed (appeared, moved or expired); 0:
     /// never.
-    #[serde(default)]
     pub(crate) moved: u64,
     /// While the API serves: what `position` was before each change at a
     /// time not final on every worker yet, oldest first
-    /// ([`super::players`]).
-    #[serde(skip)]
+    /// ([`super::player_store`]).
     pub(crate) moves: Option<Vec<Move>>,
 }
 
@@ -89,6 +89,60 @@ pub(crate) struct Move {
     pub(crate) at: u64,
     pub(crate) before: Option<Spot>,
     pub(crate) before_moved: u64,
+}
+
+/// What an event means under the version in effect at its `ts`: its names
+/// resolved, its expiry set; `None` when it has no effect under it.
+fn interpret(event: Event, v: &Version) -> Option<Interpreted> {
+    let ts = event.ts;
+    let expires = |ttl: Option<u64>, default: u64| ts.saturating_add(ttl.unwrap_or(default));
+    Some(match event.fact {
+        Fact::Position { id, lat, lon, ttl } => Interpreted::Position {
+            at: Latest {
+                ts,
+                id,
+                expires: expires(ttl, v.hunt.position_ttl_ms),
+            },
+            lat,
+            lon,
+        },
+        Fact::Reading {
+            id,
+            sensor,
+            value,
+            ttl,
+        } => Interpreted::Reading {
+            sensor: v.sensor(&sensor)?,
+            at: Latest {
+                ts,
+                id,
+                expires: expires(ttl, v.hunt.sensor_ttl_ms),
+            },
+            value,
+        },
+        Fact::Solve { clue, ttl } => Interpreted::Solve {
+            clue: v.clue(&clue)?,
+            expires: ttl.map(|t| ts.saturating_add(t)),
+        },
+        Fact::Claim { reward } => Interpreted::Claim {
+            reward: v.reward(&reward)?,
+        },
+    })
+}
+
+/// An event as it applies to a player's state.
+pub(crate) enum Interpreted {
+    Position { at: Latest, lat: f64, lon: f64 },
+    Reading { sensor: u32, at: Latest, value: f64 },
+    Solve { clue: u32, expires: Option<u64> },
+    Claim { reward: u32 },
+}
+
+impl Interpreted {
+    /// `event` under version `v`, or `None` when it has no effect there.
+    pub(crate) fn of(event: Event, v: &Version) -> Option<Self> {
+        interpret(event, v)
+    }
 }
 
 impl PlayerState {
@@ -121,20 +175,13 @@ impl PlayerState {
         self.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
     }
 
-    pub(crate) fn apply(&mut self, event: Event) {
-        let ts = event.ts;
-        match event.fact {
-            Fact::Position {
-                id,
-                lat,
-                lon,
-                expires,
-            } => {
-                let at = Latest { ts, id, expires };
+    pub(crate) fn apply(&mut self, event: Interpreted) {
+        match event {
+            Interpreted::Position { at, lat, lon } => {
                 if self.position.as_ref().is_none_or(|p| {
                     at.cmp_with(&[lat, lon], &p.at, &[p.lat, p.lon]) == Ordering::Greater
                 }) {
-                    self.moving(ts);
+                    self.moving(at.ts);
                     self.position = Some(Position {
                         at,
                         lat,
@@ -143,13 +190,7 @@ impl PlayerState {
                     });
                 }
             }
-            Fact::Reading {
-                id,
-                sensor,
-                value,
-                expires,
-            } => {
-                let at = Latest { ts, id, expires };
+            Interpreted::Reading { sensor, at, value } => {
                 match self.readings.iter_mut().find(|r| r.sensor == sensor) {
                     Some(r) => {
                         if at.cmp_with(&[value], &r.at, &[r.value]) == Ordering::Greater {
@@ -160,7 +201,7 @@ impl PlayerState {
                     None => self.readings.push(Reading { sensor, at, value }),
                 }
             }
-            Fact::Solve { clue, expires } => {
+            Interpreted::Solve { clue, expires } => {
                 match self.solves.iter_mut().find(|(c, _)| *c == clue) {
                     Some((_, e)) => {
                         *e = match (*e, expires) {
@@ -171,7 +212,7 @@ impl PlayerState {
                     None => self.solves.push((clue, expires)),
                 }
             }
-            Fact::Claim { reward } => {
+            Interpreted::Claim { reward } => {
                 if !self.claims.contains(&reward) {
                     self.claims.push(reward);
                 }
@@ -179,31 +220,43 @@ impl PlayerState {
         }
     }
 
-    /// The facts that hold now, sorted.
+    /// The facts that hold now under version `v`, sorted: the zones the
+    /// player is in, and the rewards whose player conditions hold and which
+    /// the player has not claimed.
     pub(crate) fn facts(
         &mut self,
-        hunt: &Hunt,
-        conditions: &SensorRewards,
+        v: &Version,
+        scratch: &mut Vec<u32>,
         out: &mut Vec<(FactKind, u32)>,
     ) {
         out.clear();
-        if let Some(p) = self.position.as_mut() {
-            let zones = p.zones.get_or_insert_with(|| {
-                let mut zones = Vec::new();
-                hunt.zones_at(p.lat, p.lon, &mut zones);
-                zones
-            });
-            out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
-        }
-        for r in &self.readings {
-            for &(reward, ref cond) in &conditions[r.sensor as usize] {
-                if cond.holds(r.value) {
-                    out.push((FactKind::SensorOk, reward));
+        let zones: &[u32] = match self.position.as_mut() {
+            Some(p) => {
+                if p.zones.as_ref().is_none_or(|(seq, _)| *seq != v.seq) {
+                    let mut zones = Vec::new();
+                    v.zones_at(p.lat, p.lon, scratch, &mut zones);
+                    p.zones = Some((v.seq, zones));
                 }
+                &p.zones.as_ref().expect("just set").1
+            }
+            None => &[],
+        };
+        out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
+        let readings = &self.readings;
+        let solves = &self.solves;
+        let in_zone = |z: u32| zones.binary_search(&z).is_ok();
+        let solved = |c: u32| solves.iter().any(|&(s, _)| s == c);
+        let reading = |s: u32| readings.iter().find(|r| r.sensor == s).map(|r| r.value);
+        let candidates = zones
+            .iter()
+            .flat_map(|&z| v.rewards_in(z).iter())
+            .chain(v.zoneless.iter());
+        for &i in candidates {
+            let rule = &v.rules[i as usize];
+            if !self.claims.contains(&rule.reward) && rule.met(in_zone, solved, reading) {
+                out.push((FactKind::Met, rule.reward));
             }
         }
-        out.extend(self.solves.iter().map(|&(c, _)| (FactKind::Solved, c)));
-        out.extend(self.claims.iter().map(|&r| (FactKind::Claimed, r)));
         out.sort_unstable();
         out.dedup();
     }
@@ -221,6 +274,119 @@ impl PlayerState {
             && self.solves.is_empty()
             && self.claims.is_empty()
             && self.emitted.is_empty()
+    }
+}
+
+/// One player's state as a snapshot saves it: hunt items by id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedState {
+    position: Option<SavedPosition>,
+    readings: Vec<(Id, Latest, f64)>,
+    solves: Vec<(Id, Option<u64>)>,
+    claims: Vec<Id>,
+    emitted: Vec<(FactKind, Id)>,
+    timer: Option<u64>,
+    settled: u64,
+    #[serde(default)]
+    moved: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPosition {
+    at: Latest,
+    lat: f64,
+    lon: f64,
+}
+
+impl PlayerState {
+    /// This state with its items named by id.
+    pub(crate) fn save(&self, dict: &Dictionary) -> SavedState {
+        let fact_id = |(kind, n): &(FactKind, u32)| {
+            let names = match kind {
+                FactKind::Presence => &dict.zones,
+                FactKind::Met => &dict.rewards,
+            };
+            (*kind, names.id(*n).clone())
+        };
+        SavedState {
+            position: self.position.as_ref().map(|p| SavedPosition {
+                at: p.at.clone(),
+                lat: p.lat,
+                lon: p.lon,
+            }),
+            readings: self
+                .readings
+                .iter()
+                .map(|r| (dict.sensors.id(r.sensor).clone(), r.at.clone(), r.value))
+                .collect(),
+            solves: self
+                .solves
+                .iter()
+                .map(|&(c, e)| (dict.clues.id(c).clone(), e))
+                .collect(),
+            claims: self
+                .claims
+                .iter()
+                .map(|&r| dict.rewards.id(r).clone())
+                .collect(),
+            emitted: self.emitted.iter().map(fact_id).collect(),
+            timer: self.timer,
+            settled: self.settled,
+            moved: self.moved,
+        }
+    }
+}
+
+impl SavedState {
+    /// The state again, its items numbered by `dict`; an error names an id
+    /// that no version has.
+    pub(crate) fn restore(self, dict: &Dictionary) -> Result<PlayerState, String> {
+        let number = |names: &crate::model::versions::Names, id: &Id, what: &str| {
+            names.number(id).ok_or_else(|| {
+                format!("the snapshot names {what} {id:?}, which no hunt version has")
+            })
+        };
+        let mut emitted = Vec::with_capacity(self.emitted.len());
+        for (kind, id) in &self.emitted {
+            let n = match kind {
+                FactKind::Presence => number(&dict.zones, id, "zone")?,
+                FactKind::Met => number(&dict.rewards, id, "reward")?,
+            };
+            emitted.push((*kind, n));
+        }
+        emitted.sort_unstable();
+        let mut readings = Vec::with_capacity(self.readings.len());
+        for (s, at, value) in self.readings {
+            readings.push(Reading {
+                sensor: number(&dict.sensors, &s, "sensor")?,
+                at,
+                value,
+            });
+        }
+        let mut solves = Vec::with_capacity(self.solves.len());
+        for (c, e) in &self.solves {
+            solves.push((number(&dict.clues, c, "clue")?, *e));
+        }
+        let mut claims = Vec::with_capacity(self.claims.len());
+        for r in &self.claims {
+            claims.push(number(&dict.rewards, r, "reward")?);
+        }
+        Ok(PlayerState {
+            position: self.position.map(|p| Position {
+                at: p.at,
+                lat: p.lat,
+                lon: p.lon,
+                zones: None,
+            }),
+            readings,
+            solves,
+            claims,
+            emitted,
+            timer: self.timer,
+            settled: self.settled,
+            moved: self.moved,
+            moves: None,
+        })
     }
 }
 
@@ -286,17 +452,4 @@ impl PlayerState {
             || !view.solves.is_empty()
             || !view.claims.is_empty()
     }
-}
-
-/// For each hunt sensor, the rewards whose condition reads it.
-pub(crate) type SensorRewards = Vec<Vec<(u32, crate::model::hunt::SensorCondition)>>;
-
-pub(crate) fn sensor_rewards(hunt: &Hunt) -> SensorRewards {
-    let mut out: SensorRewards = vec![Vec::new(); hunt.sensors.len()];
-    for (r, reward) in hunt.rewards.iter().enumerate() {
-        if let Some(cond) = &reward.sensor {
-            out[cond.sensor as usize].push((r as u32, *cond));
-        }
-    }
-    out
 }

@@ -28,7 +28,7 @@ use rustc_hash::FxHashMap;
 use super::facts::{player_hash, FactKind};
 use super::player_state::{Move, PlayerState, PlayerView, Spot};
 use crate::model::event::Id;
-use crate::model::hunt::Hunt;
+use crate::model::versions::Version;
 
 const STRIPES: usize = 64;
 
@@ -94,6 +94,16 @@ impl Shard {
         let state = self.live.get_mut(player)?;
         trim(&mut state.moves, self.floor);
         Some(state)
+    }
+
+    /// Every player with live state, to change in place.
+    pub(crate) fn live_mut(&mut self) -> impl Iterator<Item = (&Id, &mut PlayerState)> {
+        self.live.iter_mut()
+    }
+
+    /// Players with live state in this stripe.
+    pub(crate) fn len(&self) -> usize {
+        self.live.len()
     }
 
     /// Drops `player`, which has nothing live since time `t`.
@@ -238,6 +248,15 @@ impl PlayerStore {
         shard
     }
 
+    /// Calls `f` on every stripe in turn, locked for the operator; returns
+    /// the sum of what `f` returns.
+    pub(crate) fn each_stripe(&self, mut f: impl FnMut(&mut Shard) -> usize) -> usize {
+        self.stripes
+            .iter()
+            .map(|s| f(&mut s.0.write().expect("players lock")))
+            .sum()
+    }
+
     /// Every time up to `t` is final.
     pub(crate) fn through(&self, t: u64) {
         self.through
@@ -358,7 +377,7 @@ impl PlayerAnswer {
         self.facts.binary_search(&(kind, n)).is_ok()
     }
 
-    /// The zones the player is in, in hunt order.
+    /// The zones the player is in (dictionary numbers, ascending).
     pub fn zones(&self) -> impl Iterator<Item = u32> + '_ {
         self.facts
             .iter()
@@ -366,20 +385,12 @@ impl PlayerAnswer {
             .map(|&(_, z)| z)
     }
 
-    /// Whether the player is eligible for reward `r` at `as_of`: the rule
+    /// Whether the player is eligible for reward `r` (a dictionary number)
+    /// at `as_of` under version `v`, the version in effect then: the rule
     /// the eligibility dataflow maintains, read off the player's facts.
-    pub fn eligible(&self, hunt: &Hunt, r: u32) -> bool {
-        let reward = &hunt.rewards[r as usize];
-        reward.zone.is_none_or(|z| self.has(FactKind::Presence, z))
-            && reward
-                .requires
-                .iter()
-                .all(|&c| self.has(FactKind::Solved, c))
-            && (reward.sensor.is_none() || self.has(FactKind::SensorOk, r))
-            && reward
-                .active
-                .as_ref()
-                .is_none_or(|w| w.contains(self.as_of))
-            && !self.has(FactKind::Claimed, r)
+    pub fn eligible(&self, v: &Version, r: u32) -> bool {
+        v.rule(r).is_some_and(|rule| {
+            self.has(FactKind::Met, r) && rule.window.is_none_or(|w| w.contains(self.as_of))
+        })
     }
 }

@@ -103,7 +103,7 @@ impl Admission {
 
 /// Takes one raw record through every check (docs/spec.md §3) against the
 /// hunt and the partition's admission state: `Ok(None)` for an accepted
-/// record that can have no effect.
+/// record that can have no effect under any hunt.
 pub fn ingest(
     line: &[u8],
     hunt: &Hunt,
@@ -111,7 +111,7 @@ pub fn ingest(
 ) -> Result<Option<Event>, Invalid> {
     let parsed = event::parse(line, hunt)?;
     admission.admit(&parsed.id, parsed.ts)?;
-    Ok(parsed.into_event(hunt))
+    Ok(parsed.into_event())
 }
 
 /// How far (event time) a partition may run ahead of the completed output

@@ -42,17 +42,29 @@ pub fn parse_change(raw: &[u8], name: &Path, start: &Hunt) -> Result<(u64, Hunt)
         Some(v) => v
             .as_u64()
             .filter(|&t| t <= MAX_TS && !v.is_f64())
-            .ok_or_else(|| bad(format!("field \"effective\" must be an integer in 0..={MAX_TS}")))?,
+            .ok_or_else(|| {
+                bad(format!(
+                    "field \"effective\" must be an integer in 0..={MAX_TS}"
+                ))
+            })?,
     };
     let toml = match field("hunt") {
         None => return Err(bad("missing field \"hunt\"")),
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(bad("field \"hunt\" must be a string (the hunt's TOML text)")),
+        Some(_) => {
+            return Err(bad(
+                "field \"hunt\" must be a string (the hunt's TOML text)",
+            ))
+        }
     };
     let geojson = match field("zones_geojson") {
         None => None,
         Some(v @ Value::Object(_)) => Some(v.to_string()),
-        Some(_) => return Err(bad("field \"zones_geojson\" must be a GeoJSON FeatureCollection")),
+        Some(_) => {
+            return Err(bad(
+                "field \"zones_geojson\" must be a GeoJSON FeatureCollection",
+            ))
+        }
     };
     let hunt = Hunt::parse(name, HuntText { toml, geojson }).map_err(|e| bad(e.to_string()))?;
     if hunt.max_lateness_ms != start.max_lateness_ms {
@@ -110,7 +122,8 @@ pub fn read_log(path: &Path, start: &Hunt) -> std::io::Result<ChangeLog> {
             }
             Err(invalid) => {
                 let place = Place::Line(i as u64 + 1);
-                log.rejects.push(Reject::new(invalid, CHANGES, place, 0, line));
+                log.rejects
+                    .push(Reject::new(invalid, CHANGES, place, 0, line));
             }
         }
     }
@@ -119,8 +132,15 @@ pub fn read_log(path: &Path, start: &Hunt) -> std::io::Result<ChangeLog> {
 
 /// A source that sends each notice at its effective time (on worker 0),
 /// then closes.
-pub fn notices<'scope>(scope: Scope<'scope, u64>, notices: Vec<Notice>) -> Stream<'scope, u64, Vec<Notice>> {
-    let mine = if scope.index() == 0 { notices } else { Vec::new() };
+pub fn notices<'scope>(
+    scope: Scope<'scope, u64>,
+    notices: Vec<Notice>,
+) -> Stream<'scope, u64, Vec<Notice>> {
+    let mine = if scope.index() == 0 {
+        notices
+    } else {
+        Vec::new()
+    };
     source(scope, "HuntChanges", move |cap, _info| {
         let mut pending = Some((cap, mine));
         move |output| {

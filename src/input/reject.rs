@@ -47,9 +47,11 @@ impl Reject {
     }
 
     /// The order of a backfill's rejects file: by the frontier at which each
-    /// was read, then partition, then place — a function of the input alone.
+    /// was read, then partition (a change log's first), then place — a
+    /// function of the input alone.
     pub fn order_key(&self) -> (u64, u32, Place) {
-        (self.frontier, self.partition, self.place)
+        // The change log's partition number, u32::MAX, comes round to 0.
+        (self.frontier, self.partition.wrapping_add(1), self.place)
     }
 }
 

@@ -23,6 +23,16 @@ pub struct Stats {
     pub partitions: Mutex<BTreeMap<u32, PartitionProgress>>,
     /// Keep the history that [`Stats::completed_at`] needs.
     pub track: std::sync::atomic::AtomicBool,
+    /// Hunt change records accepted and rejected (docs/spec.md §9), when the
+    /// job reads a change log or a hunt topic.
+    pub hunt_changes: Option<HuntChangeCounts>,
+}
+
+/// Hunt change records accepted and rejected.
+#[derive(Debug, Default)]
+pub struct HuntChangeCounts {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
 }
 
 /// A partition that could not be read (or whose decisions could not be
@@ -122,7 +132,9 @@ pub struct Counts {
 
 impl Counts {
     pub fn reject(&mut self, invalid: &Invalid) {
-        self.rejected[invalid.reason.index()] += 1;
+        if let Some(n) = self.rejected.get_mut(invalid.reason.index()) {
+            *n += 1;
+        }
     }
 }
 
@@ -133,6 +145,9 @@ pub struct Summary {
     pub accepted: u64,
     /// Only reasons with a non-zero count.
     pub rejected: BTreeMap<&'static str, u64>,
+    /// Hunt change records `(accepted, rejected)`, when a change log or a
+    /// hunt topic was read.
+    pub hunt_changes: Option<(u64, u64)>,
 }
 
 impl Summary {
@@ -148,11 +163,18 @@ impl Summary {
             read: stats.read.load(Ordering::Relaxed),
             accepted: stats.accepted.load(Ordering::Relaxed),
             rejected,
+            hunt_changes: stats.hunt_changes.as_ref().map(|h| {
+                (
+                    h.accepted.load(Ordering::Relaxed),
+                    h.rejected.load(Ordering::Relaxed),
+                )
+            }),
         }
     }
 
     /// `{"read":N,"accepted":N,"rejected":{"<reason>":N,...}}`, reasons in
-    /// the contract's order.
+    /// the contract's order, then `"hunt_changes":{"accepted":N,"rejected":N}`
+    /// when changes were read.
     pub fn to_json(&self) -> String {
         let mut s = format!(
             "{{\"read\":{},\"accepted\":{},\"rejected\":{{",
@@ -168,7 +190,13 @@ impl Summary {
                 s.push_str(&format!("\"{}\":{n}", reason.as_str()));
             }
         }
-        s.push_str("}}");
+        s.push('}');
+        if let Some((accepted, rejected)) = self.hunt_changes {
+            s.push_str(&format!(
+                ",\"hunt_changes\":{{\"accepted\":{accepted},\"rejected\":{rejected}}}"
+            ));
+        }
+        s.push('}');
         s
     }
 

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  Inputs { events ──► dataflow::build ──► probe ──► notification sink (worker 0)
-//!                                                      └► Chain: destination ► derived ► API
+//!           notices ──┘ (hunt versions)                └► Chain: destination ► derived ► API
 //!           rejects ─────────────────────────────────► reject sink ► file / topic }
 //! ```
 
@@ -17,7 +17,7 @@ use timely::dataflow::ProbeHandle;
 
 use crate::dataflow::{self, facts::FactsHandle};
 use crate::input::Inputs;
-use crate::model::hunt::Hunt;
+use crate::model::versions::SharedVersions;
 use crate::output::chain::Chain;
 use crate::output::derived::{DerivedTap, SharedDerived};
 use crate::output::rejects::{self, SharedRejects, When, Written};
@@ -26,7 +26,7 @@ use crate::serve::{Live, LiveTap};
 
 /// What one worker's part of a job is built with.
 pub struct Assembly {
-    pub hunt: Arc<Hunt>,
+    pub versions: SharedVersions,
     pub dataflow: dataflow::Config,
     /// Worker 0's output chain (see [`chain`]); `None` on the others.
     pub output: Option<Box<dyn NotificationOutput>>,
@@ -49,9 +49,9 @@ pub struct Assembled {
 
 /// Builds the dataflow and both sinks over `inputs`.
 pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
-    let built = dataflow::build(inputs.events, a.dataflow);
+    let built = dataflow::build(inputs.events, inputs.notices, a.dataflow);
     let changes = built.changes.inner.probe_with(&a.probe);
-    sink::notification_sink(changes, a.hunt, a.output, a.errors.clone());
+    sink::notification_sink(changes, a.versions, a.output, a.errors.clone());
     let rejects_written = rejects::reject_sink(inputs.rejects, a.rejects, a.when, a.errors);
     Assembled {
         facts: built.facts,

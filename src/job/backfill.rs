@@ -10,15 +10,20 @@ use std::time::Duration;
 
 use super::assemble::{self, Assembly, Outputs};
 use crate::input::admission::max_ahead_ms;
+use crate::input::changes::{self, ChangeLog};
 use crate::input::files::{self, Partition, Throttle};
 use crate::input::reader::Reader;
-use crate::input::stats::{Stats, Summary};
+use crate::input::reject::Reject;
+use crate::input::stats::{HuntChangeCounts, Stats, Summary};
 use crate::model::hunt::{Hunt, HuntError};
+use crate::model::versions::{Notice, SharedVersions, Versions};
 use crate::output::derived::Derived;
 use crate::output::line::LineOutput;
 use crate::output::rejects::{FileRejects, Origins, RejectSink, SharedRejects, When};
 use crate::output::sink::ErrorSlot;
 use crate::output::OutputError;
+use timely::dataflow::operators::core::Concat;
+use timely::dataflow::operators::vec::ToStream;
 
 /// What a backfill reads and writes.
 #[derive(Clone, Debug)]
@@ -43,6 +48,8 @@ pub struct BackfillOptions {
     pub serve: Option<crate::serve::ServeOptions>,
     /// Write presence and eligibility intervals into this directory.
     pub derived: Option<PathBuf>,
+    /// Hunt change records (JSON Lines), read before any event.
+    pub hunt_changes: Option<PathBuf>,
 }
 
 impl BackfillOptions {
@@ -59,6 +66,7 @@ impl BackfillOptions {
             slice: crate::dataflow::facts::DEFAULT_SLICE,
             serve: None,
             derived: None,
+            hunt_changes: None,
         }
     }
 }
@@ -177,9 +185,25 @@ pub fn run_serving(
 ) -> Result<(Summary, Option<Arc<crate::serve::Live>>), BackfillError> {
     check(opts)?;
     let hunt = Arc::new(Hunt::load(&opts.hunt)?);
+    let changes = match &opts.hunt_changes {
+        None => None,
+        Some(path) => {
+            Some(
+                changes::read_log(path, &hunt).map_err(|source| BackfillError::Input {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        }
+    };
     let (partitions, total_bytes) = open_inputs(&opts.inputs)?;
     let names: Arc<Vec<String>> = Arc::new(partitions.iter().map(|p| p.name.clone()).collect());
     let partitions = Arc::new(partitions);
+    let stats = Arc::new(Stats {
+        hunt_changes: changes.as_ref().map(|_| HuntChangeCounts::default()),
+        ..Stats::default()
+    });
+    let (versions, notices, change_rejects) = versions(&hunt, changes, &stats);
 
     let output_path = opts.output.as_deref();
     let destination = LineOutput::new(
@@ -190,7 +214,7 @@ pub fn run_serving(
     let derived = match &opts.derived {
         None => None,
         Some(dir) => Some(
-            Derived::create(dir, &hunt).map_err(|source| BackfillError::Output {
+            Derived::create(dir).map_err(|source| BackfillError::Output {
                 path: dir.clone(),
                 source,
             })?,
@@ -198,29 +222,26 @@ pub fn run_serving(
     };
     let rejects: Option<SharedRejects> = match &opts.rejects {
         Some(p) => {
-            let file = FileRejects::new(
-                output_name(Some(p)),
-                open_output(Some(p))?,
-                Origins::Files(names.clone()),
-                &[],
-            );
+            let origins = Origins::Files {
+                inputs: names.clone(),
+                changes: opts.hunt_changes.as_ref().map(|c| c.display().to_string()),
+            };
+            let file = FileRejects::new(output_name(Some(p)), open_output(Some(p))?, origins, &[]);
             Some(Arc::new(Mutex::new(Box::new(file) as Box<dyn RejectSink>)))
         }
         None => None,
     };
-    let stats = Arc::new(Stats::default());
     let errors: ErrorSlot = Arc::new(Mutex::new(None));
-    let live = match &opts.serve {
-        None => None,
-        Some(serve) => Some(
-            serve
-                .launch(hunt.clone(), stats.clone(), opts.workers)
-                .map_err(|source| BackfillError::Serve {
+    let live =
+        match &opts.serve {
+            None => None,
+            Some(serve) => Some(serve.launch(versions.clone(), stats.clone()).map_err(
+                |source| BackfillError::Serve {
                     addr: serve.addr,
                     source,
-                })?,
-        ),
-    };
+                },
+            )?),
+        };
     let output = slot(Some(assemble::chain(Outputs {
         destination: Box::new(destination),
         derived: derived.map(|d| Arc::new(Mutex::new(d))),
@@ -247,20 +268,27 @@ pub fn run_serving(
                 probe: probe.clone(),
                 max_ahead_ms,
             };
-            let inputs = files::build(
+            let mut inputs = files::build(
                 scope,
                 partitions.clone(),
                 hunt.clone(),
                 worker_stats.clone(),
                 Some(throttle),
             );
-            let config = crate::dataflow::Config::new(hunt.clone())
+            let mine = if index == 0 {
+                change_rejects.clone()
+            } else {
+                Vec::new()
+            };
+            inputs.rejects = inputs.rejects.concat(mine.to_stream(scope));
+            inputs.notices = Some(changes::notices(scope, notices.clone()));
+            let config = crate::dataflow::Config::versions(versions.clone())
                 .slice(slice)
                 .players(players);
             assemble::assemble(
                 inputs,
                 Assembly {
-                    hunt: hunt.clone(),
+                    versions: versions.clone(),
                     dataflow: config,
                     output: if index == 0 { take(&output) } else { None },
                     rejects: if index == 0 { take(&rejects) } else { None },
@@ -303,6 +331,34 @@ pub fn run_serving(
         })?;
     }
     Ok((summary, live))
+}
+
+/// The versions of a backfill: the start hunt and every accepted change of
+/// the log, all known before any event; the notices of those taking effect,
+/// and the log's rejects, counted.
+fn versions(
+    hunt: &Hunt,
+    changes: Option<ChangeLog>,
+    stats: &Stats,
+) -> (SharedVersions, Vec<Notice>, Vec<Reject>) {
+    let mut versions = Versions::new(hunt.clone());
+    let Some(log) = changes else {
+        return (versions.shared(), Vec::new(), Vec::new());
+    };
+    if let Some(counts) = &stats.hunt_changes {
+        counts
+            .accepted
+            .store(log.accepted.len() as u64, Ordering::Relaxed);
+        counts
+            .rejected
+            .store(log.rejects.len() as u64, Ordering::Relaxed);
+    }
+    let mut notices = Vec::new();
+    for (notice, hunt) in log.accepted {
+        versions.add(notice.seq, notice.effective, hunt);
+        notices.push(notice);
+    }
+    (versions.shared(), notices, log.rejects)
 }
 
 /// A progress bar over the input bytes, on a terminal.

@@ -30,10 +30,13 @@ pub enum Reason {
     Inaccurate,
     Late,
     Duplicate,
+    /// A hunt change record that is not valid (docs/spec.md §9); counted
+    /// apart from the events' reasons.
+    BadHuntChange,
 }
 
 impl Reason {
-    /// Every reason, in the order of the contract's table.
+    /// Every reason of an event, in the order of the contract's table.
     pub const ALL: [Reason; 8] = [
         Reason::Malformed,
         Reason::MissingField,
@@ -55,9 +58,12 @@ impl Reason {
             Reason::Inaccurate => "inaccurate",
             Reason::Late => "late",
             Reason::Duplicate => "duplicate",
+            Reason::BadHuntChange => "bad_hunt_change",
         }
     }
 
+    /// The place of an event's reason in [`Reason::ALL`] (not for
+    /// [`Reason::BadHuntChange`]).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -479,8 +485,10 @@ pub fn parse<'a>(line: &'a [u8], hunt: &Hunt) -> Result<Parsed<'a>, Invalid> {
 /// inline, so copying one does not allocate.
 pub type Id = compact_str::CompactString;
 
-/// An accepted record reduced to what the dataflow needs, with names of hunt
-/// items replaced by their numbers. Records with no effect never become one.
+/// An accepted record reduced to what the dataflow needs. Hunt items are
+/// named, not numbered: an event is interpreted by the hunt version in
+/// effect at its `ts` (docs/spec.md §9), which the facts operator knows.
+/// Records with no effect under any hunt (other verbs) never become one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub ts: u64,
@@ -488,61 +496,61 @@ pub struct Event {
     pub fact: Fact,
 }
 
-/// What an accepted record says, with its expiry (exclusive) already applied.
+/// What an accepted record says; `ttl` is the record's own `ttl_ms`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Fact {
     Position {
         id: Id,
         lat: f64,
         lon: f64,
-        expires: u64,
+        ttl: Option<u64>,
     },
     Reading {
         id: Id,
-        sensor: u32,
+        sensor: Id,
         value: f64,
-        expires: u64,
+        ttl: Option<u64>,
     },
     Solve {
-        clue: u32,
-        expires: Option<u64>,
+        clue: Id,
+        ttl: Option<u64>,
     },
     Claim {
-        reward: u32,
+        reward: Id,
     },
 }
 
 impl Parsed<'_> {
     /// The dataflow event for an accepted record, or `None` when the record
-    /// can have no effect (another verb, an unknown clue, reward or sensor).
-    pub fn into_event(self, hunt: &Hunt) -> Option<Event> {
-        let ts = self.ts;
+    /// can have no effect under any hunt (a verb other than solve or claim).
+    pub fn into_event(self) -> Option<Event> {
+        let ttl = self.ttl_ms;
         let fact = match self.body {
             Body::Position { lat, lon, .. } => Fact::Position {
                 id: Id::from(self.id.as_ref()),
                 lat,
                 lon,
-                expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.position_ttl_ms)),
+                ttl,
             },
             Body::Sensor { sensor, value } => Fact::Reading {
                 id: Id::from(self.id.as_ref()),
-                sensor: hunt.sensor_number(&sensor)?,
+                sensor: Id::from(sensor.as_ref()),
                 value,
-                expires: ts.saturating_add(self.ttl_ms.unwrap_or(hunt.sensor_ttl_ms)),
+                ttl,
             },
             Body::Action { action, target } => match action.as_ref() {
                 "solve" => Fact::Solve {
-                    clue: hunt.clue_number(&target)?,
-                    expires: self.ttl_ms.map(|ttl| ts.saturating_add(ttl)),
+                    clue: Id::from(target.as_ref()),
+                    ttl,
                 },
                 "claim" => Fact::Claim {
-                    reward: hunt.reward_number(&target)?,
+                    reward: Id::from(target.as_ref()),
                 },
                 _ => return None,
             },
         };
         Some(Event {
-            ts,
+            ts: self.ts,
             player: Id::from(self.player.as_ref()),
             fact,
         })

@@ -123,9 +123,17 @@ pub struct Version {
 
 impl Version {
     fn new(seq: u64, effective: u64, hunt: Hunt, dict: &mut Dictionary) -> Self {
-        let zones: Vec<u32> = hunt.zones.iter().map(|z| dict.zones.intern(&z.id)).collect();
+        let zones: Vec<u32> = hunt
+            .zones
+            .iter()
+            .map(|z| dict.zones.intern(&z.id))
+            .collect();
         let clues: Vec<u32> = hunt.clues.iter().map(|c| dict.clues.intern(c)).collect();
-        let sensors: Vec<u32> = hunt.sensors.iter().map(|s| dict.sensors.intern(s)).collect();
+        let sensors: Vec<u32> = hunt
+            .sensors
+            .iter()
+            .map(|s| dict.sensors.intern(s))
+            .collect();
         let mut rules = Vec::with_capacity(hunt.rewards.len());
         let mut by_zone: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         let mut zoneless = Vec::new();
@@ -147,7 +155,11 @@ impl Version {
                 window: r.active,
             });
         }
-        let zone_local = zones.iter().enumerate().map(|(i, &g)| (g, i as u32)).collect();
+        let zone_local = zones
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g, i as u32))
+            .collect();
         let reward_local = rules
             .iter()
             .enumerate()
@@ -189,7 +201,9 @@ impl Version {
 
     /// The dictionary number of sensor `id`, if this version knows it.
     pub fn sensor(&self, id: &str) -> Option<u32> {
-        self.hunt.sensor_number(id).map(|s| self.sensors[s as usize])
+        self.hunt
+            .sensor_number(id)
+            .map(|s| self.sensors[s as usize])
     }
 
     /// The dictionary number of reward `id`, if this version has it.
@@ -351,7 +365,9 @@ impl Versions {
 /// order): reward `r` of a version in effect on `[T_k, T_k+1)` with window
 /// `[from, until)` is active on `[max(from, T_k), min(until, T_k+1))`. As
 /// updates `(reward, time) → ±1`, consolidated.
-pub fn activity<'a>(versions: impl IntoIterator<Item = &'a Arc<Version>>) -> BTreeMap<(u32, u64), i64> {
+pub fn activity<'a>(
+    versions: impl IntoIterator<Item = &'a Arc<Version>>,
+) -> BTreeMap<(u32, u64), i64> {
     let mut updates: BTreeMap<(u32, u64), i64> = BTreeMap::new();
     let versions: Vec<&Arc<Version>> = versions.into_iter().collect();
     for (i, v) in versions.iter().enumerate() {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use super::order::Notification;
 use super::sink::NotificationOutput;
 use super::OutputError;
-use crate::model::hunt::Hunt;
 
 /// The destination and its taps.
 pub struct Chain {
@@ -50,17 +49,12 @@ impl Chain {
 }
 
 impl NotificationOutput for Chain {
-    fn write_time(
-        &mut self,
-        hunt: &Hunt,
-        time: u64,
-        ns: &[Notification],
-    ) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         for out in &mut self.outputs {
             if time < self.below {
-                out.restored(hunt, time, ns)?;
+                out.restored(time, ns)?;
             } else {
-                out.write_time(hunt, time, ns)?;
+                out.write_time(time, ns)?;
             }
         }
         Ok(())

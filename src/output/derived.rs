@@ -26,7 +26,6 @@ use super::order::{Notification, PlayerKind};
 use super::sink::NotificationOutput;
 use super::OutputError;
 use crate::model::event::Id;
-use crate::model::hunt::Hunt;
 
 /// The two files, in this order.
 pub const FILES: [&str; 2] = ["presence.jsonl", "eligibility.jsonl"];
@@ -85,8 +84,8 @@ impl IntervalFile {
 /// The interval files and the intervals still open.
 pub struct Derived {
     files: [IntervalFile; 2],
-    open: HashMap<(Id, bool, u32), u64>,
-    names: [Vec<String>; 2],
+    /// `(player, reward?, item id)` → from.
+    open: HashMap<(Id, bool, Id), u64>,
 }
 
 /// Where a snapshot left the files: what each holds beyond its mark, and
@@ -99,48 +98,45 @@ pub struct Resumed {
 
 impl Derived {
     /// New files in `dir`, replacing any there.
-    pub fn create(dir: &Path, hunt: &Hunt) -> std::io::Result<Self> {
+    pub fn create(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let create = |name: &str| -> std::io::Result<Box<dyn Write + Send>> {
             Ok(Box::new(BufWriter::new(File::create(dir.join(name))?)))
         };
         let outs = [create(FILES[0])?, create(FILES[1])?];
-        Self::resume(dir, hunt, outs, Resumed::default())
+        Self::resume(dir, outs, Resumed::default(), &|_, _| true)
     }
 
-    /// Files in `dir` written through `outs`, resumed from a snapshot.
+    /// Files in `dir` written through `outs`, resumed from a snapshot;
+    /// `known(reward?, id)` says whether some hunt version has the item an
+    /// open interval names.
     pub fn resume(
         dir: &Path,
-        hunt: &Hunt,
         outs: [Box<dyn Write + Send>; 2],
         resumed: Resumed,
+        known: &dyn Fn(bool, &str) -> bool,
     ) -> std::io::Result<Self> {
-        let names = [
-            hunt.zones.iter().map(|z| z.id.clone()).collect::<Vec<_>>(),
-            hunt.rewards.iter().map(|r| r.id.clone()).collect(),
-        ];
+        let bad = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
         let mut open = HashMap::new();
         for o in resumed.open {
             let (reward, name) = match (&o.zone, &o.reward) {
                 (Some(z), None) => (false, z),
                 (None, Some(r)) => (true, r),
                 _ => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("an open interval needs a zone or a reward: {o:?}"),
-                    ))
+                    return Err(bad(format!(
+                        "an open interval needs a zone or a reward: {o:?}"
+                    )))
                 }
             };
-            let item = names[reward as usize]
-                .iter()
-                .position(|n| n == name)
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("an open interval of {name:?}, which the hunt does not have"),
-                    )
-                })?;
-            open.insert((Id::from(o.player.as_str()), reward, item as u32), o.from);
+            if !known(reward, name) {
+                return Err(bad(format!(
+                    "an open interval of {name:?}, which the hunt does not have"
+                )));
+            }
+            open.insert(
+                (Id::from(o.player.as_str()), reward, Id::from(name.as_str())),
+                o.from,
+            );
         }
         let [p, e] = outs;
         let [hp, he] = resumed.held;
@@ -152,7 +148,6 @@ impl Derived {
         Ok(Derived {
             files: [file(FILES[0], p, hp), file(FILES[1], e, he)],
             open,
-            names,
         })
     }
 
@@ -160,20 +155,16 @@ impl Derived {
         &mut self,
         player: &str,
         reward: bool,
-        item: u32,
+        item: &str,
         from: u64,
         until: Option<u64>,
     ) -> Result<(), OutputError> {
-        let (field, name) = if reward {
-            ("reward", &self.names[1][item as usize])
-        } else {
-            ("zone", &self.names[0][item as usize])
-        };
+        let field = if reward { "reward" } else { "zone" };
         let mut line = Vec::with_capacity(96);
         line.extend_from_slice(b"{\"player\":");
         super::format::json_str(&mut line, player);
         let _ = write!(line, ",\"{field}\":");
-        super::format::json_str(&mut line, name);
+        super::format::json_str(&mut line, item);
         let _ = match until {
             Some(u) => writeln!(line, ",\"from\":{from},\"until\":{u}}}"),
             None => writeln!(line, ",\"from\":{from},\"until\":null}}"),
@@ -190,12 +181,12 @@ impl Derived {
             else {
                 continue;
             };
-            let reward = matches!(kind, PlayerKind::Eligible | PlayerKind::Ineligible);
-            let key = (player.clone(), reward, *item);
+            let reward = !kind.is_zone();
+            let key = (player.clone(), reward, item.clone());
             if matches!(kind, PlayerKind::Enter | PlayerKind::Eligible) {
                 self.open.insert(key, time);
             } else if let Some(from) = self.open.remove(&key) {
-                self.write(player, reward, *item, from, Some(time))?;
+                self.write(player, reward, item, from, Some(time))?;
             }
         }
         Ok(())
@@ -207,7 +198,7 @@ impl Derived {
             .open
             .iter()
             .map(|((player, reward, item), &from)| {
-                let name = Some(self.names[*reward as usize][*item as usize].clone());
+                let name = Some(item.to_string());
                 OpenInterval {
                     player: player.to_string(),
                     zone: if *reward { None } else { name.clone() },
@@ -222,10 +213,10 @@ impl Derived {
 
     /// Every time is complete: writes the open intervals.
     pub fn finish(&mut self) -> Result<(), OutputError> {
-        let mut open: Vec<((Id, bool, u32), u64)> = self.open.drain().collect();
+        let mut open: Vec<((Id, bool, Id), u64)> = self.open.drain().collect();
         open.sort_unstable();
         for ((player, reward, item), from) in open {
-            self.write(&player, reward, item, from, None)?;
+            self.write(&player, reward, &item, from, None)?;
         }
         for f in &mut self.files {
             f.out
@@ -253,7 +244,7 @@ impl DerivedTap {
 }
 
 impl NotificationOutput for DerivedTap {
-    fn write_time(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         self.lock()?.observe(time, ns)
     }
 
@@ -268,13 +259,14 @@ impl NotificationOutput for DerivedTap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::hunt::Hunt;
     use crate::output::chain::Chain;
 
     /// A destination that writes nothing.
     struct Nowhere;
 
     impl NotificationOutput for Nowhere {
-        fn write_time(&mut self, _: &Hunt, _: u64, _: &[Notification]) -> Result<(), OutputError> {
+        fn write_time(&mut self, _: u64, _: &[Notification]) -> Result<(), OutputError> {
             Ok(())
         }
         fn progress(&mut self, _: Option<u64>) -> Result<(), OutputError> {
@@ -312,12 +304,12 @@ mod tests {
         Hunt::load(&path).expect("demo hunt loads")
     }
 
-    fn n(player: &str, kind: PlayerKind, item: u32) -> Notification {
+    fn n(player: &str, kind: PlayerKind, item: &str) -> Notification {
         Notification::Player {
             rank_priority: std::cmp::Reverse(1),
             player: player.into(),
             kind,
-            item,
+            item: item.into(),
         }
     }
 
@@ -325,13 +317,13 @@ mod tests {
     /// tower and the reward golden-key.
     fn story(hunt: &Hunt) -> Vec<(u64, Vec<Notification>)> {
         use PlayerKind::*;
-        let zone = |id: &str| hunt.zones.iter().position(|z| z.id == id).unwrap() as u32;
+        let zone = |id: &'static str| {
+            assert!(hunt.zone_number(id).is_some());
+            id
+        };
         let (f, b, t) = (zone("fountain"), zone("bridge"), zone("tower"));
-        let key = hunt
-            .rewards
-            .iter()
-            .position(|r| r.id == "golden-key")
-            .unwrap() as u32;
+        let key = "golden-key";
+        assert!(hunt.reward_number(key).is_some());
         vec![
             (10, vec![n("p1", Enter, f), n("p2", Enter, b)]),
             (12, vec![n("p1", Eligible, key)]),
@@ -345,7 +337,14 @@ mod tests {
         let files = [Captured::default(), Captured::default()];
         let outs: [Box<dyn Write + Send>; 2] =
             [Box::new(files[0].clone()), Box::new(files[1].clone())];
-        let d = Derived::resume(Path::new("d"), hunt, outs, resumed).unwrap();
+        let known = |reward: bool, id: &str| {
+            if reward {
+                hunt.reward_number(id).is_some()
+            } else {
+                hunt.zone_number(id).is_some()
+            }
+        };
+        let d = Derived::resume(Path::new("d"), outs, resumed, &known).unwrap();
         (d, files)
     }
 
@@ -405,10 +404,10 @@ mod tests {
         let d = Arc::new(Mutex::new(d));
         let mut chain = Chain::new(Box::new(Nowhere), 21).tap(Box::new(DerivedTap(d.clone())));
         chain
-            .write_time(&hunt, 20, &[n("p9", PlayerKind::Enter, 0)])
+            .write_time(20, &[n("p9", PlayerKind::Enter, "bridge")])
             .unwrap();
         for (t, ns) in story(&hunt).into_iter().filter(|(t, _)| *t >= 21) {
-            chain.write_time(&hunt, t, &ns).unwrap();
+            chain.write_time(t, &ns).unwrap();
         }
         assert_eq!(rest[0].lines(), presence[2..].to_vec());
         assert_eq!(rest[1].lines(), whole[1].lines());
@@ -437,7 +436,9 @@ mod tests {
         };
         let outs: [Box<dyn Write + Send>; 2] =
             [Box::new(Captured::default()), Box::new(Captured::default())];
-        let err = Derived::resume(Path::new("d"), &hunt(), outs, resumed)
+        let hunt = hunt();
+        let known = |_: bool, id: &str| hunt.zone_number(id).is_some();
+        let err = Derived::resume(Path::new("d"), outs, resumed, &known)
             .err()
             .expect("refused");
         assert!(err.to_string().contains("atlantis"), "{err}");

@@ -14,7 +14,6 @@ use super::order::Notification;
 use super::resume::{Held, Resume};
 use super::sink::NotificationOutput;
 use super::OutputError;
-use crate::model::hunt::Hunt;
 
 /// A file written by the continuous job, appended to after a restart.
 pub struct SharedFile {
@@ -128,13 +127,12 @@ impl FileNotifications {
     pub fn new(
         name: String,
         dest: Destination,
-        hunt: &Hunt,
         lines: &[Vec<u8>],
         below: u64,
     ) -> Result<Self, OutputError> {
         let mut resume = Resume::new(1);
         for (i, line) in lines.iter().enumerate() {
-            match parse_notification(hunt, line) {
+            match parse_notification(line) {
                 Ok(Some((t, n))) => resume.written(0, t, n),
                 Ok(None) => {}
                 Err(e) => {
@@ -160,19 +158,14 @@ impl FileNotifications {
 }
 
 impl NotificationOutput for FileNotifications {
-    fn write_time(
-        &mut self,
-        hunt: &Hunt,
-        time: u64,
-        ns: &[Notification],
-    ) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         self.kept.clear();
         for n in ns {
             if self.resume.keep(0, time, n) {
                 self.kept.push(n.clone());
             }
         }
-        self.line.write_time(hunt, time, &self.kept)
+        self.line.write_time(time, &self.kept)
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {

@@ -6,7 +6,6 @@ use std::io::Write;
 
 use super::order::{Notification, PlayerKind};
 use crate::model::event::Id;
-use crate::model::hunt::Hunt;
 
 /// Appends `s` as a JSON string.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -14,7 +13,7 @@ pub fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends one notification as a JSON line.
-pub fn format_notification(out: &mut Vec<u8>, hunt: &Hunt, time: u64, n: &Notification) {
+pub fn format_notification(out: &mut Vec<u8>, time: u64, n: &Notification) {
     match n {
         Notification::Player {
             rank_priority,
@@ -22,10 +21,7 @@ pub fn format_notification(out: &mut Vec<u8>, hunt: &Hunt, time: u64, n: &Notifi
             kind,
             item,
         } => {
-            let (field, id) = match kind {
-                PlayerKind::Exit | PlayerKind::Enter => ("zone", &hunt.zones[*item as usize].id),
-                _ => ("reward", &hunt.rewards[*item as usize].id),
-            };
+            let field = if kind.is_zone() { "zone" } else { "reward" };
             let _ = write!(
                 out,
                 "{{\"time\":{time},\"kind\":\"{}\",\"player\":",
@@ -33,12 +29,12 @@ pub fn format_notification(out: &mut Vec<u8>, hunt: &Hunt, time: u64, n: &Notifi
             );
             json_str(out, player);
             let _ = write!(out, ",\"{field}\":");
-            json_str(out, id);
+            json_str(out, item);
             let _ = writeln!(out, ",\"priority\":{}}}", rank_priority.0);
         }
         Notification::Occupancy { zone, count } => {
             let _ = write!(out, "{{\"time\":{time},\"kind\":\"occupancy\",\"zone\":");
-            json_str(out, &hunt.zones[*zone as usize].id);
+            json_str(out, zone);
             let _ = writeln!(out, ",\"count\":{count}}}");
         }
     }
@@ -62,35 +58,21 @@ struct NotificationRecord<'a> {
 }
 
 /// Reads back a line written by [`format_notification`]: `Ok(None)` for a
-/// progress record, `Err` for anything else that is not a notification of
-/// this hunt.
-pub fn parse_notification(hunt: &Hunt, line: &[u8]) -> Result<Option<(u64, Notification)>, String> {
+/// progress record, `Err` for anything else that is not a notification.
+pub fn parse_notification(line: &[u8]) -> Result<Option<(u64, Notification)>, String> {
     let r: NotificationRecord =
         serde_json::from_slice(line).map_err(|e| format!("not a notification: {e}"))?;
     if r.kind == "progress" {
         return Ok(None);
     }
     let time = r.time.ok_or("no time")?;
-    let zone = || -> Result<u32, String> {
-        let id = r.zone.as_deref().ok_or("no zone")?;
-        hunt.zone_number(id)
-            .ok_or_else(|| format!("unknown zone {id:?}"))
-    };
-    let reward = || -> Result<u32, String> {
-        let id = r.reward.as_deref().ok_or("no reward")?;
-        hunt.reward_number(id)
-            .ok_or_else(|| format!("unknown reward {id:?}"))
-    };
+    let zone = || r.zone.as_deref().map(Id::from).ok_or("no zone");
+    let reward = || r.reward.as_deref().map(Id::from).ok_or("no reward");
     let (kind, item) = match r.kind {
         "occupancy" => {
             let count = r.count.ok_or("no count")?;
-            return Ok(Some((
-                time,
-                Notification::Occupancy {
-                    zone: zone()?,
-                    count,
-                },
-            )));
+            let zone = zone()?;
+            return Ok(Some((time, Notification::Occupancy { zone, count })));
         }
         "exit" => (PlayerKind::Exit, zone()?),
         "enter" => (PlayerKind::Enter, zone()?),

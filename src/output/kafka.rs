@@ -22,7 +22,6 @@ use crate::kafka::admin::{read_to_end, Admin};
 use crate::kafka::partitioner::partition_of;
 use crate::kafka::producer::Producer;
 use crate::kafka::{KafkaConfig, KafkaError};
-use crate::model::hunt::Hunt;
 
 /// Notifications to a topic.
 pub struct KafkaNotifications {
@@ -50,7 +49,6 @@ impl KafkaNotifications {
         admin: &Admin,
         producer: Arc<Producer>,
         topic: &str,
-        hunt: &Hunt,
         marks: Option<&[i64]>,
         below: u64,
     ) -> Result<Self, KafkaError> {
@@ -64,7 +62,7 @@ impl KafkaNotifications {
                 topic,
                 p,
                 from,
-                |offset, payload| match parse_notification(hunt, payload) {
+                |offset, payload| match parse_notification(payload) {
                     Ok(Some((time, n))) => resume.written(p as usize, time, n),
                     Ok(None) => {}
                     Err(e) => {
@@ -76,7 +74,7 @@ impl KafkaNotifications {
                 return Err(KafkaError::Topic {
                     topic: topic.to_string(),
                     message: format!(
-                        "partition {p} holds a record that is not a notification of this hunt ({e})"
+                        "partition {p} holds a record that is not a notification ({e})"
                     ),
                 });
             }
@@ -102,23 +100,18 @@ impl KafkaNotifications {
 }
 
 impl NotificationOutput for KafkaNotifications {
-    fn write_time(
-        &mut self,
-        hunt: &Hunt,
-        time: u64,
-        ns: &[Notification],
-    ) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         for n in ns {
             let key: &str = match n {
                 Notification::Player { player, .. } => player,
-                Notification::Occupancy { zone, .. } => &hunt.zones[*zone as usize].id,
+                Notification::Occupancy { zone, .. } => zone,
             };
             let p = partition_of(key.as_bytes(), self.partitions);
             if !self.resume.keep(p as usize, time, n) {
                 continue;
             }
             self.buf.clear();
-            format_notification(&mut self.buf, hunt, time, n);
+            format_notification(&mut self.buf, time, n);
             self.buf.pop(); // the newline
             self.producer
                 .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;

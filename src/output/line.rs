@@ -8,7 +8,6 @@ use super::format::{format_notification, progress_record};
 use super::order::Notification;
 use super::sink::NotificationOutput;
 use super::OutputError;
-use crate::model::hunt::Hunt;
 
 /// When a progress record is due: for a frontier above the last one
 /// recorded, and at most once per `every` (the end of the stream is always
@@ -89,14 +88,9 @@ impl LineOutput {
 }
 
 impl NotificationOutput for LineOutput {
-    fn write_time(
-        &mut self,
-        hunt: &Hunt,
-        time: u64,
-        ns: &[Notification],
-    ) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         for n in ns {
-            format_notification(&mut self.buf, hunt, time, n);
+            format_notification(&mut self.buf, time, n);
         }
         if self.buf.len() >= 1 << 16 {
             self.drain(false)?;

@@ -1,25 +1,29 @@
 //! The order of the output stream (docs/spec.md §6): one completed time's
 //! changes consolidated (a change undone within the time produces nothing)
-//! and turned into notifications, sorted by the contract's order key.
+//! and turned into notifications — items by id, priorities from the hunt
+//! version in effect (docs/spec.md §9) — sorted by the contract's order key,
+//! which is the order of [`Notification`].
 
 use std::collections::BTreeMap;
 
 use crate::dataflow::Change;
 use crate::model::event::Id;
-use crate::model::hunt::Hunt;
+use crate::model::versions::{Item, Versions};
 
-/// One notification, docs/spec.md §6.
+/// One notification, docs/spec.md §6; its `Ord` is the contract's order
+/// within a time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Notification {
-    /// Player notifications: priority (for descending order), player, kind rank, item.
+    /// Player notifications: priority (for descending order), player, kind
+    /// rank, item id (a zone's for exit and enter, else a reward's).
     Player {
         rank_priority: std::cmp::Reverse<u8>,
         player: Id,
         kind: PlayerKind,
-        item: u32,
+        item: Id,
     },
     Occupancy {
-        zone: u32,
+        zone: Id,
         count: i64,
     },
 }
@@ -45,8 +49,20 @@ impl PlayerKind {
     }
 }
 
-/// Turns the changes of one time into its notifications, in docs/spec.md §6 order.
-pub fn notifications(hunt: &Hunt, mut changes: Vec<(Change, isize)>) -> Vec<Notification> {
+impl PlayerKind {
+    /// Whether the item is a zone (exit, enter) or a reward.
+    pub fn is_zone(self) -> bool {
+        matches!(self, PlayerKind::Exit | PlayerKind::Enter)
+    }
+}
+
+/// Turns the changes of time `time` into its notifications, in
+/// docs/spec.md §6 order.
+pub fn notifications(
+    versions: &Versions,
+    time: u64,
+    mut changes: Vec<(Change, isize)>,
+) -> Vec<Notification> {
     changes.sort_unstable();
     let mut consolidated: Vec<(Change, isize)> = Vec::with_capacity(changes.len());
     for (change, diff) in changes {
@@ -57,44 +73,55 @@ pub fn notifications(hunt: &Hunt, mut changes: Vec<(Change, isize)>) -> Vec<Noti
     }
     consolidated.retain(|(_, d)| *d != 0);
 
+    let dict = versions.dictionary();
+    let player = |player: Id, item: Item, n: u32, kind: PlayerKind| {
+        let names = match item {
+            Item::Zone => &dict.zones,
+            Item::Reward => &dict.rewards,
+        };
+        Notification::Player {
+            rank_priority: std::cmp::Reverse(versions.priority(item, n, time)),
+            player,
+            kind,
+            item: names.id(n).clone(),
+        }
+    };
     let mut out = Vec::with_capacity(consolidated.len());
-    let mut occupancy: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut occupancy: BTreeMap<&Id, i64> = BTreeMap::new();
     for (change, diff) in consolidated {
         match change {
-            Change::Presence(player, zone) => out.push(Notification::Player {
-                rank_priority: std::cmp::Reverse(hunt.zones[zone as usize].priority),
-                player,
-                kind: if diff > 0 {
+            Change::Presence(p, zone) => {
+                let kind = if diff > 0 {
                     PlayerKind::Enter
                 } else {
                     PlayerKind::Exit
-                },
-                item: zone,
-            }),
-            Change::Eligible(player, reward) => out.push(Notification::Player {
-                rank_priority: std::cmp::Reverse(hunt.rewards[reward as usize].priority),
-                player,
-                kind: if diff > 0 {
+                };
+                out.push(player(p, Item::Zone, zone, kind));
+            }
+            Change::Eligible(p, reward) => {
+                let kind = if diff > 0 {
                     PlayerKind::Eligible
                 } else {
                     PlayerKind::Ineligible
-                },
-                item: reward,
-            }),
+                };
+                out.push(player(p, Item::Reward, reward, kind));
+            }
             Change::Occupancy(zone, count) => {
-                let slot = occupancy.entry(zone).or_insert(0);
+                let slot = occupancy.entry(dict.zones.id(zone)).or_insert(0);
                 if diff > 0 {
                     *slot = count;
                 }
             }
         }
     }
+    out.sort_unstable();
     out.extend(
         occupancy
             .into_iter()
-            .map(|(zone, count)| Notification::Occupancy { zone, count }),
+            .map(|(zone, count)| Notification::Occupancy {
+                zone: zone.clone(),
+                count,
+            }),
     );
-    // Zones and rewards are numbered in id order, so numbers order as ids do.
-    out.sort_unstable();
     out
 }

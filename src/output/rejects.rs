@@ -30,23 +30,38 @@ use super::format::json_str;
 use super::resume::{Held, WrittenRejects};
 use super::sink::{record_error, ErrorSlot};
 use super::OutputError;
+use crate::input::changes::CHANGES;
 use crate::input::reject::{Place, Reject};
 
 /// What a reject's partition number names.
 #[derive(Clone, Debug)]
 pub enum Origins {
-    /// A backfill's input files, by partition.
-    Files(Arc<Vec<String>>),
-    /// The continuous job's input topic.
-    Topic(String),
+    /// A backfill's input files, by partition, and its change log.
+    Files {
+        inputs: Arc<Vec<String>>,
+        changes: Option<String>,
+    },
+    /// The continuous job's input topic, and its hunt topic.
+    Topic {
+        events: String,
+        changes: Option<String>,
+    },
 }
 
 impl Origins {
-    /// The name of partition `p`'s source: its file, or the topic.
+    /// The name of partition `p`'s source: its file, or the topic; the
+    /// change log or hunt topic for [`CHANGES`].
     pub fn name(&self, p: u32) -> &str {
-        match self {
-            Origins::Files(names) => names.get(p as usize).map_or("?", |n| n.as_str()),
-            Origins::Topic(topic) => topic,
+        let (inputs, changes) = match self {
+            Origins::Files { inputs, changes } => {
+                (inputs.get(p as usize).map(|n| n.as_str()), changes)
+            }
+            Origins::Topic { events, changes } => (Some(events.as_str()), changes),
+        };
+        if p == CHANGES {
+            changes.as_deref().unwrap_or("?")
+        } else {
+            inputs.unwrap_or("?")
         }
     }
 }
@@ -60,10 +75,15 @@ pub fn format_reject(out: &mut Vec<u8>, origins: &Origins, r: &Reject) {
         Place::Message { offset, line } => {
             out.extend_from_slice(b",\"topic\":");
             json_str(out, name);
+            // The hunt topic has one partition.
+            let partition = if r.partition == CHANGES {
+                0
+            } else {
+                r.partition
+            };
             let _ = write!(
                 out,
-                ",\"partition\":{},\"offset\":{offset},\"line\":{line}",
-                r.partition
+                ",\"partition\":{partition},\"offset\":{offset},\"line\":{line}"
             );
         }
         Place::Line(line) => {

@@ -154,7 +154,7 @@ mod tests {
             rank_priority: std::cmp::Reverse(1),
             player: p.into(),
             kind,
-            item,
+            item: format!("z{item}").into(),
         }
     }
 

@@ -13,7 +13,7 @@ use timely::dataflow::Stream;
 use super::order::{notifications, Notification};
 use super::OutputError;
 use crate::dataflow::Change;
-use crate::model::hunt::Hunt;
+use crate::model::versions::SharedVersions;
 
 /// A shared slot for the first write error of the sinks.
 pub type ErrorSlot = Arc<Mutex<Option<OutputError>>>;
@@ -29,21 +29,11 @@ pub fn record_error(slot: &ErrorSlot, e: OutputError) {
 /// time in order, and the frontier as it advances.
 pub trait NotificationOutput: Send {
     /// Writes the notifications of completed time `time`, in order.
-    fn write_time(
-        &mut self,
-        hunt: &Hunt,
-        time: u64,
-        notifications: &[Notification],
-    ) -> Result<(), OutputError>;
+    fn write_time(&mut self, time: u64, notifications: &[Notification]) -> Result<(), OutputError>;
     /// The notifications of a time below a restarted job's snapshot: its
     /// restored state, re-derived. They were written before the restart, so
     /// outputs ignore them; the API's live state is rebuilt from them.
-    fn restored(
-        &mut self,
-        _hunt: &Hunt,
-        _time: u64,
-        _notifications: &[Notification],
-    ) -> Result<(), OutputError> {
+    fn restored(&mut self, _time: u64, _notifications: &[Notification]) -> Result<(), OutputError> {
         Ok(())
     }
     /// Every time below `frontier` is complete and written; `None`: the
@@ -55,7 +45,7 @@ pub trait NotificationOutput: Send {
 /// writes (worker 0) and `None` elsewhere; every change is routed to worker 0.
 pub fn notification_sink<'scope>(
     changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
-    hunt: Arc<Hunt>,
+    versions: SharedVersions,
     output: Option<Box<dyn NotificationOutput>>,
     errors: ErrorSlot,
 ) {
@@ -82,8 +72,10 @@ pub fn notification_sink<'scope>(
                 if limit.is_some_and(|f| time >= f) {
                     break;
                 }
-                let notifications = notifications(&hunt, entry.remove());
-                result = result.and_then(|_| out.write_time(&hunt, time, &notifications));
+                let registry = versions.read().expect("versions lock");
+                let notifications = notifications(&registry, time, entry.remove());
+                drop(registry);
+                result = result.and_then(|_| out.write_time(time, &notifications));
             }
             if last != Some(limit) {
                 result = result.and_then(|_| out.progress(limit));

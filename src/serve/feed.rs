@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::model::hunt::Hunt;
 use crate::output::format::{format_notification, progress_record};
 use crate::output::line::ProgressPacer;
 use crate::output::order::{Notification, PlayerKind};
@@ -64,36 +63,36 @@ impl FeedEvent {
         }
     }
 
-    pub fn zone(&self) -> Option<u32> {
+    pub fn zone(&self) -> Option<&str> {
         match &self.note {
-            Some(Notification::Occupancy { zone, .. }) => Some(*zone),
+            Some(Notification::Occupancy { zone, .. }) => Some(zone),
             Some(Notification::Player {
                 kind: PlayerKind::Enter | PlayerKind::Exit,
                 item,
                 ..
-            }) => Some(*item),
+            }) => Some(item),
             _ => None,
         }
     }
 
-    pub fn reward(&self) -> Option<u32> {
+    pub fn reward(&self) -> Option<&str> {
         match &self.note {
             Some(Notification::Player {
                 kind: PlayerKind::Eligible | PlayerKind::Ineligible,
                 item,
                 ..
-            }) => Some(*item),
+            }) => Some(item),
             _ => None,
         }
     }
 
     /// The JSON line (without newline), as the output file has it.
-    pub fn data(&self, hunt: &Hunt) -> String {
+    pub fn data(&self) -> String {
         match &self.note {
             None => progress_record(self.id.0),
             Some(n) => {
                 let mut buf = Vec::with_capacity(128);
-                format_notification(&mut buf, hunt, self.id.0, n);
+                format_notification(&mut buf, self.id.0, n);
                 buf.pop();
                 String::from_utf8_lossy(&buf).into_owned()
             }

@@ -215,13 +215,21 @@ pub fn hunt_json(hunt: &Hunt) -> Value {
     })
 }
 
-/// `GET /v1/hunt`: the hunt in effect at `as_of` (the one hunt, in effect
-/// from time 0; no change is pending).
+/// `GET /v1/hunt`: the hunt version in effect at `as_of`, with its
+/// effective time, and the accepted versions not yet in effect.
 pub async fn hunt(State(live): State<Arc<Live>>) -> Response {
     let t = Timer::start();
     let as_of = live.state.read().expect("state lock").as_of;
-    let body = json!({"as_of": as_of, "effective": 0, "hunt": &live.hunt_json,
-        "pending": []});
+    let v = live.version_at(as_of);
+    let pending: Vec<Value> = {
+        let versions = live.versions.read().expect("versions lock");
+        versions
+            .after(as_of.unwrap_or(0))
+            .map(|p| json!({"effective": p.effective, "name": p.hunt.name}))
+            .collect()
+    };
+    let body = json!({"as_of": as_of, "effective": v.effective, "hunt": hunt_json(&v.hunt),
+        "pending": pending});
     let r = Json(body).into_response();
     t.done(&live, "hunt");
     r
@@ -229,8 +237,10 @@ pub async fn hunt(State(live): State<Arc<Live>>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use crate::dataflow::player_state::Interpreted;
     use crate::dataflow::player_store::{Peers, PlayerStore};
     use crate::model::event::{Event, Fact};
+    use crate::model::versions::Versions;
     use std::sync::Arc;
 
     /// `player` reports `lat` at `t` (expiring at `expires`) to `store`,
@@ -240,16 +250,24 @@ mod tests {
         let mut shard = store.lock(player);
         let state = shard.entry(&id, true);
         state.expire(t);
-        state.apply(Event {
+        let text = crate::model::hunt::HuntText {
+            toml: String::new(),
+            geojson: None,
+        };
+        let hunt = crate::model::hunt::Hunt::parse(std::path::Path::new("t.toml"), text)
+            .expect("an empty hunt");
+        let v = Versions::new(hunt).at(0).clone();
+        let event = Event {
             ts: t,
             player: id.clone(),
             fact: Fact::Position {
                 id: format!("{player}-{t}").into(),
                 lat,
                 lon: 2.0,
-                expires,
+                ttl: Some(expires - t),
             },
-        });
+        };
+        state.apply(Interpreted::of(event, &v).expect("a position"));
         drop(shard);
         store.through(t);
     }

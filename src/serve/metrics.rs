@@ -293,11 +293,14 @@ mod tests {
                 rank_priority: std::cmp::Reverse(0),
                 player: "p".into(),
                 kind,
-                item: 0,
+                item: "i".into(),
             };
             assert_eq!(KINDS[kind_index(&n)], kind.as_str());
         }
-        let n = Notification::Occupancy { zone: 0, count: 1 };
+        let n = Notification::Occupancy {
+            zone: "z".into(),
+            count: 1,
+        };
         assert_eq!(KINDS[kind_index(&n)], "occupancy");
     }
 }

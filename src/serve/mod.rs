@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::dataflow::player_store::{Peers, PlayerAnswer, PlayerStore};
 use crate::input::stats::Stats;
-use crate::model::hunt::Hunt;
+use crate::model::versions::{SharedVersions, Version};
 use crate::output::order::Notification;
 use crate::output::sink::NotificationOutput;
 use crate::output::OutputError;
@@ -45,7 +45,8 @@ pub fn worker_players(live: Option<&Live>) -> Arc<PlayerStore> {
 
 /// Everything the API reads, shared with the job.
 pub struct Live {
-    pub hunt: Arc<Hunt>,
+    /// The hunt versions (answers follow the one in effect at `as_of`).
+    pub versions: SharedVersions,
     pub state: RwLock<LiveState>,
     /// Each worker's players, as its facts operator keeps them.
     players: RwLock<Vec<Arc<PlayerStore>>>,
@@ -53,25 +54,22 @@ pub struct Live {
     peers: Arc<Peers>,
     /// Held while positions are listed (one listing at a time).
     reading: Mutex<()>,
-    /// The hunt as `/v1/hunt` shows it.
-    hunt_json: serde_json::Value,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
 }
 
 impl Live {
-    pub fn new(hunt: Arc<Hunt>, stats: Arc<Stats>, retention: Retention) -> Arc<Self> {
+    pub fn new(versions: SharedVersions, stats: Arc<Stats>, retention: Retention) -> Arc<Self> {
         stats
             .track
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Live {
-            state: RwLock::new(LiveState::new(hunt.clone())),
+            state: RwLock::new(LiveState::new()),
             players: RwLock::new(Vec::new()),
             peers: Arc::new(Peers::new()),
             reading: Mutex::new(()),
-            hunt_json: map::hunt_json(&hunt),
-            hunt,
+            versions,
             feed: Feed::new(retention),
             metrics: Metrics::default(),
             stats,
@@ -84,7 +82,7 @@ impl Live {
     /// its snapshot); the feed keeps its events and skips the ones it has.
     pub fn reset(&self) {
         if let Ok(mut s) = self.state.write() {
-            *s = LiveState::new(self.hunt.clone());
+            *s = LiveState::new();
         }
         if let Ok(mut p) = self.players.write() {
             p.clear();
@@ -113,6 +111,13 @@ impl Live {
         stores.iter().find_map(|s| s.answer(player))
     }
 
+    /// The hunt version in effect at `t` (the start hunt before any time
+    /// is complete).
+    pub fn version_at(&self, t: Option<u64>) -> Arc<Version> {
+        let versions = self.versions.read().expect("versions lock");
+        versions.at(t.unwrap_or(0)).clone()
+    }
+
     /// Players with live state, and of those with a position.
     pub fn player_sizes(&self) -> (usize, usize) {
         let stores = self.players.read().expect("players lock");
@@ -137,7 +142,7 @@ impl LiveTap {
 }
 
 impl NotificationOutput for LiveTap {
-    fn write_time(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         self.note(time, ns);
         for n in ns {
             self.0.metrics.notifications[metrics::kind_index(n)]
@@ -147,7 +152,7 @@ impl NotificationOutput for LiveTap {
         Ok(())
     }
 
-    fn restored(&mut self, _: &Hunt, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+    fn restored(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         self.note(time, ns);
         Ok(())
     }
@@ -189,21 +194,20 @@ impl ServeOptions {
         }
     }
 
-    /// Serves the API over the state of a job on `hunt` and says on
-    /// standard error where (`serving on http://ADDR`, the line scripts
-    /// wait for). An unreadable or empty token file is an error naming it.
-    /// (`workers`, the job's worker threads, is not needed any more.)
+    /// Serves the API over the state of a job on the hunt `versions` and
+    /// says on standard error where (`serving on http://ADDR`, the line
+    /// scripts wait for). An unreadable or empty token file is an error
+    /// naming it.
     pub fn launch(
         &self,
-        hunt: Arc<Hunt>,
+        versions: SharedVersions,
         stats: Arc<Stats>,
-        _workers: usize,
     ) -> std::io::Result<Arc<Live>> {
         let token = match &self.token_file {
             None => None,
             Some(path) => Some(Arc::new(auth::Token::load(path)?)),
         };
-        let live = Live::new(hunt, stats, self.retention);
+        let live = Live::new(versions, stats, self.retention);
         let bound = start(self.addr, http::router(live.clone(), token))?;
         eprintln!("serving on http://{bound}");
         Ok(live)

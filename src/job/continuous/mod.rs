@@ -38,6 +38,7 @@ use crate::input::stats::{InputError, Stats};
 use crate::kafka::admin::Admin;
 use crate::kafka::{KafkaConfig, KafkaError};
 use crate::model::hunt::{Hunt, HuntError};
+use crate::model::versions::{SharedVersions, Versions};
 use crate::output::OutputError;
 pub use outputs::Target;
 use snapshot::{SnapshotError, StateDir};
@@ -65,6 +66,8 @@ pub struct RunOptions {
     pub serve: Option<crate::serve::ServeOptions>,
     /// Write presence and eligibility intervals here.
     pub derived: Option<PathBuf>,
+    /// Read hunt changes from this topic (one partition).
+    pub hunt_topic: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,24 +119,24 @@ impl RunError {
 /// where they stand. A permanent failure stops it with its message.
 pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     let mut wait = Duration::from_millis(500);
+    check(opts)?;
+    let hunt = Arc::new(Hunt::load(&opts.hunt)?);
+    // Versions only grow: a restart inside the process adds the same ones.
+    let versions = Versions::new((*hunt).clone()).shared();
     let stats = Arc::new(Stats::default());
-    let live = match &opts.serve {
-        None => None,
-        Some(serve) => {
-            let hunt = Arc::new(Hunt::load(&opts.hunt)?);
-            Some(
-                serve
-                    .launch(hunt, stats.clone(), opts.workers)
-                    .map_err(|source| RunError::Serve {
-                        addr: serve.addr,
-                        source,
-                    })?,
-            )
-        }
-    };
+    let live =
+        match &opts.serve {
+            None => None,
+            Some(serve) => Some(serve.launch(versions.clone(), stats.clone()).map_err(
+                |source| RunError::Serve {
+                    addr: serve.addr,
+                    source,
+                },
+            )?),
+        };
     loop {
         let started = std::time::Instant::now();
-        match run_once(opts, &stats, live.as_ref()) {
+        match run_once(opts, &hunt, &versions, &stats, live.as_ref()) {
             Err(e) if e.is_transient() => {
                 if started.elapsed() > Duration::from_secs(60) {
                     wait = Duration::from_millis(500);
@@ -164,13 +167,13 @@ fn check(opts: &RunOptions) -> Result<(), RunError> {
 
 fn run_once(
     opts: &RunOptions,
+    hunt: &Arc<Hunt>,
+    versions: &SharedVersions,
     stats: &Arc<Stats>,
     live: Option<&Arc<crate::serve::Live>>,
 ) -> Result<(), RunError> {
-    check(opts)?;
-    let hunt = Arc::new(Hunt::load(&opts.hunt)?);
     let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
-    hunt_record::check_or_record(&opts.state_dir, &hunt)?;
+    hunt_record::check_or_record(&opts.state_dir, hunt)?;
     let state = Arc::new(StateDir::open(&opts.state_dir)?);
     let loaded = state.load_latest()?;
     if let Some(l) = &loaded {
@@ -188,14 +191,18 @@ fn run_once(
     let input_partitions = admin
         .partitions(&opts.topic)?
         .ok_or_else(|| KafkaError::NoTopic(opts.topic.clone()))?;
-    let opened = outputs::open(opts, &cfg, &hunt, loaded.as_ref(), input_partitions)?;
+    let opened = {
+        let registry = versions.read().expect("versions lock");
+        outputs::open(opts, &cfg, &registry, loaded.as_ref(), input_partitions)?
+    };
     if let Some(live) = live {
         // The API state is rebuilt from the snapshot like the rest.
         live.reset();
     }
     worker::Job {
         opts: opts.clone(),
-        hunt,
+        hunt: hunt.clone(),
+        versions: versions.clone(),
         cfg,
         state,
         loaded,

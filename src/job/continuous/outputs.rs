@@ -12,7 +12,7 @@ use super::{RunError, RunOptions};
 use crate::kafka::admin::Admin;
 use crate::kafka::producer::{self, Producer};
 use crate::kafka::KafkaConfig;
-use crate::model::hunt::Hunt;
+use crate::model::versions::Versions;
 use crate::output::derived::{self, Derived, Resumed, SharedDerived};
 use crate::output::file::{Destination, FileNotifications, SharedFile};
 use crate::output::kafka::{KafkaNotifications, KafkaRejects};
@@ -113,7 +113,7 @@ pub struct Opened {
 pub fn open(
     opts: &RunOptions,
     cfg: &KafkaConfig,
-    hunt: &Hunt,
+    versions: &Versions,
     loaded: Option<&Loaded>,
     input_partitions: u32,
 ) -> Result<Opened, RunError> {
@@ -124,7 +124,7 @@ pub fn open(
         producer: None,
         input_partitions,
     };
-    let (notifications, durable, mut held) = opener.notifications(hunt)?;
+    let (notifications, durable, mut held) = opener.notifications()?;
     let mut all = vec![(NOTIFICATIONS, durable)];
     let (rejects, durable, rejects_held) = opener.rejects()?;
     held.merge(rejects_held);
@@ -132,7 +132,7 @@ pub fn open(
     let derived = match &opts.derived {
         None => None,
         Some(dir) => {
-            let (derived, [presence, eligibility], derived_held) = opener.derived(dir, hunt)?;
+            let (derived, [presence, eligibility], derived_held) = opener.derived(dir, versions)?;
             held.merge(derived_held);
             all.push((PRESENCE, presence));
             all.push((ELIGIBILITY, eligibility));
@@ -193,7 +193,6 @@ impl Opener<'_> {
 
     fn notifications(
         &mut self,
-        hunt: &Hunt,
     ) -> Result<(Box<dyn NotificationOutput + Send>, Durable, Held), RunError> {
         let below = self.below();
         match &self.opts.output {
@@ -206,7 +205,6 @@ impl Opener<'_> {
                     &admin,
                     producer.clone(),
                     topic,
-                    hunt,
                     marks,
                     below,
                 )?;
@@ -223,13 +221,13 @@ impl Opener<'_> {
                 let (file, lines) = self.file(path, NOTIFICATIONS)?;
                 let dest = Destination::File(file.clone());
                 let name = path.display().to_string();
-                let out = FileNotifications::new(name, dest, hunt, &lines, below)?;
+                let out = FileNotifications::new(name, dest, &lines, below)?;
                 let held = out.held();
                 Ok((Box::new(out), Durable::File(file), held))
             }
             Target::Stdout => {
                 let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
-                let out = FileNotifications::new("-".into(), dest, hunt, &[], below)?;
+                let out = FileNotifications::new("-".into(), dest, &[], below)?;
                 Ok((Box::new(out), Durable::Stdout, Held::default()))
             }
         }
@@ -241,7 +239,10 @@ impl Opener<'_> {
             .rejects
             .clone()
             .unwrap_or_else(|| Target::File(self.opts.state_dir.join("rejects.jsonl")));
-        let origins = Origins::Topic(self.opts.topic.clone());
+        let origins = Origins::Topic {
+            events: self.opts.topic.clone(),
+            changes: self.opts.hunt_topic.clone(),
+        };
         let (sink, durable, held): (Box<dyn RejectSink>, Durable, Held) = match &target {
             Target::Kafka(topic) => {
                 let (admin, producer) = self.topic(topic, self.input_partitions)?;
@@ -279,7 +280,7 @@ impl Opener<'_> {
     fn derived(
         &self,
         dir: &Path,
-        hunt: &Hunt,
+        versions: &Versions,
     ) -> Result<(SharedDerived, [Durable; 2], Held), RunError> {
         if self.loaded.is_some() && self.marks(PRESENCE).is_none() {
             return Err(RunError::Config(format!(
@@ -320,7 +321,12 @@ impl Opener<'_> {
                 .map(|l| l.derived_open.clone())
                 .unwrap_or_default(),
         };
-        let d = Derived::resume(dir, hunt, outs, resumed).map_err(file_err(dir))?;
+        let dict = versions.dictionary();
+        let known = |reward: bool, id: &str| {
+            let names = if reward { &dict.rewards } else { &dict.zones };
+            names.number(id).is_some()
+        };
+        let d = Derived::resume(dir, outs, resumed, &known).map_err(file_err(dir))?;
         Ok((
             Arc::new(Mutex::new(d)),
             [Durable::File(presence), Durable::File(eligibility)],

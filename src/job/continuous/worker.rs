@@ -37,6 +37,7 @@ use crate::job::assemble::{self, Assembly, Outputs};
 use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
 use crate::model::hunt::Hunt;
+use crate::model::versions::SharedVersions;
 use crate::output::derived::SharedDerived;
 use crate::output::rejects::{When, Written};
 use crate::output::resume::Held;
@@ -46,6 +47,7 @@ use crate::output::sink::ErrorSlot;
 pub(crate) struct Job {
     pub opts: RunOptions,
     pub hunt: Arc<Hunt>,
+    pub versions: SharedVersions,
     pub cfg: KafkaConfig,
     pub state: Arc<StateDir>,
     pub loaded: Option<Loaded>,
@@ -128,6 +130,7 @@ impl Job {
         let Job {
             opts,
             hunt,
+            versions,
             cfg,
             state,
             loaded,
@@ -209,7 +212,7 @@ impl Job {
                     players: start.players,
                     time: frontier - 1,
                 });
-                let dataflow = crate::dataflow::Config::new(hunt.clone())
+                let dataflow = crate::dataflow::Config::versions(versions.clone())
                     .slice(opts.slice)
                     .restore(restore)
                     .players(players);
@@ -221,7 +224,7 @@ impl Job {
                 let assembled = assemble::assemble(
                     inputs,
                     Assembly {
-                        hunt: hunt.clone(),
+                        versions: versions.clone(),
                         dataflow,
                         output: out,
                         rejects: Some(rejects.clone()),

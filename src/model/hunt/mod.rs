@@ -45,7 +45,7 @@ pub struct Hunt {
 
 /// The text a hunt was loaded from: the TOML file, and the GeoJSON file it
 /// names, if any.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HuntText {
     pub toml: String,
     pub geojson: Option<String>,
