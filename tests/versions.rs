@@ -200,8 +200,11 @@ fn reading_of_an_unknown_sensor_has_no_effect() -> VCase {
 fn solve_of_an_unknown_clue_has_no_effect() -> VCase {
     let r1 = reward("r1", 1, "requires = [\"c1\"]");
     let v1 = base() + &r1 + &reward("r2", 6, "requires = [\"c2\"]");
+    // p1's solve of c2 comes before any version knows c2; p4's, at the effective time itself,
+    // is interpreted by v1.
     let part = act("s1", "p1", 100, "solve", "c2", None)
         + &act("s3", "p3", 100, "solve", "c1", None)
+        + &act("s4", "p4", 500, "solve", "c2", None)
         + &act("s2", "p2", 600, "solve", "c2", None);
     vcase(
         "solve_of_an_unknown_clue_has_no_effect",
@@ -209,6 +212,7 @@ fn solve_of_an_unknown_clue_has_no_effect() -> VCase {
         &[change(500, &v1, None)],
         &[part],
         r#"{"time":100,"kind":"eligible","player":"p3","reward":"r1","priority":1}
+{"time":500,"kind":"eligible","player":"p4","reward":"r2","priority":6}
 {"time":600,"kind":"eligible","player":"p2","reward":"r2","priority":6}
 "#,
     )
@@ -255,9 +259,11 @@ fn default_ttls_of_the_version_at_ts() -> VCase {
     let r1 = reward("r1", 1, "sensor = { id = \"s1\", min = -70.0 }");
     let v1 =
         header(1000, 1_000, 300) + &square("a", 2, 0.0, 1.0) + &square("b", 5, 10.0, 11.0) + &r1;
-    // Before 500 positions and readings last 10 s; from 500, 1 s and 0.3 s.
+    // Before 500 positions and readings last 10 s; from 500 (p5's position included), 1 s
+    // and 0.3 s.
     let part = pos("e1", "p1", 100, 0.5, 0.5, None)
         + &sensor("v3", "p3", 200, "s1", -60.0)
+        + &pos("e5", "p5", 500, 10.5, 10.5, None)
         + &pos("e2", "p2", 600, 0.5, 0.5, None)
         + &sensor("v4", "p4", 700, "s1", -60.0);
     vcase(
@@ -268,10 +274,14 @@ fn default_ttls_of_the_version_at_ts() -> VCase {
         r#"{"time":100,"kind":"enter","player":"p1","zone":"a","priority":2}
 {"time":100,"kind":"occupancy","zone":"a","count":1}
 {"time":200,"kind":"eligible","player":"p3","reward":"r1","priority":1}
+{"time":500,"kind":"enter","player":"p5","zone":"b","priority":5}
+{"time":500,"kind":"occupancy","zone":"b","count":1}
 {"time":600,"kind":"enter","player":"p2","zone":"a","priority":2}
 {"time":600,"kind":"occupancy","zone":"a","count":2}
 {"time":700,"kind":"eligible","player":"p4","reward":"r1","priority":1}
 {"time":1000,"kind":"ineligible","player":"p4","reward":"r1","priority":1}
+{"time":1500,"kind":"exit","player":"p5","zone":"b","priority":5}
+{"time":1500,"kind":"occupancy","zone":"b","count":0}
 {"time":1600,"kind":"exit","player":"p2","zone":"a","priority":2}
 {"time":1600,"kind":"occupancy","zone":"a","count":1}
 {"time":10100,"kind":"exit","player":"p1","zone":"a","priority":2}
