@@ -240,9 +240,13 @@ struct GenerateArgs {
     /// Side of the square city the players walk and the zones lie in, metres.
     #[arg(long)]
     extent_m: Option<f64>,
-    /// Generate clean data: no late, duplicate or malformed records.
+    /// Generate clean data: no late, duplicate or malformed records (nor bad change records).
     #[arg(long)]
     clean: bool,
+    /// Hunt change records to write to hunt-changes.jsonl in the events directory (not with
+    /// --for-hunt), effective inside the events' time span.
+    #[arg(long, default_value_t = 0, conflicts_with = "for_hunt")]
+    changes: u32,
 }
 
 fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
@@ -328,6 +332,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         zones: args.zones,
         rewards: args.rewards,
         partitions: args.partitions,
+        changes: args.changes,
         ..GenerateOptions::default()
     };
     if let Some(v) = args.start_ms {
@@ -398,6 +403,14 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         "wrote {written}: {} lines, {} expected accepted, expected rejects {:?}, bad lines by kind {:?}",
         files.stats.lines, files.stats.accepted, files.stats.rejected, files.stats.bad_kinds
     );
+    if let Some(path) = &files.hunt_changes {
+        eprintln!(
+            "wrote {}: {} change records expected accepted, {} rejected",
+            path.display(),
+            files.stats.hunt_changes_accepted,
+            files.stats.hunt_changes_rejected
+        );
+    }
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! Seeded synthetic datasets for tests, benchmarks and the demo: a hunt definition (TOML plus a
 //! GeoJSON zone file, docs/spec.md §4) and JSON Lines event partitions (docs/spec.md §3) with players walking a
-//! city, local disorder, late events, redeliveries and every kind of bad line; or, with
-//! [`GenerateOptions::for_hunt`], events alone for an existing hunt. The output bytes are a pure
+//! city, local disorder, late events, redeliveries and every kind of bad line, and optionally a
+//! hunt change log (docs/spec.md §9); or, with [`GenerateOptions::for_hunt`], events alone for an
+//! existing hunt. The output bytes are a pure
 //! function of [`GenerateOptions`] (and the hunt), on every platform.
 
 mod bad;
+mod changes;
 mod content;
 mod geom;
 mod hunt_text;
@@ -13,6 +15,8 @@ mod model;
 mod sim;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_changes;
 #[cfg(test)]
 mod tests_hunt;
 mod world;
@@ -79,6 +83,10 @@ pub struct GenerateOptions {
     pub center_lon: f64,
     /// Side of the (square) city box, metres.
     pub extent_m: f64,
+    /// Hunt change records (docs/spec.md §9) to generate for a synthetic hunt (not with
+    /// `for_hunt`): each a new version of the whole hunt, effective strictly inside the events'
+    /// time span. With a non-zero `malformed_rate`, one invalid record is sometimes added.
+    pub changes: u32,
 }
 
 impl Default for GenerateOptions {
@@ -109,6 +117,7 @@ impl Default for GenerateOptions {
             center_lat: 48.8566,
             center_lon: 2.3522,
             extent_m: 3_000.0,
+            changes: 0,
         }
     }
 }
@@ -125,6 +134,10 @@ pub struct GenerateStats {
     /// Bad lines by kind: `not_json`, `non_utf8`, `not_object`, `missing_field`, `null_field`,
     /// `wrong_type`, `empty_string`, `unknown_type`, `bad_coordinates`, `inaccurate`, `huge_line`.
     pub bad_kinds: BTreeMap<&'static str, u64>,
+    /// Change records a reader accepts and rejects (`bad_hunt_change`); admission of events does
+    /// not depend on them.
+    pub hunt_changes_accepted: u64,
+    pub hunt_changes_rejected: u64,
 }
 
 /// The hunt a generated dataset's events are for.
@@ -143,7 +156,22 @@ pub struct GeneratedCase {
     pub hunt: CaseHunt,
     /// JSON Lines bytes per partition.
     pub partitions: Vec<Vec<u8>>,
+    /// The hunt change log (docs/spec.md §9): one change record per entry, without newline.
+    pub hunt_changes: Vec<String>,
     pub stats: GenerateStats,
+}
+
+/// Name of the change log [`write_case`] and [`generate_to_files`] write in the events
+/// directory when there are changes.
+pub const HUNT_CHANGES_FILE: &str = "hunt-changes.jsonl";
+
+/// Where [`write_case_files`] wrote a generated case.
+#[derive(Clone, Debug)]
+pub struct CaseFiles {
+    pub hunt_toml: PathBuf,
+    pub partitions: Vec<PathBuf>,
+    /// `events_dir/hunt-changes.jsonl`, when the case has changes.
+    pub hunt_changes: Option<PathBuf>,
 }
 
 /// Where a dataset was written.
@@ -155,6 +183,8 @@ pub struct GeneratedFiles {
     pub zones_geojson: Option<PathBuf>,
     /// `part-000.jsonl`, `part-001.jsonl`, … in partition order.
     pub partitions: Vec<PathBuf>,
+    /// The change log, when changes were generated.
+    pub hunt_changes: Option<PathBuf>,
     pub stats: GenerateStats,
 }
 
@@ -163,6 +193,7 @@ struct Prepared {
     opts: GenerateOptions,
     world: world::World,
     hunt: CaseHunt,
+    changes: Option<changes::ChangeLog>,
 }
 
 fn prepare(opts: &GenerateOptions) -> Prepared {
@@ -182,17 +213,39 @@ fn prepare(opts: &GenerateOptions) -> Prepared {
             world: world::World::for_hunt(hunt, &opts),
             hunt: CaseHunt::Existing(hunt.path.clone()),
             opts,
+            changes: None,
         };
     }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let model = model::build(opts, &mut rng);
+    let changes = (opts.changes > 0).then(|| changes::generate(opts, &model));
     Prepared {
         opts: opts.clone(),
-        world: world::World::synthetic(&model),
+        world: match &changes {
+            Some(log) => world::World::with_changes(&model, log),
+            None => world::World::synthetic(&model),
+        },
         hunt: CaseHunt::Synthetic {
             toml: hunt_text::toml(opts, &model),
             zones_geojson: hunt_text::geojson(&model),
         },
+        changes,
+    }
+}
+
+impl Prepared {
+    fn change_lines(&self) -> Vec<String> {
+        self.changes
+            .as_ref()
+            .map(|log| log.lines.clone())
+            .unwrap_or_default()
+    }
+
+    fn count_changes(&self, stats: &mut GenerateStats) {
+        if let Some(log) = &self.changes {
+            stats.hunt_changes_accepted = log.accepted;
+            stats.hunt_changes_rejected = log.rejected;
+        }
     }
 }
 
@@ -208,14 +261,31 @@ fn partition_count(opts: &GenerateOptions) -> usize {
 pub fn generate(opts: &GenerateOptions) -> GeneratedCase {
     let p = prepare(opts);
     let sinks = vec![Vec::new(); partition_count(opts)];
-    let (partitions, stats) = sim::Sim::new(&p.opts, &p.world, sinks)
+    let (partitions, mut stats) = sim::Sim::new(&p.opts, &p.world, sinks)
         .run(&mut |_| {})
         .expect("writing to a Vec<u8> cannot fail");
+    p.count_changes(&mut stats);
     GeneratedCase {
+        hunt_changes: p.change_lines(),
         hunt: p.hunt,
         partitions,
         stats,
     }
+}
+
+/// Writes the change log to `events_dir/hunt-changes.jsonl` when there are changes.
+fn write_changes(lines: &[String], events_dir: &Path) -> io::Result<Option<PathBuf>> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let path = events_dir.join(HUNT_CHANGES_FILE);
+    fs::write(&path, text)?;
+    Ok(Some(path))
 }
 
 fn part_path(events_dir: &Path, i: usize) -> PathBuf {
@@ -242,22 +312,38 @@ fn write_hunt(hunt: &CaseHunt, hunt_dir: &Path) -> io::Result<(PathBuf, Option<P
 }
 
 /// Writes a generated case: `hunt_dir/hunt.toml` and `hunt_dir/zones.geojson` (a synthetic
-/// hunt only; `hunt_dir` is unused for an existing hunt) and `events_dir/part-NNN.jsonl`;
-/// returns the hunt TOML path and the partition paths.
+/// hunt only; `hunt_dir` is unused for an existing hunt), `events_dir/part-NNN.jsonl` and, when
+/// the case has changes, `events_dir/hunt-changes.jsonl`; returns the hunt TOML path and the
+/// partition paths ([`write_case_files`] also returns the change log's).
 pub fn write_case(
     case: &GeneratedCase,
     hunt_dir: &Path,
     events_dir: &Path,
 ) -> io::Result<(PathBuf, Vec<PathBuf>)> {
-    let (toml_path, _) = write_hunt(&case.hunt, hunt_dir)?;
+    let files = write_case_files(case, hunt_dir, events_dir)?;
+    Ok((files.hunt_toml, files.partitions))
+}
+
+/// [`write_case`], returning every path written.
+pub fn write_case_files(
+    case: &GeneratedCase,
+    hunt_dir: &Path,
+    events_dir: &Path,
+) -> io::Result<CaseFiles> {
+    let (hunt_toml, _) = write_hunt(&case.hunt, hunt_dir)?;
     fs::create_dir_all(events_dir)?;
-    let mut paths = Vec::with_capacity(case.partitions.len());
+    let mut partitions = Vec::with_capacity(case.partitions.len());
     for (i, bytes) in case.partitions.iter().enumerate() {
         let path = part_path(events_dir, i);
         fs::write(&path, bytes)?;
-        paths.push(path);
+        partitions.push(path);
     }
-    Ok((toml_path, paths))
+    let hunt_changes = write_changes(&case.hunt_changes, events_dir)?;
+    Ok(CaseFiles {
+        hunt_toml,
+        partitions,
+        hunt_changes,
+    })
 }
 
 /// Generates a dataset straight to files (the same bytes as [`generate`] + [`write_case`]),
@@ -290,14 +376,17 @@ pub fn generate_to_files_with_progress(
         .iter()
         .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)))
         .collect::<io::Result<Vec<_>>>()?;
-    let (writers, stats) = sim::Sim::new(&p.opts, &p.world, sinks).run(progress)?;
+    let hunt_changes = write_changes(&p.change_lines(), events_dir)?;
+    let (writers, mut stats) = sim::Sim::new(&p.opts, &p.world, sinks).run(progress)?;
     for mut w in writers {
         w.flush()?;
     }
+    p.count_changes(&mut stats);
     Ok(GeneratedFiles {
         hunt_toml,
         zones_geojson,
         partitions,
+        hunt_changes,
         stats,
     })
 }
