@@ -493,12 +493,14 @@ pub(crate) fn build<'scope>(
                 });
                 notices.for_each(|cap, data| {
                     for notice in data.drain(..) {
-                        let added = facts
+                        // A job may know the version already (a backfill
+                        // knows them all); it takes effect all the same.
+                        facts
                             .versions
                             .write()
                             .expect("versions lock")
                             .add_notice(&notice);
-                        if added && notice.effective > start {
+                        if notice.effective > start {
                             hold(notice.effective, cap.delayed(&notice.effective, 0));
                             facts.boundary(notice.effective);
                         }
