@@ -38,6 +38,31 @@ enum Command {
     Backfill(BackfillArgs),
     /// Write seeded synthetic event files, for a generated hunt or an existing one (--for-hunt).
     Generate(GenerateArgs),
+    /// Validate a new version of the hunt and write its change record (taking effect at
+    /// --effective): to standard output, a file (--to) or a hunt topic (--topic).
+    HuntChange(HuntChangeArgs),
+}
+
+#[derive(Args)]
+struct HuntChangeArgs {
+    /// The new version of the hunt (TOML, with the GeoJSON file it names).
+    #[arg(long)]
+    hunt: PathBuf,
+    /// The event time (ms) from which the new version is in effect.
+    #[arg(long, value_name = "T")]
+    effective: u64,
+    /// The hunt the job was started with: the new version must keep its
+    /// max_lateness_ms and max_accuracy_m.
+    #[arg(long, value_name = "HUNT.toml")]
+    base: Option<PathBuf>,
+    /// Append the record to this file (a backfill's --hunt-changes).
+    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    to: Option<PathBuf>,
+    /// Produce the record to this topic (a continuous job's --hunt-topic).
+    #[arg(long, value_name = "TOPIC")]
+    topic: Option<String>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 #[derive(Args)]
@@ -414,6 +439,35 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn hunt_change(args: HuntChangeArgs) -> anyhow::Result<()> {
+    use huntflow::input::changes;
+    use huntflow::model::hunt::Hunt;
+    if args.effective > huntflow::model::event::MAX_TS {
+        anyhow::bail!("--effective {} is above 2^53", args.effective);
+    }
+    let hunt = Hunt::load(&args.hunt)?;
+    if let Some(base) = &args.base {
+        let start = Hunt::load(base)?;
+        changes::admissible(&start, &hunt)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.hunt.display()))?;
+    }
+    let record = changes::change_record(args.effective, &hunt);
+    match (&args.to, &args.topic) {
+        (Some(path), _) => {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            writeln!(f, "{record}").with_context(|| format!("writing {}", path.display()))?;
+        }
+        (None, Some(topic)) => tools::publish(&args.kafka.config()?, topic, record.as_bytes())?,
+        (None, None) => println!("{record}"),
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -422,6 +476,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump(args),
         Command::Backfill(args) => backfill(args),
         Command::Generate(args) => generate(args),
+        Command::HuntChange(args) => hunt_change(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

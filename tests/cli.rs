@@ -227,3 +227,60 @@ fn a_state_directory_refuses_another_hunt_before_touching_the_broker() {
         "nothing added to the state"
     );
 }
+
+#[test]
+fn hunt_change_writes_a_record_and_refuses_invalid_versions() {
+    let dir = tmp_dir("hunt-change");
+    let base = write_hunt(&dir, HUNT);
+    let run = |hunt: &str, extra: &[&str]| {
+        let path = dir.join("new.toml");
+        std::fs::write(&path, hunt).expect("write version");
+        bin()
+            .args(["hunt-change", "--effective", "5000", "--hunt"])
+            .arg(&path)
+            .arg("--base")
+            .arg(&base)
+            .args(extra)
+            .output()
+            .expect("run")
+    };
+    // A valid version: one record on standard output, appended with --to.
+    let moved = HUNT.replace("[1.0, 0.0], [1.0, 1.0]", "[2.0, 0.0], [2.0, 1.0]");
+    let out = run(&moved, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(record["effective"], 5000);
+    assert_eq!(record["hunt"].as_str(), Some(moved.as_str()));
+    let log = dir.join("changes.jsonl");
+    let _ = std::fs::remove_file(&log);
+    for _ in 0..2 {
+        let out = run(&moved, &["--to", log.to_str().unwrap()]);
+        assert!(out.status.success());
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+
+    // Invalid versions, each refused with the loader's message.
+    for (version, says) in [
+        (
+            HUNT.replace("zone = \"square\"", "zone = \"sqare\""),
+            "unknown zone \"sqare\"",
+        ),
+        (HUNT.replace("priority = 4", "priority = 12"), "priority"),
+        (HUNT.replace("[[zones]]", "[[zones]"), "new.toml: line"),
+        (
+            HUNT.replace("max_lateness_ms = 1000", "max_lateness_ms = 2000"),
+            "max_lateness_ms 2000 differs",
+        ),
+    ] {
+        let out = run(&version, &[]);
+        assert_eq!(out.status.code(), Some(2), "{version}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("new.toml"), "{stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -11,8 +11,8 @@ use std::time::Duration;
 use huntflow::kafka::producer::Producer;
 use huntflow::kafka::tools;
 use kafka_harness::{
-    check_against_backfill, check_derived_against_backfill, check_files_against_backfill,
-    read_parts, Broker, Job, Topics,
+    check_against_backfill, check_against_backfill_with_changes, check_derived_against_backfill,
+    check_files_against_backfill, read_parts, Broker, Job, Topics,
 };
 use rand::{Rng, SeedableRng};
 
@@ -476,4 +476,125 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
         broker, &work.path, &hunt, &t.events, &out, &rejects, written,
     );
     check_derived_against_backfill(&work.path, &derived, written);
+}
+
+/// The demo hunt edited into a new version, written beside a copy of its
+/// GeoJSON zones; returns the TOML's path.
+fn demo_version(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(demo.join("zones.geojson"), dir.join("zones.geojson")).unwrap();
+    let text = edit(std::fs::read_to_string(demo.join("hunt.toml")).unwrap());
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `huntflow hunt-change` publishing a version to the hunt topic.
+fn publish_change(broker: &Broker, topic: &str, version: &std::path::Path, effective: u64) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .args(["hunt-change", "--brokers", &broker.addr(), "--topic", topic])
+        .arg("--hunt")
+        .arg(version)
+        .arg("--base")
+        .arg(demo_hunt())
+        .args(["--effective", &effective.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hunt-change: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hunt_changes_published_while_events_flow_survive_sigkills() {
+    let work = common::Scratch::new("kafka-changes");
+    let t = Topics::new("changes");
+    let hunt_topic = t.name("hunt");
+    let broker = Broker::shared();
+    let cfg = broker.config();
+    huntflow::kafka::admin::Admin::new(&cfg)
+        .unwrap()
+        .ensure_topic(&t.events, 4)
+        .unwrap();
+    // The fountain grows, a square appears around the centre, a reward is
+    // retired and positions live half as long; later the tower goes and a
+    // reward for the square appears.
+    let v1 = demo_version(&work.join("v1"), "hunt", |h| {
+        h.replace("radius_m = 300.0 }", "radius_m = 600.0 }")
+            .replace("position_ttl_ms = 60000", "position_ttl_ms = 30000")
+            .replace(
+                "# The well, after solving the first clue.\n[[rewards]]\nid = \"explorer-badge\"\npriority = 1\nzone = \"well\"\nrequires = [\"clue-1\"]\n",
+                "",
+            )
+            + "\n[[zones]]\nid = \"square\"\npriority = 8\ncircle = { lat = 48.8560, lon = 2.3550, radius_m = 500.0 }\n"
+    });
+    let v2 = demo_version(&work.join("v2"), "hunt", |_| {
+        std::fs::read_to_string(&v1).unwrap().replace(
+            "[[zones]]\nid = \"tower\"\npriority = 1\ncircle = { lat = 48.8665, lon = 2.3620, radius_m = 400.0 }\n",
+            "",
+        ) + "\n[[rewards]]\nid = \"square-prize\"\npriority = 4\nzone = \"square\"\nrequires = [\"clue-1\"]\n"
+    });
+    let feeder = {
+        let cfg = cfg.clone();
+        let events = t.events.clone();
+        std::thread::spawn(move || {
+            tools::produce(&cfg, &events, 4, &demo_files(), Some(12_000.0), false).unwrap()
+        })
+    };
+    let hunt = demo_hunt();
+    let hunt_s = hunt.to_str().unwrap();
+    let state = work.join("state");
+    let mut args = job_args(&t, hunt_s, "2");
+    args.extend(["--hunt-topic".into(), hunt_topic.clone()]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    // Published while the first jobs run, ahead of what they have read.
+    let versions = [(v1.clone(), 2_000_000), (v2.clone(), 2_600_000)];
+    for round in 0..5 {
+        let mut job = Job::start(broker, &state, &args);
+        if let Some((v, at)) = versions.get(round) {
+            publish_change(broker, &hunt_topic, v, *at);
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
+        job.assert_running();
+        job.kill9();
+    }
+    feeder.join().unwrap();
+    let mut job = Job::start(broker, &state, &args);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
+    // Both changes were accepted: the backfill's change log is the topic.
+    let log = std::fs::read_to_string(state.join("hunt-changes.jsonl")).unwrap();
+    assert_eq!(log.matches("\"accepted\"").count(), 2, "{log}");
+    assert!(written > 2_600_000, "frontier {written}");
+    check_against_backfill_with_changes(broker, &work.path, &hunt, &t, &hunt_topic, written);
+    job.kill9();
+
+    // Started again with the hunt edited in place: refused, nothing written.
+    let before = tools::dump(&cfg, &t.notifications, &work.join("before")).unwrap();
+    let edited = demo_version(&work.join("edited"), "hunt", |h| {
+        h.replace("radius_m = 300.0 }", "radius_m = 310.0 }")
+    });
+    let mut edited_args = job_args(&t, edited.to_str().unwrap(), "2");
+    edited_args.extend(["--hunt-topic".into(), hunt_topic.clone()]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .arg("run")
+        .args(["--brokers", &broker.addr(), "--state-dir"])
+        .arg(&state)
+        .args(&edited_args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&state.display().to_string()), "{stderr}");
+    assert!(stderr.contains("hunt.toml line 15"), "{stderr}");
+    assert!(stderr.contains("hunt-change"), "{stderr}");
+    let after = tools::dump(&cfg, &t.notifications, &work.join("after")).unwrap();
+    let counts = |d: Vec<(PathBuf, u64)>| d.into_iter().map(|(_, n)| n).collect::<Vec<_>>();
+    assert_eq!(
+        counts(before),
+        counts(after),
+        "the refused job wrote nothing"
+    );
 }

@@ -67,19 +67,26 @@ pub fn parse_change(raw: &[u8], name: &Path, start: &Hunt) -> Result<(u64, Hunt)
         }
     };
     let hunt = Hunt::parse(name, HuntText { toml, geojson }).map_err(|e| bad(e.to_string()))?;
+    admissible(start, &hunt).map_err(bad)?;
+    Ok((effective, hunt))
+}
+
+/// Whether `hunt` can be a version of the job started with `start`: the
+/// admission rules of the sources cannot change.
+pub fn admissible(start: &Hunt, hunt: &Hunt) -> Result<(), String> {
     if hunt.max_lateness_ms != start.max_lateness_ms {
-        return Err(bad(format!(
+        return Err(format!(
             "max_lateness_ms {} differs from the running hunt's {}: it cannot change",
             hunt.max_lateness_ms, start.max_lateness_ms
-        )));
+        ));
     }
     if hunt.max_accuracy_m != start.max_accuracy_m {
-        return Err(bad(format!(
+        return Err(format!(
             "max_accuracy_m {:?} differs from the running hunt's {:?}: it cannot change",
             hunt.max_accuracy_m, start.max_accuracy_m
-        )));
+        ));
     }
-    Ok((effective, hunt))
+    Ok(())
 }
 
 /// A change record of `hunt` taking effect at `effective`, as one JSON line

@@ -8,12 +8,14 @@
 //!   topic partitions it owns;
 //! - [`admission`]: validation in the contract's order, lateness and
 //!   duplicates;
-//! - [`changes`]: hunt change records, the versions they bring;
+//! - [`changes`]: hunt change records, the versions they bring; a
+//!   backfill's change log; [`hunt_topic`]: the continuous job's;
 //! - [`reject`]: the one reject type; [`stats`]: counts and progress.
 
 pub mod admission;
 pub mod changes;
 pub mod files;
+pub mod hunt_topic;
 pub mod kafka;
 pub mod reader;
 pub mod reject;

@@ -189,3 +189,14 @@ pub fn dump(cfg: &KafkaConfig, topic: &str, dir: &Path) -> Result<Vec<(PathBuf, 
     }
     Ok(out)
 }
+
+/// Produces `record` to partition 0 of `topic`, created with one partition
+/// when missing (a hunt topic), and waits until it is written.
+pub fn publish(cfg: &KafkaConfig, topic: &str, record: &[u8]) -> Result<(), ToolError> {
+    let admin = Admin::new(cfg)?;
+    admin.ensure_topic(topic, 1)?;
+    let producer = Producer::new(cfg)?;
+    producer.send(topic, 0, None, record)?;
+    producer.flush()?;
+    Ok(())
+}

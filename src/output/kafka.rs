@@ -17,6 +17,7 @@ use super::rejects::{format_reject, Origins, RejectSink};
 use super::resume::{Held, Resume, WrittenRejects};
 use super::sink::NotificationOutput;
 use super::OutputError;
+use crate::input::changes::CHANGES;
 use crate::input::reject::Reject;
 use crate::kafka::admin::{read_to_end, Admin};
 use crate::kafka::partitioner::partition_of;
@@ -156,7 +157,9 @@ impl KafkaRejects {
         let mut written = WrittenRejects::default();
         for p in 0..partitions {
             let from = marks.and_then(|m| m.get(p as usize).copied());
-            read_to_end(cfg, topic, p, from, |_, payload| written.note(payload))?;
+            read_to_end(cfg, topic, p, from, |_, payload| {
+                written.note(payload, origins.changes())
+            })?;
         }
         Ok(KafkaRejects {
             producer,
@@ -186,8 +189,11 @@ impl RejectSink for KafkaRejects {
         self.buf.clear();
         format_reject(&mut self.buf, &self.origins, r);
         self.buf.pop();
-        let key = r.partition.to_string();
-        let p = r.partition % self.partitions;
+        // The hunt topic's rejects go to partition 0, keyed by its name.
+        let (key, p) = match r.partition {
+            CHANGES => (self.origins.name(CHANGES).to_string(), 0),
+            n => (n.to_string(), n % self.partitions),
+        };
         self.producer
             .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
         Ok(())

@@ -49,6 +49,13 @@ pub enum Origins {
 }
 
 impl Origins {
+    /// The change log or hunt topic, if any.
+    pub fn changes(&self) -> Option<&str> {
+        match self {
+            Origins::Files { changes, .. } | Origins::Topic { changes, .. } => changes.as_deref(),
+        }
+    }
+
     /// The name of partition `p`'s source: its file, or the topic; the
     /// change log or hunt topic for [`CHANGES`].
     pub fn name(&self, p: u32) -> &str {
@@ -108,16 +115,17 @@ pub fn format_reject(out: &mut Vec<u8>, origins: &Origins, r: &Reject) {
 
 #[derive(serde::Deserialize)]
 struct Origin {
+    topic: String,
     partition: u32,
     offset: i64,
     line: u32,
 }
 
-/// `(partition, (offset, line))` of a reject read from a topic, as written
-/// by [`format_reject`].
-pub fn parse_reject_origin(record: &[u8]) -> Option<(u32, (i64, u32))> {
+/// `(topic, partition, (offset, line))` of a reject read from a topic, as
+/// written by [`format_reject`].
+pub fn parse_reject_origin(record: &[u8]) -> Option<(String, u32, (i64, u32))> {
     let o: Origin = serde_json::from_slice(record).ok()?;
-    Some((o.partition, (o.offset, o.line)))
+    Some((o.topic, o.partition, (o.offset, o.line)))
 }
 
 /// Where rejects are written.
@@ -158,7 +166,7 @@ impl FileRejects {
     ) -> Self {
         let mut written = WrittenRejects::default();
         for line in held {
-            written.note(line);
+            written.note(line, origins.changes());
         }
         FileRejects {
             name,

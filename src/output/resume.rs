@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use super::order::Notification;
 use super::rejects::parse_reject_origin;
+use crate::input::changes::CHANGES;
 use crate::input::reject::{Place, Reject};
 
 /// Which re-created notifications an output must skip: per output
@@ -106,18 +107,29 @@ pub struct WrittenRejects(Mutex<HashMap<u32, (i64, u32)>>);
 
 impl WrittenRejects {
     /// Notes a record read back from the destination.
-    pub fn note(&mut self, record: &[u8]) {
-        if let (Some((p, at)), Ok(map)) = (parse_reject_origin(record), self.0.get_mut()) {
+    /// Notes a record read back from the destination; one of the hunt
+    /// topic (`changes`) counts for [`CHANGES`].
+    pub fn note(&mut self, record: &[u8], changes: Option<&str>) {
+        let Some((topic, p, at)) = parse_reject_origin(record) else {
+            return;
+        };
+        let p = if changes.is_some_and(|c| c == topic) {
+            CHANGES
+        } else {
+            p
+        };
+        if let Ok(map) = self.0.get_mut() {
             let slot = map.entry(p).or_insert(at);
             *slot = (*slot).max(at);
         }
     }
 
-    /// Per input partition, the offset of the last reject held.
+    /// Per input partition, the offset of the last reject held (the hunt
+    /// topic's are re-created as soon as the job starts: not held).
     pub fn held(&self) -> Held {
         let mut held = Held::default();
         if let Ok(map) = self.0.lock() {
-            for (&p, &(offset, _)) in map.iter() {
+            for (&p, &(offset, _)) in map.iter().filter(|(&p, _)| p != CHANGES) {
                 held.offset(p, offset);
             }
         }

@@ -158,6 +158,19 @@ pub fn exposition(live: &Live) -> String {
         "Records rejected, by reason",
         rejected,
     );
+    if let Some(h) = &st.hunt_changes {
+        let changes = Family::<Labels, Counter>::default();
+        for (outcome, n) in [("accepted", &h.accepted), ("rejected", &h.rejected)] {
+            changes
+                .get_or_create(&labels("outcome", outcome))
+                .inc_by(load(n));
+        }
+        r.register(
+            "huntflow_hunt_changes",
+            "Hunt change records, accepted or rejected",
+            changes,
+        );
+    }
     if let Ok(parts) = st.partitions.lock() {
         let leading = parts.values().filter_map(|p| p.latest).max();
         let mut frontier = Vec::new();

@@ -373,6 +373,7 @@ fn backfill_of_dump(
     work: &Path,
     hunt: &Path,
     input: &str,
+    hunt_topic: Option<&str>,
 ) -> (String, BTreeMap<String, u64>) {
     let cfg = broker.config();
     let dump_in = work.join("dump-in");
@@ -385,6 +386,10 @@ fn backfill_of_dump(
     let mut opts = huntflow::job::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
     opts.output = Some(expected_path.clone());
     opts.derived = Some(work.join("backfill-derived"));
+    if let Some(topic) = hunt_topic {
+        let dumped = tools::dump(&cfg, topic, &work.join("dump-hunt")).expect("dump hunt topic");
+        opts.hunt_changes = Some(dumped[0].0.clone());
+    }
     let summary = huntflow::job::backfill::run(&opts).expect("backfill of the dump");
     let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
     let reasons = summary
@@ -451,8 +456,42 @@ pub fn check_against_backfill(
     rejects: &str,
     written: u64,
 ) {
+    let expected = backfill_of_dump(broker, work, hunt, input, None);
+    compare_topics(broker, work, expected, output, rejects, written);
+}
+
+/// As [`check_against_backfill`], the job reading hunt changes from
+/// `hunt_topic` and the backfill its dump as a change log.
+pub fn check_against_backfill_with_changes(
+    broker: &Broker,
+    work: &Path,
+    hunt: &Path,
+    topics: &Topics,
+    hunt_topic: &str,
+    written: u64,
+) {
+    let expected = backfill_of_dump(broker, work, hunt, &topics.events, Some(hunt_topic));
+    compare_topics(
+        broker,
+        work,
+        expected,
+        &topics.notifications,
+        &topics.rejects,
+        written,
+    );
+}
+
+/// The job's output and rejects topics against a backfill's output and
+/// rejects by reason.
+fn compare_topics(
+    broker: &Broker,
+    work: &Path,
+    (expected, want_reasons): (String, BTreeMap<String, u64>),
+    output: &str,
+    rejects: &str,
+    written: u64,
+) {
     let cfg = broker.config();
-    let (expected, want_reasons) = backfill_of_dump(broker, work, hunt, input);
     let dump_out = work.join("dump-out");
     tools::dump(&cfg, output, &dump_out).expect("dump output");
     let actual = read_parts(&dump_out);
@@ -497,7 +536,7 @@ pub fn check_files_against_backfill(
     rejects: &Path,
     written: u64,
 ) {
-    let (expected, want_reasons) = backfill_of_dump(broker, work, hunt, input);
+    let (expected, want_reasons) = backfill_of_dump(broker, work, hunt, input, None);
     let want: Vec<&str> = expected.lines().filter(|l| below(l, written)).collect();
     let text = std::fs::read_to_string(output).expect("output file");
     let got: Vec<&str> = text

@@ -1,16 +1,25 @@
-//! The hunt a state directory was built with (docs/spec.md §9). Its full
-//! text is recorded at the job's first start, in `STATE_DIR/hunt/`
-//! (`hunt.toml`, and `zones.geojson` when the hunt names one); a job started
-//! again with a `--hunt` whose text differs refuses to start, naming the
-//! first difference: the saved state refers to the items of the recorded
-//! hunt and is never reinterpreted under another. Changes to a running hunt
-//! are versions applied at an event time (`huntflow hunt-change`).
+//! The hunt a state directory was built with and the changes it decided
+//! (docs/spec.md §9).
+//!
+//! The start hunt's full text is recorded at the job's first start, in
+//! `STATE_DIR/hunt/` (`hunt.toml`, and `zones.geojson` when the hunt names
+//! one); a job started again with a `--hunt` whose text differs refuses to
+//! start, naming the first difference: the saved state refers to the items
+//! of the recorded hunt and is never reinterpreted under another. Changes
+//! to a running hunt are versions applied at an event time (`huntflow
+//! hunt-change`): each decision on a record of the hunt topic is appended
+//! to `STATE_DIR/hunt-changes.jsonl` (synced) before it takes effect.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
+use std::sync::Mutex;
+
 use super::RunError;
+use crate::input::hunt_topic::{Decision, DecisionLog};
 use crate::model::hunt::{Hunt, HuntText};
 use crate::output::OutputError;
 
@@ -80,6 +89,62 @@ fn write_synced(path: &PathBuf, text: &str) -> Result<(), RunError> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(io(path))
+}
+
+const CHANGES: &str = "hunt-changes.jsonl";
+
+/// The log of decisions on hunt changes.
+pub struct ChangeLog {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl ChangeLog {
+    pub fn new(root: &Path) -> Self {
+        ChangeLog {
+            path: root.join(CHANGES),
+            file: Mutex::new(None),
+        }
+    }
+
+    /// The decisions logged, in order; a line cut short by a crash was
+    /// never acted on.
+    pub fn decisions(&self) -> Result<Vec<Decision>, RunError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.path)(e)),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io(&self.path))?;
+            if let Ok(d) = serde_json::from_str::<Decision>(&line) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl DecisionLog for ChangeLog {
+    fn record(&self, decision: &Decision) -> std::io::Result<()> {
+        let mut guard = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("hunt change log lock poisoned"))?;
+        if guard.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            *guard = Some(f);
+        }
+        let f = guard.as_mut().expect("opened");
+        let mut line = serde_json::to_vec(decision)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_data()
+    }
 }
 
 /// The first difference between the recorded hunt and the given one, in

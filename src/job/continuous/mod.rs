@@ -34,12 +34,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::input::stats::{InputError, Stats};
+use crate::input::hunt_topic::Decision;
+use crate::input::stats::{HuntChangeCounts, InputError, Stats};
 use crate::kafka::admin::Admin;
 use crate::kafka::{KafkaConfig, KafkaError};
 use crate::model::hunt::{Hunt, HuntError};
 use crate::model::versions::{SharedVersions, Versions};
 use crate::output::OutputError;
+use hunt_record::ChangeLog;
 pub use outputs::Target;
 use snapshot::{SnapshotError, StateDir};
 
@@ -123,7 +125,13 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     let hunt = Arc::new(Hunt::load(&opts.hunt)?);
     // Versions only grow: a restart inside the process adds the same ones.
     let versions = Versions::new((*hunt).clone()).shared();
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats {
+        hunt_changes: opts
+            .hunt_topic
+            .as_ref()
+            .map(|_| HuntChangeCounts::default()),
+        ..Stats::default()
+    });
     let live =
         match &opts.serve {
             None => None,
@@ -165,6 +173,30 @@ fn check(opts: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The hunt topic (one partition, created if missing) and the decisions
+/// logged on it so far, whose accepted versions join `versions`.
+fn hunt_changes(
+    opts: &RunOptions,
+    admin: &Admin,
+    topic: &str,
+    versions: &SharedVersions,
+) -> Result<(Arc<ChangeLog>, Vec<Decision>), RunError> {
+    let n = admin.ensure_topic(topic, 1)?;
+    if n != 1 {
+        return Err(RunError::Config(format!(
+            "--hunt-topic {topic}: the hunt topic must have one partition, it has {n}"
+        )));
+    }
+    let log = Arc::new(ChangeLog::new(&opts.state_dir));
+    let decisions = log.decisions()?;
+    let mut registry = versions.write().expect("versions lock");
+    for notice in decisions.iter().filter_map(Decision::notice) {
+        let hunt = Hunt::parse(std::path::Path::new(topic), notice.text.clone())?;
+        registry.add(notice.seq, notice.effective, hunt);
+    }
+    Ok((log, decisions))
+}
+
 fn run_once(
     opts: &RunOptions,
     hunt: &Arc<Hunt>,
@@ -191,6 +223,10 @@ fn run_once(
     let input_partitions = admin
         .partitions(&opts.topic)?
         .ok_or_else(|| KafkaError::NoTopic(opts.topic.clone()))?;
+    let changes = match &opts.hunt_topic {
+        None => None,
+        Some(topic) => Some(hunt_changes(opts, &admin, topic, versions)?),
+    };
     let opened = {
         let registry = versions.read().expect("versions lock");
         outputs::open(opts, &cfg, &registry, loaded.as_ref(), input_partitions)?
@@ -203,6 +239,7 @@ fn run_once(
         opts: opts.clone(),
         hunt: hunt.clone(),
         versions: versions.clone(),
+        changes,
         cfg,
         state,
         loaded,

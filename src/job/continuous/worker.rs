@@ -24,11 +24,18 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::ProbeHandle;
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use timely::dataflow::operators::core::Concat;
+
+use super::hunt_record::ChangeLog;
 use super::outputs::{Durable, Opened};
 use super::snapshot::{Loaded, Manifest, PartFile, StateDir, VERSION};
 use super::{RunError, RunOptions};
 use crate::dataflow::facts::{player_hash, FactsHandle, Restore, SavedPlayer};
 use crate::input::admission::max_ahead_ms;
+use crate::input::hunt_topic::{self, Decision, HuntTopicConfig};
 use crate::input::kafka::{
     self as ksource, Advance, SavedPartition, Shared, SourceConfig, SourceHandle, Start,
 };
@@ -48,6 +55,8 @@ pub(crate) struct Job {
     pub opts: RunOptions,
     pub hunt: Arc<Hunt>,
     pub versions: SharedVersions,
+    /// With `--hunt-topic`: the decision log and the decisions logged.
+    pub changes: Option<(Arc<ChangeLog>, Vec<Decision>)>,
     pub cfg: KafkaConfig,
     pub state: Arc<StateDir>,
     pub loaded: Option<Loaded>,
@@ -131,6 +140,7 @@ impl Job {
             opts,
             hunt,
             versions,
+            changes,
             cfg,
             state,
             loaded,
@@ -207,7 +217,23 @@ impl Job {
                     partitions: start.partitions,
                     advances: advances.clone(),
                 };
-                let (inputs, sources) = ksource::build(scope, config, source_start)?;
+                let (mut inputs, sources) = ksource::build(scope, config, source_start)?;
+                let mut hunt_rejects = None;
+                if let Some((log, logged)) = &changes {
+                    let config = HuntTopicConfig {
+                        kafka: cfg.clone(),
+                        topic: opts.hunt_topic.clone().unwrap_or_default(),
+                        start: hunt.clone(),
+                        versions: versions.clone(),
+                        log: log.clone(),
+                        shared: shared.clone(),
+                        stats: stats.clone(),
+                    };
+                    let topic = hunt_topic::build(scope, config, logged.clone(), frontier)?;
+                    inputs.notices = Some(topic.notices);
+                    inputs.rejects = inputs.rejects.concat(topic.rejects);
+                    hunt_rejects = Some(topic.rejected);
+                }
                 let restore = (frontier > 0).then(|| Restore {
                     players: start.players,
                     time: frontier - 1,
@@ -233,9 +259,9 @@ impl Job {
                         probe: probe.clone(),
                     },
                 );
-                Ok::<_, crate::kafka::KafkaError>((sources, assembled))
+                Ok::<_, crate::kafka::KafkaError>((sources, assembled, hunt_rejects))
             });
-            let (sources, assembled) = match built {
+            let (sources, assembled, hunt_rejects) = match built {
                 Ok(handles) => handles,
                 Err(e) => return coord.fail(e.into()),
             };
@@ -246,6 +272,7 @@ impl Job {
                 sources,
                 facts: assembled.facts,
                 rejects_written: assembled.rejects_written,
+                hunt_rejects,
                 durable: durable.clone(),
                 topic: opts.topic.clone(),
                 every: opts.snapshot_every,
@@ -315,6 +342,8 @@ struct WorkerLoop {
     facts: FactsHandle,
     /// Rejects this worker's reject sink has written.
     rejects_written: Written,
+    /// Worker 0 with `--hunt-topic`: the rejects of the hunt topic emitted.
+    hunt_rejects: Option<Rc<Cell<u64>>>,
     durable: Arc<Vec<(&'static str, Durable)>>,
     topic: String,
     every: Duration,
@@ -371,7 +400,8 @@ impl WorkerLoop {
     /// Whether this worker's reject sink has written every reject its
     /// source emitted.
     fn rejects_drained(&self) -> bool {
-        self.rejects_written.get() >= self.sources.rejects_emitted()
+        let hunt = self.hunt_rejects.as_ref().map_or(0, |c| c.get());
+        self.rejects_written.get() >= self.sources.rejects_emitted() + hunt
     }
 
     /// Whether the job has re-created what the outputs held beyond the
