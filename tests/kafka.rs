@@ -25,6 +25,18 @@ fn demo_files() -> Vec<PathBuf> {
     vec![dir.join("part-000.jsonl"), dir.join("part-001.jsonl")]
 }
 
+/// Publishes the demo into `events` (4 partitions) at 12,000 records/s on
+/// a thread of its own, while the job runs.
+fn feed_demo(
+    cfg: &huntflow::kafka::KafkaConfig,
+    events: &str,
+) -> std::thread::JoinHandle<tools::Produced> {
+    let (cfg, events) = (cfg.clone(), events.to_string());
+    std::thread::spawn(move || {
+        tools::produce(&cfg, &events, 4, &demo_files(), Some(12_000.0), false).unwrap()
+    })
+}
+
 /// The job's topics against a backfill of the dumped input.
 fn compare(
     broker: &Broker,
@@ -92,13 +104,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .ensure_topic(&t.events, 4)
         .unwrap();
     // Input keeps arriving while the job is killed and restarted.
-    let feeder = {
-        let cfg = cfg.clone();
-        let events = t.events.clone();
-        std::thread::spawn(move || {
-            tools::produce(&cfg, &events, 4, &demo_files(), Some(12_000.0), false).unwrap()
-        })
-    };
+    let feeder = feed_demo(&cfg, &t.events);
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
     let state = work.join("state");
@@ -537,13 +543,7 @@ fn hunt_changes_published_while_events_flow_survive_sigkills() {
             "",
         ) + "\n[[rewards]]\nid = \"square-prize\"\npriority = 4\nzone = \"square\"\nrequires = [\"clue-1\"]\n"
     });
-    let feeder = {
-        let cfg = cfg.clone();
-        let events = t.events.clone();
-        std::thread::spawn(move || {
-            tools::produce(&cfg, &events, 4, &demo_files(), Some(12_000.0), false).unwrap()
-        })
-    };
+    let feeder = feed_demo(&cfg, &t.events);
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
     let state = work.join("state");

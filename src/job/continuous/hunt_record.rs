@@ -14,10 +14,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
-use std::sync::Mutex;
-
+use super::decision_log::DecisionFile;
 use super::RunError;
 use crate::input::hunt_topic::{Decision, DecisionLog};
 use crate::model::hunt::{Hunt, HuntText};
@@ -94,56 +91,22 @@ fn write_synced(path: &PathBuf, text: &str) -> Result<(), RunError> {
 const CHANGES: &str = "hunt-changes.jsonl";
 
 /// The log of decisions on hunt changes.
-pub struct ChangeLog {
-    path: PathBuf,
-    file: Mutex<Option<File>>,
-}
+pub struct ChangeLog(DecisionFile);
 
 impl ChangeLog {
     pub fn new(root: &Path) -> Self {
-        ChangeLog {
-            path: root.join(CHANGES),
-            file: Mutex::new(None),
-        }
+        ChangeLog(DecisionFile::new(root.join(CHANGES)))
     }
 
-    /// The decisions logged, in order; a line cut short by a crash was
-    /// never acted on.
+    /// The decisions logged, in order.
     pub fn decisions(&self) -> Result<Vec<Decision>, RunError> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&self.path)(e)),
-        };
-        let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(io(&self.path))?;
-            if let Ok(d) = serde_json::from_str::<Decision>(&line) {
-                out.push(d);
-            }
-        }
-        Ok(out)
+        self.0.read().map_err(io(self.0.path()))
     }
 }
 
 impl DecisionLog for ChangeLog {
     fn record(&self, decision: &Decision) -> std::io::Result<()> {
-        let mut guard = self
-            .file
-            .lock()
-            .map_err(|_| std::io::Error::other("hunt change log lock poisoned"))?;
-        if guard.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            *guard = Some(f);
-        }
-        let f = guard.as_mut().expect("opened");
-        let mut line = serde_json::to_vec(decision)?;
-        line.push(b'\n');
-        f.write_all(&line)?;
-        f.sync_data()
+        self.0.append(decision)
     }
 }
 

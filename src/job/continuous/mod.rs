@@ -25,6 +25,7 @@
 //! - [`snapshot`]: the state directory (snapshots, the advance log);
 //! - `worker`: the workers' loop and the snapshot protocol.
 
+mod decision_log;
 pub mod hunt_record;
 pub mod outputs;
 pub mod snapshot;

@@ -20,13 +20,13 @@
 //! then one line per player of the worker's per-player state.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::decision_log::DecisionFile;
 use crate::dataflow::facts::{FactsHandle, SavedPlayer};
 use crate::input::kafka::{Advance, AdvanceLog, SavedPartition, SourceHandle};
 use crate::output::derived::OpenInterval;
@@ -99,7 +99,7 @@ struct Versioned {
 /// The state directory.
 pub struct StateDir {
     root: PathBuf,
-    log: Mutex<Option<File>>,
+    log: DecisionFile,
 }
 
 /// A loaded snapshot.
@@ -122,7 +122,7 @@ impl StateDir {
         fs::create_dir_all(root.join("snapshots")).map_err(io(root))?;
         Ok(StateDir {
             root: root.to_owned(),
-            log: Mutex::new(None),
+            log: DecisionFile::new(root.join("advances.jsonl")),
         })
     }
 
@@ -288,27 +288,9 @@ impl StateDir {
         })
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.root.join("advances.jsonl")
-    }
-
     /// The logged advances.
     pub fn advances(&self) -> Result<Vec<Advance>, SnapshotError> {
-        let path = self.log_path();
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(io(&path))?;
-            // A line cut short by a crash was never acted on.
-            if let Ok(a) = serde_json::from_str::<Advance>(&line) {
-                out.push(a);
-            }
-        }
-        Ok(out)
+        self.log.read().map_err(io(self.log.path()))
     }
 
     /// Drops the advances every kept snapshot already reflects.
@@ -323,10 +305,6 @@ impl StateDir {
             }
         }
         let Some(offsets) = oldest else { return Ok(()) };
-        let mut guard = self.log.lock().map_err(|_| SnapshotError::Bad {
-            path: self.log_path(),
-            message: "lock poisoned".into(),
-        })?;
         let keep: Vec<Advance> = self
             .advances()?
             .into_iter()
@@ -337,34 +315,13 @@ impl StateDir {
                     .is_none_or(|&(_, next)| a.next >= next)
             })
             .collect();
-        let path = self.log_path();
-        let tmp = self.root.join("advances.jsonl.tmp");
-        write_lines(&tmp, &keep)?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        *guard = None;
-        Ok(())
+        self.log.replace(&keep).map_err(io(self.log.path()))
     }
 }
 
 impl AdvanceLog for StateDir {
     fn record(&self, advance: &Advance) -> std::io::Result<()> {
-        let mut guard = self
-            .log
-            .lock()
-            .map_err(|_| std::io::Error::other("advance log lock poisoned"))?;
-        if guard.is_none() {
-            *guard = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(self.log_path())?,
-            );
-        }
-        let f = guard.as_mut().expect("opened");
-        let mut line = serde_json::to_vec(advance)?;
-        line.push(b'\n');
-        f.write_all(&line)?;
-        f.sync_data()
+        self.log.append(advance)
     }
 }
 
