@@ -131,32 +131,39 @@ impl Browser {
         }
     }
 
-    /// The value of a JavaScript expression (promises awaited).
-    fn eval(&mut self, expression: &str) -> Value {
+    /// The value of a JavaScript expression (promises awaited), or the
+    /// exception it threw.
+    fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         );
-        assert!(
-            r["exceptionDetails"].is_null(),
-            "{expression}: {}",
-            r["exceptionDetails"]
-        );
-        r["result"]["value"].clone()
+        match &r["exceptionDetails"] {
+            Value::Null => Ok(r["result"]["value"].clone()),
+            e => Err(e.clone()),
+        }
+    }
+
+    /// The value of a JavaScript expression (promises awaited).
+    fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .unwrap_or_else(|e| panic!("{expression}: {e}"))
     }
 
     /// Evaluates `expression` until it is truthy (then its value), for at
-    /// most `secs` seconds.
+    /// most `secs` seconds; an exception (say, while the page loads) counts
+    /// as not yet.
     fn wait_for(&mut self, expression: &str, secs: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let v = self.eval(expression);
-            if !(v.is_null() || v == false || v == 0 || v == "") {
-                return v;
+            let v = self.try_eval(expression);
+            match &v {
+                Ok(v) if !(v.is_null() || *v == false || *v == 0 || *v == "") => return v.clone(),
+                _ => {}
             }
             assert!(
                 Instant::now() < deadline,
-                "waited {secs} s for {expression}"
+                "waited {secs} s for {expression}: {v:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -23,7 +23,7 @@
     kinds: new Set(["enter", "exit", "eligible", "ineligible", "occupancy"]),
     selected: null,
     view: null,           // {lat0, lon0, cos, scale, ox, oy}
-    dirty: { map: true, zones: true, feed: true },
+    dirty: { map: true, dots: true, zones: true, feed: true },
     started: false,
     polling: false,
     health: null,
@@ -97,7 +97,7 @@
       });
       z.centre = [(a + c) / 2, (b + d) / 2];
     }
-    S.dirty.map = true;
+    S.dirty.map = S.dirty.dots = true;
   }
 
   // ---- drawing ------------------------------------------------------------
@@ -106,65 +106,94 @@
     return `hsla(${hue}, 65%, 45%, ${alpha})`;
   }
 
-  function drawZones(ctx) {
+  function zonePath(ctx, z) {
+    ctx.beginPath();
+    const g = z.geometry;
+    const ring = (r) => {
+      r.forEach(([lon, lat], i) => {
+        const [x, y] = project(lat, lon);
+        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      });
+      ctx.closePath();
+    };
+    if (g.type === "Point") {
+      const [x, y] = project(g.coordinates[1], g.coordinates[0]);
+      ctx.arc(x, y, z.radius_m * S.view.scale, 0, 2 * Math.PI);
+    } else if (g.type === "Polygon") g.coordinates.forEach(ring);
+    else g.coordinates.forEach((p) => p.forEach(ring));
+  }
+
+  // Zones shaded by occupancy below the dots; outlines and labels above.
+  function drawZones(below, above) {
     const max = Math.max(1, ...S.zones.map((z) => z.count));
     for (const z of S.zones) {
-      ctx.beginPath();
-      const g = z.geometry;
-      const ring = (r) => {
-        r.forEach(([lon, lat], i) => {
-          const [x, y] = project(lat, lon);
-          if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-        });
-        ctx.closePath();
-      };
-      if (g.type === "Point") {
-        const [x, y] = project(g.coordinates[1], g.coordinates[0]);
-        ctx.arc(x, y, z.radius_m * S.view.scale, 0, 2 * Math.PI);
-      } else if (g.type === "Polygon") g.coordinates.forEach(ring);
-      else g.coordinates.forEach((p) => p.forEach(ring));
-      ctx.fillStyle = zoneColour(z, 0.06 + 0.5 * z.count / max);
-      ctx.fill("evenodd");
-      ctx.strokeStyle = zoneColour(z, 0.9);
-      ctx.lineWidth = 1.5;
-      ctx.stroke();
+      zonePath(below, z);
+      below.fillStyle = zoneColour(z, 0.06 + 0.5 * z.count / max);
+      below.fill("evenodd");
+      zonePath(above, z);
+      above.strokeStyle = zoneColour(z, 0.9);
+      above.lineWidth = 1.5;
+      above.stroke();
     }
-    ctx.font = "600 12px system-ui, sans-serif";
-    ctx.textAlign = "center";
+    above.font = "600 12px system-ui, sans-serif";
+    above.textAlign = "center";
     for (const z of S.zones) {
       const [x, y] = project(z.centre[0], z.centre[1]);
       const text = `${z.id} (${z.count})`;
-      ctx.lineWidth = 3;
-      ctx.strokeStyle = "rgba(255,255,255,0.85)";
-      ctx.strokeText(text, x, y);
-      ctx.fillStyle = "#1d2430";
-      ctx.fillText(text, x, y);
+      above.lineWidth = 3;
+      above.strokeStyle = "rgba(255,255,255,0.85)";
+      above.strokeText(text, x, y);
+      above.fillStyle = "#1d2430";
+      above.fillText(text, x, y);
     }
   }
 
-  function draw() {
-    const canvas = $("map");
+  // Sizes a canvas to its box; returns its 2D context in CSS pixels.
+  function fit(canvas) {
     const dpr = window.devicePixelRatio || 1;
-    const w = canvas.clientWidth, h = canvas.clientHeight;
-    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-      canvas.width = Math.round(w * dpr);
-      canvas.height = Math.round(h * dpr);
-    }
+    const w = Math.round(canvas.clientWidth * dpr), h = Math.round(canvas.clientHeight * dpr);
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     const ctx = canvas.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
+    ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
+    return ctx;
+  }
+
+  function drawZoneLayer() {
+    const below = fit($("map")), above = fit($("labels"));
+    if (S.view) drawZones(below, above);
+  }
+
+  // The dots, written straight into the pixels of their own canvas: a
+  // full redraw of 100,000 players is one pass over them.
+  let pixels = null;
+  function drawDots() {
+    const canvas = $("dots");
+    const ctx = fit(canvas);
     if (!S.view) return;
-    drawZones(ctx);
-    ctx.beginPath();
+    const dpr = window.devicePixelRatio || 1;
+    const W = canvas.width, H = canvas.height;
+    if (!pixels || pixels.width !== W || pixels.height !== H) pixels = ctx.createImageData(W, H);
+    const px = new Uint32Array(pixels.data.buffer);
+    px.fill(0);
+    // #c2410c as little-endian RGBA; lighter and smaller when crowded, so
+    // that the zones show through.
+    const crowded = S.players.size > 20000;
+    const colour = crowded ? 0x990c41c2 : 0xff0c41c2;
+    const v = S.view, k = M_PER_DEG * v.scale * dpr, kx = k * v.cos;
+    const ox = v.ox * dpr, oy = v.oy * dpr;
+    const r = crowded ? Math.round(0.5 * dpr) : Math.max(1, Math.round(1.5 * dpr));
     let drawn = 0;
-    for (const [lat, lon] of S.players.values()) {
-      const [x, y] = project(lat, lon);
-      if (x < -2 || y < -2 || x > w + 2 || y > h + 2) continue;
-      ctx.rect(x - 1.75, y - 1.75, 3.5, 3.5);
+    for (const p of S.players.values()) {
+      const x = Math.round(ox + (p[1] - v.lon0) * kx), y = Math.round(oy - (p[0] - v.lat0) * k);
+      if (x < 0 || y < 0 || x >= W || y >= H) continue;
       drawn++;
+      for (let yy = Math.max(0, y - r); yy <= Math.min(H - 1, y + r); yy++) {
+        const row = yy * W;
+        for (let xx = Math.max(0, x - r); xx <= Math.min(W - 1, x + r); xx++) px[row + xx] = colour;
+      }
     }
-    ctx.fillStyle = "#c2410c";
-    ctx.fill();
+    ctx.putImageData(pixels, 0, 0);
     const sel = S.selected && S.players.get(S.selected);
     if (sel) {
       const [x, y] = project(sel[0], sel[1]);
@@ -225,7 +254,8 @@
   }
 
   function frame() {
-    if (S.dirty.map) { S.dirty.map = false; draw(); }
+    if (S.dirty.map) { S.dirty.map = false; drawZoneLayer(); }
+    if (S.dirty.dots) { S.dirty.dots = false; drawDots(); }
     if (S.dirty.zones) { S.dirty.zones = false; renderZones(); }
     if (S.dirty.feed) { S.dirty.feed = false; renderFeed(); }
     requestAnimationFrame(frame);
@@ -251,7 +281,7 @@
         after = p.next;
       } while (after !== null);
       if (first !== null) S.since = first;
-      S.dirty.map = true;
+      S.dirty.dots = true;
     } finally {
       S.polling = false;
     }
@@ -351,7 +381,7 @@
 
   async function showPlayer(id) {
     S.selected = id;
-    S.dirty.map = true;
+    S.dirty.dots = true;
     $("player-panel").hidden = false;
     $("player-title").textContent = id;
     const body = $("player-body");
@@ -389,7 +419,7 @@
   $("player-close").addEventListener("click", () => {
     $("player-panel").hidden = true;
     S.selected = null;
-    S.dirty.map = true;
+    S.dirty.dots = true;
   });
 
   // ---- interaction --------------------------------------------------------
@@ -402,7 +432,7 @@
     if (Math.abs(dx) + Math.abs(dy) > 2) drag.moved = true;
     S.view.ox += dx; S.view.oy += dy;
     drag.x = e.clientX; drag.y = e.clientY;
-    S.dirty.map = true;
+    S.dirty.map = S.dirty.dots = true;
   });
   window.addEventListener("mouseup", (e) => {
     const wasClick = drag && !drag.moved;
@@ -427,7 +457,7 @@
     S.view.ox = mx + (S.view.ox - mx) * k;
     S.view.oy = my + (S.view.oy - my) * k;
     S.view.scale *= k;
-    S.dirty.map = true;
+    S.dirty.map = S.dirty.dots = true;
   }, { passive: false });
   window.addEventListener("resize", () => { fitView(); });
   $("kinds").addEventListener("change", (e) => {
