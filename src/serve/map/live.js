@@ -46,6 +46,8 @@ async function pollPositions() {
       after = p.next;
     } while (after !== null);
     if (first !== null) S.since = first;
+    // Back after a failed round: the badge says the stream's state again.
+    if (S.source && S.source.readyState === EventSource.OPEN) connection("live", "live");
     S.dirty.dots = true;
   } finally {
     S.polling = false;
@@ -81,7 +83,9 @@ function onNotification(e) {
     if (z) { z.count = n.count; S.dirty.zones = S.dirty.map = true; }
   }
   S.feed.push(n);
-  $("feed").dataset.latest = n.time;
+  const feed = $("feed").dataset;
+  feed.latest = n.time;
+  feed.received = +(feed.received || 0) + 1;
   if (S.feed.length > 2 * FEED_KEEP) S.feed.splice(0, S.feed.length - FEED_KEEP);
   S.dirty.feed = true;
 }
@@ -132,6 +136,9 @@ async function resync() {
   S.players.clear();
   const asOf = await loadZones();
   S.lastEventId = asOf === null ? null : `${asOf}-0`;
+  // What the feed counts from (for scripts checking that nothing is missed).
+  $("feed").dataset.from = S.lastEventId || "";
+  $("feed").dataset.received = 0;
   subscribe();
   await pollPositions();
 }
