@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{dataset, results_file, target_dir, FrontierLog, Quantiles, ONE_MILLION};
-use huntflow::kafka::output::Producer;
+use huntflow::kafka::producer::Producer;
 use huntflow::kafka::{tools, KafkaConfig};
 
 struct Broker {
@@ -167,7 +167,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let lateness = huntflow::hunt::Hunt::load(&hunt)
+    let lateness = huntflow::model::hunt::Hunt::load(&hunt)
         .expect("hunt")
         .max_lateness_ms;
     huntflow::kafka::admin::Admin::new(&cfg)

@@ -41,7 +41,7 @@ use std::time::Instant;
 use common::{
     dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
 };
-use huntflow::hunt::Hunt;
+use huntflow::model::hunt::Hunt;
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {

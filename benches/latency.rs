@@ -27,7 +27,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let (hunt, parts) = dataset(bin, &ONE_MILLION);
-    let lateness = huntflow::hunt::Hunt::load(&hunt)
+    let lateness = huntflow::model::hunt::Hunt::load(&hunt)
         .expect("bench hunt loads")
         .max_lateness_ms;
     let input = std::fs::read(&parts[0]).expect("read partition");

@@ -32,12 +32,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use huntflow::backfill::{self, BackfillOptions};
-use huntflow::event::{self, Body};
 use huntflow::generate::{generate, write_case, GenerateOptions};
-use huntflow::hunt::Hunt;
-use huntflow::source::Admission;
-use huntflow::zones::{Shape, ZoneIndex};
+use huntflow::input::admission::Admission;
+use huntflow::job::backfill::{self, BackfillOptions};
+use huntflow::model::event::{self, Body};
+use huntflow::model::hunt::Hunt;
+use huntflow::model::zones::{Shape, ZoneIndex};
 
 /// Metres per degree of latitude (and of longitude at the equator).
 const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;

@@ -1,35 +1,41 @@
 //! huntflow: an event-processing engine for location-based games.
 //!
 //! ```text
-//!  files / stdin ──► source ─┐                                    ┌─► sink ──► file / stdout      (backfill)
-//!                            ├─► dataflow (facts ─► eligibility, ─┤
-//!  Kafka topic ──► kafka::source ┘      occupancy in differential)  └─► sink ──► kafka::output / file (run)
-//!        │ rejects ──────────────────────────────────────────────────────────► rejects sink / topic
-//!        └── run: snapshots + advance log in the state directory; resume after a restart
+//!            input                      dataflow                          output
+//!  files / stdin ─► files ─┐                                         ┌─► file / stdout    (backfill)
+//!                          ├─ events ─► facts ─► eligibility, ─► sink ─┤
+//!  Kafka topic ──► kafka ──┘            (per     occupancy     (worker 0)└─► topic / file    (run)
+//!                          │            player)  (differential)   └─► derived files, API
+//!                          └─ rejects ───────────────────────► reject sink ─► file / topic
+//!  job: one assembly of the above for both jobs; the continuous job adds
+//!  snapshots, the advance log and resumption in its state directory.
 //! ```
 //!
-//! - [`event`]: the event schema and validation; [`hunt`]: hunt definitions;
-//!   [`zones`]: the zone index.
-//! - [`input`]: files and pipes, read without a worker waiting on a writer;
-//!   [`source`]: partitions, admission (lateness, duplicates).
-//! - [`dataflow`]: per-player facts, eligibility, occupancy.
-//! - [`sink`]: SPEC-ordered notifications and rejects.
-//! - [`backfill`]: the dataflow over files, to completion; [`derived`]:
-//!   presence and eligibility intervals for offline analysis.
-//! - [`kafka`]: client configuration, the Kafka source and outputs, produce
-//!   and dump; [`run`]: the continuous job, its snapshots and resumption.
-//! - [`serve`]: the analysts' HTTP API (queries, subscriptions, metrics).
-//! - [`generate`]: seeded synthetic hunts and datasets.
-pub mod backfill;
+//! Where an event goes, in order:
+//! - read: [`input::reader`] (files, pipes), [`input::files`] (a backfill's
+//!   partitions), [`input::kafka`] (the continuous job's partitions);
+//! - validated: [`model::event`] (schema, in the contract's order) and
+//!   [`input::admission`] (lateness, duplicates); rejects are
+//!   [`input::reject`];
+//! - turned into facts: [`dataflow::facts`] (per-player state);
+//! - combined: [`dataflow::eligibility`], [`dataflow::occupancy`];
+//! - ordered: [`output::order`]; formatted: [`output::format`];
+//! - written: [`output::sink`] through [`output::chain`] to
+//!   [`output::line`], [`output::file`] or [`output::kafka`], and
+//!   [`output::rejects`];
+//! - for both jobs at once: [`job::assemble`]; [`job::backfill`],
+//!   [`job::continuous`].
+//!
+//! Besides: [`model::hunt`] and [`model::zones`] (the hunt and its
+//! geometry), [`kafka`] (client configuration, producer, admin, tools),
+//! [`serve`] (the analysts' HTTP API), [`generate`] (seeded synthetic
+//! hunts and datasets). The contract is `docs/spec.md`; code cites its
+//! sections as `docs/spec.md §N`.
 pub mod dataflow;
-pub mod derived;
-pub mod event;
 pub mod generate;
-pub mod hunt;
 pub mod input;
+pub mod job;
 pub mod kafka;
-pub mod run;
+pub mod model;
+pub mod output;
 pub mod serve;
-pub mod sink;
-pub mod source;
-pub mod zones;

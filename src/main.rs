@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use huntflow::backfill::{self, BackfillOptions};
 use huntflow::generate::{self, GenerateOptions};
+use huntflow::job::backfill::{self, BackfillOptions};
+use huntflow::job::continuous::{RunOptions, Target};
 use huntflow::kafka::{tools, KafkaConfig};
-use huntflow::run::{RunOptions, Target};
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +63,10 @@ struct BackfillArgs {
     /// Write presence and eligibility intervals (presence.jsonl, eligibility.jsonl) here.
     #[arg(long, value_name = "DIR")]
     derived: Option<PathBuf>,
+    /// Hunt change records (JSON Lines), read before any event: each a new version of the
+    /// hunt taking effect at its time (see `huntflow hunt-change`).
+    #[arg(long, value_name = "FILE")]
+    hunt_changes: Option<PathBuf>,
     /// With --serve: after the backfill, keep serving its final state until stopped.
     #[command(flatten)]
     serve: ServeArgs,
@@ -125,7 +129,7 @@ struct RunArgs {
     hunt: PathBuf,
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// The input topic (one SPEC partition per Kafka partition).
+    /// The input topic (one partition of the contract per Kafka partition).
     #[arg(long)]
     topic: String,
     /// Worker threads; the topic's partitions are spread over them.
@@ -155,6 +159,10 @@ struct RunArgs {
     /// each when it closes; resumed after a restart like the other outputs.
     #[arg(long, value_name = "DIR")]
     derived: Option<PathBuf>,
+    /// Read hunt changes from this topic (one partition): each a new version of the hunt
+    /// taking effect at its time (see `huntflow hunt-change`).
+    #[arg(long, value_name = "TOPIC")]
+    hunt_topic: Option<String>,
     #[command(flatten)]
     serve: ServeArgs,
 }
@@ -232,9 +240,13 @@ struct GenerateArgs {
     /// Side of the square city the players walk and the zones lie in, metres.
     #[arg(long)]
     extent_m: Option<f64>,
-    /// Generate clean data: no late, duplicate or malformed records.
+    /// Generate clean data: no late, duplicate or malformed records (nor bad change records).
     #[arg(long)]
     clean: bool,
+    /// Hunt change records to write to hunt-changes.jsonl in the events directory (not with
+    /// --for-hunt), effective inside the events' time span.
+    #[arg(long, default_value_t = 0, conflicts_with = "for_hunt")]
+    changes: u32,
 }
 
 fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
@@ -247,6 +259,7 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.progress_bar = std::io::stderr().is_terminal();
     opts.serve = args.serve.options();
     opts.derived = args.derived;
+    opts.hunt_changes = args.hunt_changes;
     let (summary, live) = backfill::run_serving(&opts)?;
     eprintln!("{}", summary.to_json());
     if live.is_some() {
@@ -272,8 +285,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         slice: huntflow::dataflow::facts::DEFAULT_SLICE,
         serve: args.serve.options(),
         derived: args.derived,
+        hunt_topic: args.hunt_topic,
     };
-    huntflow::run::run(&opts)?;
+    huntflow::job::continuous::run(&opts)?;
     Ok(())
 }
 
@@ -305,7 +319,7 @@ fn dump(args: DumpArgs) -> anyhow::Result<()> {
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let for_hunt = match &args.for_hunt {
         Some(path) => Some(std::sync::Arc::new(
-            huntflow::hunt::Hunt::load(path)
+            huntflow::model::hunt::Hunt::load(path)
                 .with_context(|| format!("loading {}", path.display()))?,
         )),
         None => None,
@@ -318,6 +332,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         zones: args.zones,
         rewards: args.rewards,
         partitions: args.partitions,
+        changes: args.changes,
         ..GenerateOptions::default()
     };
     if let Some(v) = args.start_ms {
@@ -388,6 +403,14 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         "wrote {written}: {} lines, {} expected accepted, expected rejects {:?}, bad lines by kind {:?}",
         files.stats.lines, files.stats.accepted, files.stats.rejected, files.stats.bad_kinds
     );
+    if let Some(path) = &files.hunt_changes {
+        eprintln!(
+            "wrote {}: {} change records expected accepted, {} rejected",
+            path.display(),
+            files.stats.hunt_changes_accepted,
+            files.stats.hunt_changes_rejected
+        );
+    }
     Ok(())
 }
 

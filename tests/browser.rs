@@ -244,7 +244,12 @@ fn api_positions(addr: &str, headers: &[(&str, &str)]) -> Vec<String> {
 }
 
 /// The page's texts and counts once it has drawn what the API lists.
-fn check_page(b: &mut Browser, addr: &str, hunt: &huntflow::hunt::Hunt, headers: &[(&str, &str)]) {
+fn check_page(
+    b: &mut Browser,
+    addr: &str,
+    hunt: &huntflow::model::hunt::Hunt,
+    headers: &[(&str, &str)],
+) {
     b.wait_for("document.body.dataset.ready === '1'", 60);
     let text = b
         .eval("document.body.innerText")
@@ -276,7 +281,7 @@ fn the_map_page_draws_the_demo_and_follows_it_live() {
     let mut served = serve_with(&work.path, &[], Some(demo_lines(0, 8000)));
     let addr = served.addr.clone();
     let base = format!("http://{addr}/");
-    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let hunt = huntflow::model::hunt::Hunt::load(&served.hunt).unwrap();
     let before = settled(&addr);
 
     let mut b = Browser::launch();
@@ -398,7 +403,7 @@ fn with_a_token_the_page_asks_for_it_and_then_works() {
         Some(demo_lines(0, 6000)),
     );
     let addr = served.addr.clone();
-    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let hunt = huntflow::model::hunt::Hunt::load(&served.hunt).unwrap();
     settled(&addr);
     let mut b = Browser::launch();
     b.open(&format!("http://{addr}/"));

@@ -185,3 +185,45 @@ fn missing_input_and_bad_arguments_fail() {
         .expect("run");
     assert!(!out.status.success(), "zero workers is refused");
 }
+
+#[test]
+fn a_state_directory_refuses_another_hunt_before_touching_the_broker() {
+    let dir = tmp_dir("hunt-record");
+    let state = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(state.join("hunt")).expect("state dir");
+    // The state directory was built with the hunt as it was before an edit
+    // that inserted a zone.
+    std::fs::write(state.join("hunt/hunt.toml"), HUNT).expect("record");
+    let edited = HUNT.replace(
+        "[[zones]]\nid = \"square\"",
+        "[[zones]]\nid = \"corner\"\npolygon = [[0.0, 0.0], [0.1, 0.0], [0.1, 0.1]]\n\n[[zones]]\nid = \"square\"",
+    );
+    let hunt = write_hunt(&dir, &edited);
+    let started = std::time::Instant::now();
+    // No broker listens on port 1: the refusal comes first.
+    let out = bin()
+        .args(["run", "--brokers", "127.0.0.1:1", "--topic", "events"])
+        .args(["--output", "-", "--hunt"])
+        .arg(&hunt)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains(&state.display().to_string()), "{stderr}");
+    assert!(stderr.contains("hunt.toml line 7"), "{stderr}");
+    assert!(stderr.contains("hunt-change"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing written");
+    let entries: Vec<_> = std::fs::read_dir(&state)
+        .expect("state")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        vec![std::ffi::OsString::from("hunt")],
+        "nothing added to the state"
+    );
+}

@@ -10,9 +10,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use huntflow::backfill::{run, BackfillOptions, Summary};
 use huntflow::generate::{generate, write_case, GenerateOptions};
-use huntflow::hunt::Hunt;
+use huntflow::input::stats::Summary;
+use huntflow::job::backfill::{run, BackfillOptions};
+use huntflow::model::hunt::Hunt;
 
 use common::{assert_same_output, Scratch};
 

@@ -14,9 +14,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use huntflow::backfill::{self, BackfillOptions, Summary};
 use huntflow::generate::{self, GenerateOptions, GenerateStats};
-use huntflow::hunt::Hunt;
+use huntflow::input::stats::Summary;
+use huntflow::job::backfill::{self, BackfillOptions};
+use huntflow::model::hunt::Hunt;
 
 fn manifest_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -34,7 +34,7 @@ struct Expected {
 
 /// The reference model's output for what the server was given.
 fn reference_output(served: &Served) -> common::reference::RefOutput {
-    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let hunt = huntflow::model::hunt::Hunt::load(&served.hunt).unwrap();
     let parts: Vec<Vec<u8>> = served
         .inputs
         .iter()
@@ -211,7 +211,7 @@ fn point_queries_equal_the_reference_state_at_as_of() {
     }
     assert!(busy > 10, "state at the end is too thin to test: {busy}");
 
-    let hunt = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let hunt = huntflow::model::hunt::Hunt::load(&served.hunt).unwrap();
     for r in &hunt.rewards {
         let (_, reward) = json(addr, &format!("/v1/rewards/{}", r.id));
         let got = strings(&reward["eligible"]);

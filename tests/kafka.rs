@@ -1,6 +1,6 @@
-//! The continuous job against a real broker (tansu, see `scripts/broker.sh`):
-//! its output equals a backfill over the same partitions, through SIGKILLs,
-//! a broker outage, and bad input.
+//! The continuous job against Apache Kafka (see `scripts/kafka.sh`): its
+//! output equals a backfill over the same partitions, through SIGKILLs, a
+//! broker outage, and bad input.
 
 mod common;
 mod kafka_harness;
@@ -8,11 +8,11 @@ mod kafka_harness;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use huntflow::kafka::output::Producer;
+use huntflow::kafka::producer::Producer;
 use huntflow::kafka::tools;
 use kafka_harness::{
     check_against_backfill, check_derived_against_backfill, check_files_against_backfill,
-    read_parts, Broker, Job,
+    read_parts, Broker, Job, Topics,
 };
 use rand::{Rng, SeedableRng};
 
@@ -26,85 +26,96 @@ fn demo_files() -> Vec<PathBuf> {
 }
 
 /// The job's topics against a backfill of the dumped input.
-fn compare(broker: &Broker, work: &common::Scratch, hunt: &std::path::Path, written: u64) {
+fn compare(
+    broker: &Broker,
+    t: &Topics,
+    work: &common::Scratch,
+    hunt: &std::path::Path,
+    written: u64,
+) {
     check_against_backfill(
         broker,
         &work.path,
         hunt,
-        "events",
-        "notifications",
-        "rejects",
+        &t.events,
+        &t.notifications,
+        &t.rejects,
         written,
     );
 }
 
-fn job_args<'a>(hunt: &'a str, workers: &'a str) -> Vec<&'a str> {
-    vec![
+fn job_args(t: &Topics, hunt: &str, workers: &str) -> Vec<String> {
+    [
         "--hunt",
         hunt,
         "--topic",
-        "events",
+        &t.events,
         "-w",
         workers,
         "--output",
-        "kafka:notifications",
+        &format!("kafka:{}", t.notifications),
         "--rejects",
-        "kafka:rejects",
+        &format!("kafka:{}", t.rejects),
         "--idle-ms",
         "0",
         "--snapshot-ms",
         "300",
     ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[test]
 fn end_to_end_equals_a_backfill_of_the_dumped_input() {
     let work = common::Scratch::new("kafka-e2e");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("e2e");
+    let broker = Broker::shared();
     let cfg = broker.config();
-    let produced = tools::produce(&cfg, "events", 4, &demo_files(), None, false).unwrap();
+    let produced = tools::produce(&cfg, &t.events, 4, &demo_files(), None, false).unwrap();
     assert_eq!(produced.partitions, 4);
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
-    let mut job = Job::start(&broker, &work.join("state"), &job_args(hunt_s, "2"));
-    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
+    let mut job = Job::start(broker, &work.join("state"), &job_args(&t, hunt_s, "2"));
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
     assert!(written > 3_000_000, "frontier {written}");
-    compare(&broker, &work, &hunt, written);
+    compare(broker, &t, &work, &hunt, written);
 }
 
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let work = common::Scratch::new("kafka-crash");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("crash");
+    let broker = Broker::shared();
     let cfg = broker.config();
     huntflow::kafka::admin::Admin::new(&cfg)
         .unwrap()
-        .ensure_topic("events", 4)
+        .ensure_topic(&t.events, 4)
         .unwrap();
     // Input keeps arriving while the job is killed and restarted.
     let feeder = {
         let cfg = cfg.clone();
+        let events = t.events.clone();
         std::thread::spawn(move || {
-            tools::produce(&cfg, "events", 4, &demo_files(), Some(12_000.0), false).unwrap()
+            tools::produce(&cfg, &events, 4, &demo_files(), Some(12_000.0), false).unwrap()
         })
     };
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
     let state = work.join("state");
     let derived = work.join("derived");
-    let mut args = job_args(hunt_s, "2");
-    args.extend(["--derived", derived.to_str().unwrap()]);
+    let mut args = job_args(&t, hunt_s, "2");
+    args.extend(["--derived".into(), derived.to_str().unwrap().into()]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..6 {
-        let mut job = Job::start(&broker, &state, &args);
+        let mut job = Job::start(broker, &state, &args);
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
         job.assert_running();
         job.kill9();
     }
     feeder.join().unwrap();
-    let mut job = Job::start(&broker, &state, &args);
-    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(180));
-    compare(&broker, &work, &hunt, written);
+    let mut job = Job::start(broker, &state, &args);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
+    compare(broker, &t, &work, &hunt, written);
     check_derived_against_backfill(&work.path, &derived, written);
 }
 
@@ -137,34 +148,37 @@ fn demo_halves(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
 #[test]
 fn a_broker_outage_is_survived_without_a_restart() {
     let work = common::Scratch::new("kafka-outage");
-    let broker = Broker::start(&work.path, true);
+    let t = Topics::new("outage");
+    let broker = Broker::private(&work.path);
     let cfg = broker.config();
     let (first, second) = demo_halves(&work.path);
-    tools::produce(&cfg, "events", 4, &first, None, false).unwrap();
+    tools::produce(&cfg, &t.events, 4, &first, None, false).unwrap();
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();
-    let mut job = Job::start(&broker, &work.join("state"), &job_args(hunt_s, "2"));
-    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(&broker, &work.join("state"), &job_args(&t, hunt_s, "2"));
+    job.wait_caught_up(&broker, &t.events, Duration::from_secs(120));
     // Down while the job polls, snapshots and flushes; it must ride it out.
     broker.down();
     std::thread::sleep(Duration::from_secs(5));
     job.assert_running();
     broker.up();
-    tools::produce(&cfg, "events", 4, &second, None, false).unwrap();
-    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(240));
+    tools::produce(&cfg, &t.events, 4, &second, None, false).unwrap();
+    let written = job.wait_caught_up(&broker, &t.events, Duration::from_secs(240));
     assert!(written > 3_000_000, "frontier {written}");
     job.assert_running();
-    compare(&broker, &work, &hunt, written);
+    compare(&broker, &t, &work, &hunt, written);
 }
 
 #[test]
 fn bad_messages_land_in_the_rejects_topic_with_their_offsets() {
     let work = common::Scratch::new("kafka-bad");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("bad");
+    let (raw, raw_out, raw_rejects) = (t.name("raw"), t.name("raw-out"), t.name("raw-rejects"));
+    let broker = Broker::shared();
     let cfg = broker.config();
     huntflow::kafka::admin::Admin::new(&cfg)
         .unwrap()
-        .ensure_topic("raw", 1)
+        .ensure_topic(&raw, 1)
         .unwrap();
     let good =
         br#"{"id":"g1","type":"position","player":"p1","ts":1000,"lat":48.853,"lon":2.3499}"#;
@@ -178,34 +192,34 @@ fn bad_messages_land_in_the_rejects_topic_with_their_offsets() {
     ];
     let producer = Producer::new(&cfg).unwrap();
     for m in &messages {
-        producer.send("raw", 0, None, m).unwrap();
+        producer.send(&raw, 0, None, m).unwrap();
     }
     producer.flush().unwrap();
 
     let hunt = demo_hunt();
     let mut job = Job::start(
-        &broker,
+        broker,
         &work.join("state"),
         &[
             "--hunt",
             hunt.to_str().unwrap(),
             "--topic",
-            "raw",
+            &raw,
             "--output",
-            "kafka:raw-out",
+            &format!("kafka:{raw_out}"),
             "--rejects",
-            "kafka:raw-rejects",
+            &format!("kafka:{raw_rejects}"),
             "--idle-ms",
             "0",
             "--snapshot-ms",
             "200",
         ],
     );
-    job.wait_caught_up(&broker, "raw", Duration::from_secs(60));
+    job.wait_caught_up(broker, &raw, Duration::from_secs(60));
     let status = job.status().unwrap();
     assert_eq!(status["read"], 6);
     assert_eq!(status["accepted"], 2);
-    tools::dump(&cfg, "raw-rejects", &work.join("rej")).unwrap();
+    tools::dump(&cfg, &raw_rejects, &work.join("rej")).unwrap();
     let rejects: Vec<serde_json::Value> = read_parts(&work.join("rej"))
         .concat()
         .iter()
@@ -225,7 +239,7 @@ fn bad_messages_land_in_the_rejects_topic_with_their_offsets() {
         ]
     );
     for r in &rejects {
-        assert_eq!(r["topic"], "raw");
+        assert_eq!(r["topic"], raw.as_str());
         assert_eq!(r["partition"], 0);
         let offset = r["offset"].as_u64().unwrap() as usize;
         let raw: Vec<u8> = match r["raw_base64"].as_str() {
@@ -244,16 +258,17 @@ fn bad_messages_land_in_the_rejects_topic_with_their_offsets() {
 #[test]
 fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written() {
     let work = common::Scratch::new("kafka-idle");
-    let broker = Broker::start(&work.path, false);
+    let quiet = Topics::new("idle").name("quiet");
+    let broker = Broker::shared();
     let cfg = broker.config();
     huntflow::kafka::admin::Admin::new(&cfg)
         .unwrap()
-        .ensure_topic("quiet", 1)
+        .ensure_topic(&quiet, 1)
         .unwrap();
     let producer = Producer::new(&cfg).unwrap();
     let event =
         br#"{"id":"e1","type":"position","player":"p1","ts":1000,"lat":48.853,"lon":2.3499}"#;
-    producer.send("quiet", 0, Some(b"p1"), event).unwrap();
+    producer.send(&quiet, 0, Some(b"p1"), event).unwrap();
     producer.flush().unwrap();
 
     let hunt = demo_hunt();
@@ -262,7 +277,7 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
         "--hunt",
         hunt.to_str().unwrap(),
         "--topic",
-        "quiet",
+        &quiet,
         "--output",
         out.to_str().unwrap(),
         "--idle-ms",
@@ -280,7 +295,7 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
     };
     // Without new events the lateness window (5 s) would hold time 1000
     // back forever; the idle advance lets it complete.
-    let mut job = Job::start(&broker, &work.join("state"), &args);
+    let mut job = Job::start(broker, &work.join("state"), &args);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while enters().is_empty() {
         job.assert_running();
@@ -302,7 +317,7 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
     assert_eq!(first["partition"], 0);
     assert_eq!(first["next"], 1);
     assert!(first["m"].as_u64().unwrap() > 1000);
-    let mut job = Job::start(&broker, &work.join("state"), &args);
+    let mut job = Job::start(broker, &work.join("state"), &args);
     std::thread::sleep(Duration::from_secs(3));
     job.assert_running();
     assert_eq!(enters().len(), 1, "written once across the restart");
@@ -313,20 +328,21 @@ fn an_idle_partition_advances_by_wall_clock_and_a_restart_keeps_what_was_written
 #[test]
 fn derived_files_are_refused_on_a_state_without_them() {
     let work = common::Scratch::new("kafka-derived-late");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("derived-late");
+    let broker = Broker::shared();
     let cfg = broker.config();
-    tools::produce(&cfg, "events", 2, &demo_files(), None, false).unwrap();
+    tools::produce(&cfg, &t.events, 2, &demo_files(), None, false).unwrap();
     let hunt = demo_hunt();
-    let args = job_args(hunt.to_str().unwrap(), "1");
+    let args = job_args(&t, hunt.to_str().unwrap(), "1");
     let state = work.join("state");
-    let mut job = Job::start(&broker, &state, &args);
-    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(broker, &state, &args);
+    job.wait_caught_up(broker, &t.events, Duration::from_secs(120));
     job.kill9();
 
     let derived = work.join("derived");
     let mut late = args.clone();
-    late.extend(["--derived", derived.to_str().unwrap()]);
-    let mut job = Job::start(&broker, &state, &late);
+    late.extend(["--derived".into(), derived.to_str().unwrap().into()]);
+    let mut job = Job::start(broker, &state, &late);
     let (ok, log) = job.wait_exit(Duration::from_secs(60));
     assert!(!ok, "the job started:\n{log}");
     assert!(
@@ -359,16 +375,17 @@ fn served_addr(job: &Job) -> String {
 #[test]
 fn the_api_of_a_restarted_job_answers_as_before_the_crash() {
     let work = common::Scratch::new("kafka-serve");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("serve");
+    let broker = Broker::shared();
     let cfg = broker.config();
-    tools::produce(&cfg, "events", 2, &demo_files(), None, false).unwrap();
+    tools::produce(&cfg, &t.events, 2, &demo_files(), None, false).unwrap();
     let hunt = demo_hunt();
-    let mut args = job_args(hunt.to_str().unwrap(), "2");
-    args.extend(["--serve", "127.0.0.1:0"]);
+    let mut args = job_args(&t, hunt.to_str().unwrap(), "2");
+    args.extend(["--serve".into(), "127.0.0.1:0".into()]);
     let state = work.join("state");
 
-    let mut job = Job::start(&broker, &state, &args);
-    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(broker, &state, &args);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(120));
     let addr = served_addr(&job);
     let (status, before) = common::http::json(&addr, "/v1/zones");
     assert_eq!(status, 200);
@@ -377,8 +394,8 @@ fn the_api_of_a_restarted_job_answers_as_before_the_crash() {
     job.kill9();
     std::fs::remove_file(state.join("job.log")).unwrap();
 
-    let mut job = Job::start(&broker, &state, &args);
-    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(broker, &state, &args);
+    job.wait_caught_up(broker, &t.events, Duration::from_secs(120));
     let addr = served_addr(&job);
     // Rebuilt from the snapshot and the input since: the same answers.
     assert_eq!(common::http::json(&addr, "/v1/zones").1, before);
@@ -398,10 +415,11 @@ fn the_api_of_a_restarted_job_answers_as_before_the_crash() {
 #[test]
 fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     let work = common::Scratch::new("kafka-crash2");
-    let broker = Broker::start(&work.path, false);
+    let t = Topics::new("crash2");
+    let broker = Broker::shared();
     let cfg = broker.config();
     let (first, second) = demo_halves(&work.path);
-    tools::produce(&cfg, "events", 4, &first, None, false).unwrap();
+    tools::produce(&cfg, &t.events, 4, &first, None, false).unwrap();
     let hunt = demo_hunt();
     let (out, rejects) = (work.join("out.jsonl"), work.join("rejects.jsonl"));
     let derived = work.join("derived");
@@ -411,7 +429,7 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
             "--hunt",
             hunt.to_str().unwrap(),
             "--topic",
-            "events",
+            &t.events,
             "-w",
             "2",
             "--output",
@@ -428,22 +446,22 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     };
 
     // A snapshot at the end of the first half.
-    let mut job = Job::start(&broker, &state, &args("300"));
-    job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(broker, &state, &args("300"));
+    job.wait_caught_up(broker, &t.events, Duration::from_secs(120));
     job.kill9();
     let before = job.snapshots();
 
     // The second half written with no snapshot after it.
-    tools::produce(&cfg, "events", 4, &second, None, false).unwrap();
-    let mut job = Job::start(&broker, &state, &args("3600000"));
-    job.wait_written(&broker, "events", Duration::from_secs(120));
+    tools::produce(&cfg, &t.events, 4, &second, None, false).unwrap();
+    let mut job = Job::start(broker, &state, &args("3600000"));
+    job.wait_written(broker, &t.events, Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(1));
     job.kill9();
     assert_eq!(job.snapshots(), before, "a snapshot after the first half");
 
     // Restarted from the first snapshot, it snapshots as soon as it may,
     // and is killed right after its first snapshot.
-    let mut job = Job::start(&broker, &state, &args("1"));
+    let mut job = Job::start(broker, &state, &args("1"));
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while job.snapshots().last() == before.last() {
         job.assert_running();
@@ -452,10 +470,10 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     }
     job.kill9();
 
-    let mut job = Job::start(&broker, &state, &args("300"));
-    let written = job.wait_caught_up(&broker, "events", Duration::from_secs(120));
+    let mut job = Job::start(broker, &state, &args("300"));
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(120));
     check_files_against_backfill(
-        &broker, &work.path, &hunt, "events", &out, &rejects, written,
+        broker, &work.path, &hunt, &t.events, &out, &rejects, written,
     );
     check_derived_against_backfill(&work.path, &derived, written);
 }

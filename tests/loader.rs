@@ -1,6 +1,6 @@
-//! Tests of the hunt loader: every validation of SPEC §4 fails with a one-line message
+//! Tests of the hunt loader: every validation of docs/spec.md §4 fails with a one-line message
 //! naming the file and the item, valid hunts load with zones merged, sorted and interned,
-//! zone membership follows SPEC §5, and the demo hunt loads.
+//! zone membership follows docs/spec.md §5, and the demo hunt loads.
 
 #[path = "loader/fields.rs"]
 mod fields;
@@ -9,7 +9,7 @@ mod items;
 #[path = "loader/valid.rs"]
 mod valid;
 
-use huntflow::hunt::Hunt;
+use huntflow::model::hunt::Hunt;
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -259,7 +259,7 @@ fn the_hunt_in_effect_with_zones_as_geojson() {
         .iter()
         .map(|z| (z["id"].as_str().unwrap(), z))
         .collect();
-    let loaded = huntflow::hunt::Hunt::load(&served.hunt).unwrap();
+    let loaded = huntflow::model::hunt::Hunt::load(&served.hunt).unwrap();
     assert_eq!(zones.len(), loaded.zones.len());
     let fountain = zones["fountain"];
     assert_eq!(fountain["geometry"]["type"], "Point");

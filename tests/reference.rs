@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use common::reference::{reference, RefOutput};
 use common::{
-    act, assert_same_output, case, check, header, pos, rejected_map, run_engine, sensor,
-    write_inputs, Case, Scratch, ZONES,
+    act, assert_same_output, case, case_options, check, header, pos, rejected_map, run_engine,
+    sensor, write_inputs, Case, Scratch, ZONES,
 };
 
 fn enter_then_ttl_exit() -> Case {
@@ -374,45 +374,16 @@ fn engine_matches_hand_computed_results() {
     }
 }
 
-/// Options for one small generated case; everything that can go wrong does, often.
-fn case_options(seed: u64) -> huntflow::generate::GenerateOptions {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_cafe);
-    let lateness = rng.random_range(500..=3_000);
-    huntflow::generate::GenerateOptions {
-        seed,
-        events: rng.random_range(300..=1500),
-        players: rng.random_range(5..=30),
-        zones: 8,
-        rewards: 6,
-        clues: 4,
-        sensors: 3,
-        partitions: rng.random_range(1..=3),
-        rate_per_s: rng.random_range(5.0..200.0),
-        disorder_ms: lateness * 3 / 4,
-        late_rate: 0.02,
-        duplicate_rate: 0.03,
-        malformed_rate: 0.03,
-        equal_ts_rate: 0.08,
-        short_ttl_rate: 0.2,
-        max_lateness_ms: lateness,
-        position_ttl_ms: rng.random_range(2_000..=20_000),
-        sensor_ttl_ms: rng.random_range(1_000..=10_000),
-        extent_m: 400.0,
-        ..Default::default()
-    }
-}
-
 /// Generates case `seed`, runs the reference model and the engine at 1, 2 and 4
 /// workers, and requires identical notifications and summaries.
 fn compare_with_engine(seed: u64) -> RefOutput {
-    let opts = case_options(seed);
+    let opts = case_options(seed, 0);
     let case = huntflow::generate::generate(&opts);
     let dir = Scratch::new(&format!("seed{seed}"));
     let (hunt_path, inputs) =
         huntflow::generate::write_case(&case, &dir.join("hunt"), &dir.join("events"))
             .expect("write case");
-    let hunt = huntflow::hunt::Hunt::load(&hunt_path).expect("generated hunt loads");
+    let hunt = huntflow::model::hunt::Hunt::load(&hunt_path).expect("generated hunt loads");
     let model = reference(&hunt, &case.partitions);
     let rejected: u64 = model.rejected.values().sum();
     assert_eq!(
@@ -485,8 +456,8 @@ fn engine_matches_reference_on_generated_cases() {
 }
 
 /// Two partitions deliver different events with the same (ts, id) for one player.
-/// SPEC §5 does not say which is "the greatest"; whatever the engine picks must not
-/// depend on the number of workers (SPEC §7).
+/// docs/spec.md §5 does not say which is "the greatest"; whatever the engine picks must not
+/// depend on the number of workers (docs/spec.md §7).
 #[test]
 fn engine_tie_across_partitions_is_deterministic() {
     let toml = header(1000, 1000, 1000)

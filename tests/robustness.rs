@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use huntflow::backfill::{self, BackfillOptions};
+use huntflow::job::backfill::{self, BackfillOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -4,10 +4,10 @@
 //! timely and differential dataflow.
 //!
 //! It reuses the engine's record decoding and validation
-//! (`huntflow::event::parse`, `Parsed::into_event`), the per-partition
-//! lateness and duplicate rules (`huntflow::source::Admission`), the hunt and
+//! (`huntflow::model::event::parse`, `Parsed::into_event`), the per-partition
+//! lateness and duplicate rules (`huntflow::input::admission::Admission`), the hunt and
 //! its zone index, and the notification record format
-//! (`huntflow::sink::format_notification`). Everything else is its own:
+//! (`huntflow::output::format::format_notification`). Everything else is its own:
 //! partitions are read round-robin in chunks, each keeping its frontier
 //! `max(0, M - L)`; accepted events wait by time until every open partition's
 //! frontier has passed it; complete times are processed in order by
@@ -23,12 +23,13 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 
-use huntflow::backfill::Summary;
-use huntflow::event::{self, Reason};
-use huntflow::hunt::Hunt;
-use huntflow::sink::format_notification;
-use huntflow::source::Admission;
+use huntflow::input::admission::Admission;
+use huntflow::input::stats::Summary;
+use huntflow::model::event::{self, Reason};
+use huntflow::model::hunt::Hunt;
+use huntflow::output::format::format_notification;
 
+use player::resolve;
 use state::World;
 
 /// Lines read from one partition before moving to the next.
@@ -59,6 +60,7 @@ impl Counts {
             .map(|r| (r.as_str(), self.rejected[r.index()]))
             .collect();
         Summary {
+            hunt_changes: None,
             read: self.read,
             accepted: self.accepted,
             rejected,
@@ -93,7 +95,7 @@ fn read_chunk(
         match checked {
             Ok(parsed) => {
                 counts.accepted += 1;
-                if let Some(event) = parsed.into_event(hunt) {
+                if let Some(event) = parsed.into_event().and_then(|e| resolve(e, hunt)) {
                     world.push(event);
                 }
             }
@@ -137,7 +139,7 @@ pub fn run(hunt: &Hunt, inputs: &[PathBuf], out: &mut dyn Write) -> io::Result<S
             .min();
         world.advance(frontier, |t, notes| {
             for n in notes {
-                format_notification(&mut text, hunt, t, n);
+                format_notification(&mut text, t, n);
             }
             if text.len() >= OUT_BLOCK && failed.is_none() {
                 failed = out.write_all(&text).err();

@@ -1,12 +1,80 @@
 //! One player's facts in the COST baseline: the current position, the latest
 //! reading per sensor, the live solves and the claims, with the latest-wins
-//! and expiry rules of SPEC §5, and what was last derived from them
+//! and expiry rules of docs/spec.md §5, and what was last derived from them
 //! (presence, rewards met, eligibility).
 
 use std::cmp::Ordering;
 
-use huntflow::event::{Event, Fact, Id};
-use huntflow::hunt::Hunt;
+use huntflow::model::event::{self, Id};
+use huntflow::model::hunt::Hunt;
+
+/// An accepted event with the hunt's items resolved to their numbers and
+/// its expiry set (the baseline runs one hunt, in effect throughout).
+pub struct Event {
+    pub ts: u64,
+    pub player: Id,
+    pub fact: Fact,
+}
+
+pub enum Fact {
+    Position {
+        id: Id,
+        lat: f64,
+        lon: f64,
+        expires: u64,
+    },
+    Reading {
+        id: Id,
+        sensor: u32,
+        value: f64,
+        expires: u64,
+    },
+    Solve {
+        clue: u32,
+        expires: Option<u64>,
+    },
+    Claim {
+        reward: u32,
+    },
+}
+
+/// `e` under `hunt`, or `None` when it names a clue, reward or sensor the
+/// hunt does not know (no effect).
+pub fn resolve(e: event::Event, hunt: &Hunt) -> Option<Event> {
+    let ts = e.ts;
+    let expires = |ttl: Option<u64>, default: u64| ts.saturating_add(ttl.unwrap_or(default));
+    let fact = match e.fact {
+        event::Fact::Position { id, lat, lon, ttl } => Fact::Position {
+            id,
+            lat,
+            lon,
+            expires: expires(ttl, hunt.position_ttl_ms),
+        },
+        event::Fact::Reading {
+            id,
+            sensor,
+            value,
+            ttl,
+        } => Fact::Reading {
+            id,
+            sensor: hunt.sensor_number(&sensor)?,
+            value,
+            expires: expires(ttl, hunt.sensor_ttl_ms),
+        },
+        event::Fact::Solve { clue, ttl } => Fact::Solve {
+            clue: hunt.clue_number(&clue)?,
+            expires: ttl.map(|t| ts.saturating_add(t)),
+        },
+        event::Fact::Claim { reward } => Fact::Claim {
+            reward: hunt.reward_number(&reward)?,
+        },
+    };
+    Some(Event {
+        ts,
+        player: e.player,
+        fact,
+    })
+}
 
 /// When and what a position or reading was: the latest one wins.
 pub struct Stamp {

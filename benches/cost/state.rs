@@ -1,10 +1,10 @@
-//! The COST baseline's derived state (SPEC §5) at the latest processed time:
+//! The COST baseline's derived state (docs/spec.md §5) at the latest processed time:
 //! per player the current position and its zones, the latest reading per
 //! sensor, the live solves, the claims, the rewards whose conditions hold and
 //! the rewards it is eligible for; per zone the occupancy; the expiry timers
 //! and the reward window boundaries still ahead. [`World::advance`] processes
 //! every complete time in order and hands out each time's notifications in
-//! SPEC §6 order.
+//! docs/spec.md §6 order.
 //!
 //! Plain hash maps and a time-ordered loop: no dataflow. Superseded positions
 //! and readings are dropped, expired solves are removed, and a player with
@@ -15,12 +15,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
 
-use huntflow::event::{Event, Id};
-use huntflow::hunt::Hunt;
-use huntflow::sink::{Notification, PlayerKind};
+use huntflow::model::event::Id;
+use huntflow::model::hunt::Hunt;
+use huntflow::output::order::{Notification, PlayerKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::player::Player;
+use super::player::{Event, Player};
 
 /// Calls `f(item, true)` for items only in `new`, `f(item, false)` for items
 /// only in `old` (both sorted).
@@ -68,11 +68,16 @@ struct Effects<'h> {
 
 impl Effects<'_> {
     fn note(&mut self, player: &Id, priority: u8, kind: PlayerKind, item: u32) {
+        let item = if kind.is_zone() {
+            &self.hunt.zones[item as usize].id
+        } else {
+            &self.hunt.rewards[item as usize].id
+        };
         self.out.push(Notification::Player {
             rank_priority: Reverse(priority),
             player: player.clone(),
             kind,
-            item,
+            item: item.as_str().into(),
         });
     }
 
@@ -280,7 +285,7 @@ impl<'h> World<'h> {
 
     /// Processes time `t`: expiries due, the events at `t` (at the front of
     /// `ready`, sorted by player), window boundaries at `t`; leaves `t`'s
-    /// notifications, in SPEC §6 order, in `fx.out`.
+    /// notifications, in docs/spec.md §6 order, in `fx.out`.
     fn process(&mut self, t: u64, ready: &mut Peekable<impl Iterator<Item = Event>>) {
         self.fx.out.clear();
         self.fx.occupancy_before.clear();
@@ -345,7 +350,7 @@ impl<'h> World<'h> {
                     rank_priority: Reverse(reward.priority),
                     player: id.clone(),
                     kind,
-                    item: r,
+                    item: reward.id.as_str().into(),
                 });
             }
         }
@@ -354,10 +359,10 @@ impl<'h> World<'h> {
         for (&z, &before) in &fx.occupancy_before {
             let count = fx.occupancy[z as usize];
             if count != before {
-                fx.out.push(Notification::Occupancy { zone: z, count });
+                let zone = fx.hunt.zones[z as usize].id.as_str().into();
+                fx.out.push(Notification::Occupancy { zone, count });
             }
         }
-        // Zones and rewards are numbered in id order, so numbers order as ids do.
         fx.out.sort_unstable();
     }
 }

@@ -1,122 +1,144 @@
-//! Reward eligibility: eligible(p, r) holds when every condition reward `r`
-//! sets holds for player `p` — presence in its zone, each required clue
-//! solved, its sensor reading in range, its active window open — and `p` has
-//! not claimed `r`.
+//! Reward eligibility (docs/spec.md §5, §9): eligible(p, r) holds when the
+//! player conditions of reward `r` hold for player `p` and `p` has not
+//! claimed `r` — the facts operator emits those pairs as `met(p, r)`, under
+//! the version in effect — and `r` is active: its version is in effect and
+//! its window open.
 //!
-//! Each player condition yields the pairs `(p, r)` for which it holds; the
-//! pairs are counted and kept where the count equals the reward's number of
-//! conditions. Windows are a collection `active(r)`, inserted at `from` and
-//! retracted at `until`; claims are subtracted with an antijoin.
+//! `active(r)` is a collection of its own, maintained from the versions as
+//! they arrive: each version adds the intervals on which its rewards are
+//! active (`[max(from, T_k), min(until, T_k+1))`) as updates at future
+//! times, and a version arriving later cuts its predecessor's intervals at
+//! its effective time. Eligibility is `met` semijoined with `active`, so a
+//! window opening flips every waiting player at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
-use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::VecCollection;
-use timely::dataflow::operators::ToStream;
-use timely::dataflow::Scope;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
 
-use crate::event::Id;
-use crate::hunt::Hunt;
+use crate::model::event::Id;
+use crate::model::versions::{activity, Notice, SharedVersions, Version};
 
 /// `(player, number)` pairs.
 pub type Pairs<'scope> = VecCollection<'scope, u64, (Id, u32), isize>;
 
-/// The per-player inputs of eligibility, each a set of `(player, number)`.
-pub struct Inputs<'scope> {
-    /// presence(p, z)
-    pub presence: Pairs<'scope>,
-    /// solved(p, c)
-    pub solved: Pairs<'scope>,
-    /// The sensor condition of reward r holds for p: (p, r)
-    pub sensor_ok: Pairs<'scope>,
-    /// claimed(p, r)
-    pub claimed: Pairs<'scope>,
+/// Builds eligible(p, r) from met(p, r) and the versions: the start state
+/// of `versions` and the [`Notice`]s of versions taking effect later
+/// (every worker receives every notice; worker 0 maintains `active`).
+pub fn build<'scope>(
+    met: Pairs<'scope>,
+    notices: Stream<'scope, u64, Vec<Notice>>,
+    versions: SharedVersions,
+) -> Pairs<'scope> {
+    let active = active(notices, versions);
+    met.map(|(p, r)| (r, p))
+        .semijoin(active)
+        .map(|(r, p)| (p, r))
 }
 
-/// Builds eligible(p, r).
-pub fn build<'scope>(
-    scope: Scope<'scope, u64>,
-    inputs: Inputs<'scope>,
-    hunt: Arc<Hunt>,
-) -> Pairs<'scope> {
-    let mut zone_rewards: Vec<Vec<u32>> = vec![Vec::new(); hunt.zones.len()];
-    let mut clue_rewards: Vec<Vec<u32>> = vec![Vec::new(); hunt.clues.len()];
-    for (r, reward) in hunt.rewards.iter().enumerate() {
-        if let Some(z) = reward.zone {
-            zone_rewards[z as usize].push(r as u32);
+/// The versions one worker has received, and the activity it emitted.
+struct Activity {
+    versions: SharedVersions,
+    /// By effective time: the version in effect from then.
+    known: BTreeMap<u64, Arc<Version>>,
+    emitted: BTreeMap<(u32, u64), i64>,
+}
+
+impl Activity {
+    /// Notes the version of `notice`; false when it changes nothing.
+    fn learn(&mut self, notice: &Notice) -> bool {
+        let registry = self.versions.read().expect("versions lock");
+        let Some(v) = registry.get(notice.seq).or_else(|| {
+            let v = registry.at(notice.effective);
+            (v.seq == notice.seq).then_some(v)
+        }) else {
+            // Superseded by a later version of the same time.
+            return false;
+        };
+        if self.known.get(&v.effective).is_some_and(|k| k.seq >= v.seq) {
+            return false;
         }
-        for &c in &reward.requires {
-            clue_rewards[c as usize].push(r as u32);
-        }
+        self.known.insert(v.effective, v.clone());
+        true
     }
-    let required: Vec<isize> = hunt
-        .rewards
-        .iter()
-        .map(|r| r.requires.len() as isize)
-        .collect();
-    // All of a reward's clues together make one condition of `met` below.
-    let conditions: Vec<isize> = hunt
-        .rewards
-        .iter()
-        .map(|r| {
-            isize::from(r.zone.is_some())
-                + isize::from(!r.requires.is_empty())
-                + isize::from(r.sensor.is_some())
-        })
-        .collect();
-    let windowed: Vec<bool> = hunt.rewards.iter().map(|r| r.active.is_some()).collect();
 
-    let in_zone = inputs.presence.flat_map(move |(p, z)| {
-        zone_rewards[z as usize]
-            .iter()
-            .map(|&r| (p.clone(), r))
-            .collect::<Vec<_>>()
-    });
-    let all_solved = inputs
-        .solved
-        .flat_map(move |(p, c)| {
-            clue_rewards[c as usize]
-                .iter()
-                .map(|&r| (p.clone(), r))
-                .collect::<Vec<_>>()
-        })
-        .count_total()
-        .filter(move |((_, r), n)| *n == required[*r as usize])
-        .map(|(pair, _)| pair);
-    let met = in_zone
-        .concat(all_solved)
-        .concat(inputs.sensor_ok)
-        .count_total()
-        .filter(move |((_, r), n)| *n == conditions[*r as usize])
-        .map(|(pair, _)| pair);
-
-    // Windows: active(r) on [from, until), fixed by the hunt.
-    // Introduced once, on worker 0, as updates at future times.
-    let mut windows: Vec<(u32, u64, isize)> = Vec::new();
-    if scope.index() == 0 {
-        for (r, reward) in hunt.rewards.iter().enumerate() {
-            if let Some(w) = &reward.active {
-                windows.push((r as u32, w.from.unwrap_or(0), 1));
-                if let Some(until) = w.until {
-                    windows.push((r as u32, until, -1));
-                }
+    /// The updates that bring what was emitted to the activity of the
+    /// versions known now.
+    fn updates(&mut self) -> Vec<(u32, u64, isize)> {
+        let now = activity(self.known.values());
+        let mut out = Vec::new();
+        for (&(r, t), &d) in &now {
+            let before = self.emitted.get(&(r, t)).copied().unwrap_or(0);
+            if d != before {
+                out.push((r, t, (d - before) as isize));
             }
         }
+        for (&(r, t), &d) in &self.emitted {
+            if !now.contains_key(&(r, t)) {
+                out.push((r, t, -d as isize));
+            }
+        }
+        self.emitted = now;
+        out
     }
-    let active = windows.to_stream(scope).as_collection();
-    let gated = {
-        let windowed = windowed.clone();
-        met.clone()
-            .filter(move |(_, r)| windowed[*r as usize])
-            .map(|(p, r)| (r, p))
-            .semijoin(active)
-            .map(|(r, p)| (p, r))
-    };
-    let open = met.filter(move |(_, r)| !windowed[*r as usize]);
+}
 
-    open.concat(gated)
-        .map(|pair| (pair, ()))
-        .antijoin(inputs.claimed)
-        .map(|(pair, ())| pair)
+/// active(r), maintained on worker 0.
+fn active<'scope>(
+    notices: Stream<'scope, u64, Vec<Notice>>,
+    versions: SharedVersions,
+) -> VecCollection<'scope, u64, u32, isize> {
+    let worker = notices.scope().index();
+    let stream = notices.unary_frontier(Pipeline, "Active", move |initial, _info| {
+        let known: BTreeMap<u64, Arc<Version>> = {
+            let registry = versions.read().expect("versions lock");
+            registry.all().map(|v| (v.effective, v.clone())).collect()
+        };
+        let mut activity = Activity {
+            versions,
+            known,
+            emitted: BTreeMap::new(),
+        };
+        let mut first = (worker == 0).then_some(initial);
+        move |(input, _frontier), output| {
+            let mut caps: Vec<Capability<u64>> = Vec::new();
+            let mut changed = false;
+            input.for_each(|cap, data| {
+                for notice in data.drain(..) {
+                    changed |= activity.learn(&notice);
+                }
+                if let Some(&t) = cap.least() {
+                    caps.push(cap.delayed(&t, 0));
+                }
+            });
+            if worker != 0 {
+                return;
+            }
+            // The start state goes out once, with the initial capability.
+            if let Some(cap) = first.take() {
+                caps.push(cap);
+                changed = true;
+            }
+            if !changed {
+                return;
+            }
+            let Some(cap) = caps.iter().min_by_key(|c| *c.time()) else {
+                return;
+            };
+            let mut updates: Vec<(u32, u64, isize)> = activity.updates();
+            if updates.is_empty() {
+                return;
+            }
+            updates.sort_unstable_by_key(|&(_, t, _)| t);
+            for (r, t, d) in updates {
+                output.session(&cap.delayed(&t)).give((r, t, d));
+            }
+        }
+    });
+    stream.as_collection()
 }

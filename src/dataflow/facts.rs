@@ -1,5 +1,6 @@
 //! Per-player facts: the latest-with-TTL state of each player, turned into the
-//! exact changes of the facts the rest of the dataflow combines.
+//! exact changes of the facts the rest of the dataflow combines: presence
+//! in a zone, and rewards whose player conditions hold (docs/spec.md §5).
 //!
 //! Events are exchanged by player. The operator buffers them by event time and
 //! processes each time once it is complete (the input frontier has passed it),
@@ -8,42 +9,45 @@
 //! the difference with what it emitted before, so the output is already
 //! consolidated: a player moving inside the same zones produces nothing.
 //!
+//! Hunt versions (docs/spec.md §9) reach every worker as [`Notice`]s at their
+//! effective time. Events are interpreted by the version in effect at their
+//! time; when a version takes effect at `T`, every player with live state is
+//! settled again at `T` under it, which emits exactly the changes the new
+//! version makes.
+//!
 //! State per player is O(1) in the number of events: the current position, the
-//! latest reading per hunt sensor, the live solves per hunt clue and the claims,
+//! latest reading per sensor, the live solves per clue and the claims,
 //! plus the facts last emitted. Superseded positions and readings are dropped,
 //! and a player with nothing live is forgotten.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use differential_dataflow::collection::AsCollection;
-use differential_dataflow::VecCollection;
 use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use super::player::{sensor_rewards, PlayerState, SensorRewards};
-use super::players::Players;
-use crate::event::{Event, Id};
-use crate::hunt::Hunt;
+use super::player_state::{Interpreted, PlayerState, SavedState};
+use super::player_store::PlayerStore;
+use crate::model::event::{Event, Id};
+use crate::model::versions::{Notice, SharedVersions, Version};
 
-/// The kinds of per-player fact the operator maintains, each with a number:
-/// a zone (presence), a reward (its sensor condition holds), a clue (solved)
-/// or a reward (claimed).
+/// The kinds of per-player fact the operator maintains, each with a
+/// dictionary number: presence in a zone, or a reward whose player
+/// conditions (zone, clues, sensor) hold and which the player has not
+/// claimed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FactKind {
     Presence,
-    SensorOk,
-    Solved,
-    Claimed,
+    Met,
 }
 
 /// One per-player fact: `(kind, player, number)`.
@@ -58,9 +62,12 @@ pub fn player_hash(player: &str) -> u64 {
 
 /// The per-worker state of the facts operator.
 struct Facts {
-    hunt: Arc<Hunt>,
-    conditions: SensorRewards,
-    players: Arc<Players>,
+    versions: SharedVersions,
+    /// The version in effect at the time being processed.
+    current: Arc<Version>,
+    /// Effective times of versions received and not yet reached.
+    boundaries: BTreeSet<u64>,
+    players: Arc<PlayerStore>,
     /// Events whose time is not complete yet, in arrival order.
     pending: Vec<Event>,
     /// Events whose time is complete, sorted by time and player, waiting for
@@ -69,7 +76,14 @@ struct Facts {
     /// The least `ts` in `pending`.
     pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
-    scratch: Vec<(FactKind, u32)>,
+    scratch: Scratch,
+}
+
+/// Buffers reused by every settle.
+#[derive(Default)]
+struct Scratch {
+    facts: Vec<(FactKind, u32)>,
+    zones: Vec<u32>,
 }
 
 impl Facts {
@@ -78,17 +92,42 @@ impl Facts {
         self.pending.push(event);
     }
 
-    /// The least time with work left: a pending event or a timer.
+    /// A version that takes effect at `t` (received from the change input).
+    fn boundary(&mut self, t: u64) {
+        self.boundaries.insert(t);
+    }
+
+    /// The least time with work left: a pending event, a timer or a version
+    /// taking effect.
     fn next_time(&self) -> Option<u64> {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
         let r = self.ready.front().map(|e| e.ts);
-        [self.pending_min, t, r].into_iter().flatten().min()
+        let b = self.boundaries.first().copied();
+        [self.pending_min, t, r, b].into_iter().flatten().min()
+    }
+
+    /// Moves the pending events below `limit` (all when `None`) to `ready`.
+    fn ready_below(&mut self, limit: Option<u64>) {
+        let below = |t: u64| limit.is_none_or(|f| t < f);
+        if !self.pending_min.is_some_and(below) {
+            return;
+        }
+        // Events arriving later have times at or above every time that
+        // was complete before, so appending keeps `ready` sorted.
+        let mut fresh: Vec<Event> = match limit {
+            None => std::mem::take(&mut self.pending),
+            Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
+        };
+        self.pending_min = self.pending.iter().map(|e| e.ts).min();
+        fresh.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
+        self.ready.extend(fresh);
     }
 
     /// Processes, in time order, the times below `limit` (all when `None`):
-    /// the events at each time and the timers due then, stopping after the
-    /// first time at which `budget` events and timers have been handled.
-    /// Returns true when work below `limit` is left for another call.
+    /// a version taking effect, the events at each time and the timers due
+    /// then, stopping after the first time at which `budget` events, timers
+    /// and re-settled players have been handled. Returns true when work
+    /// below `limit` is left for another call.
     fn process_until(
         &mut self,
         limit: Option<u64>,
@@ -96,117 +135,173 @@ impl Facts {
         out: &mut Vec<(PlayerFact, u64, isize)>,
     ) -> bool {
         let below = |t: u64| limit.is_none_or(|f| t < f);
-        if self.pending_min.is_some_and(below) {
-            // Events arriving later have times at or above every time that
-            // was complete before, so appending keeps `ready` sorted.
-            let mut fresh: Vec<Event> = match limit {
-                None => std::mem::take(&mut self.pending),
-                Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
-            };
-            self.pending_min = self.pending.iter().map(|e| e.ts).min();
-            fresh.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
-            self.ready.extend(fresh);
-        }
-        let Facts {
-            hunt,
-            conditions,
-            players,
-            timers,
-            scratch,
-            ready,
-            ..
-        } = self;
-        let keep_gone = players.keep_gone;
-        let mut ctx = Settle {
-            hunt,
-            conditions,
-            scratch,
-            timers,
-        };
+        self.ready_below(limit);
         let mut done = 0;
         while done < budget {
-            let event_time = ready.front().map(|e| e.ts);
-            let timer_time = ctx
-                .timers
-                .peek()
-                .map(|Reverse((t, _))| *t)
-                .filter(|t| below(*t));
-            let Some(t) = [event_time, timer_time].into_iter().flatten().min() else {
+            let event_time = self.ready.front().map(|e| e.ts);
+            let timer_time = self.timers.peek().map(|Reverse((t, _))| *t);
+            let boundary = self.boundaries.first().copied();
+            let Some(t) = [event_time, timer_time, boundary]
+                .into_iter()
+                .flatten()
+                .filter(|&t| below(t))
+                .min()
+            else {
                 break;
             };
-            while let Some(first) = ready.pop_front_if(|e| e.ts == t) {
-                let player = first.player.clone();
-                let mut shard = players.lock(&player);
-                let state = shard.entry(&player, keep_gone);
-                state.expire(t);
-                state.apply(first);
-                done += 1;
-                while let Some(next) = ready.pop_front_if(|e| e.ts == t && e.player == player) {
-                    state.apply(next);
-                    done += 1;
-                }
-                if ctx.settle(state, t, &player, out) {
-                    shard.forget(&player, t, keep_gone);
-                }
+            let resettle = boundary == Some(t);
+            if resettle {
+                self.boundaries.pop_first();
+                let v = self.versions.read().expect("versions lock").at(t).clone();
+                self.current = v;
             }
-            // Players whose timer is due; one that also had events at `t` is
-            // settled again, which changes nothing.
-            while ctx
-                .timers
-                .peek()
-                .is_some_and(|Reverse((time, _))| *time == t)
-            {
-                let Reverse((_, player)) = ctx.timers.pop().expect("peeked");
-                done += 1;
-                let mut shard = players.lock(&player);
-                if let Some(state) = shard.get_mut(&player) {
-                    if state.timer == Some(t) {
-                        state.timer = None;
-                        state.expire(t);
-                        if ctx.settle(state, t, &player, out) {
-                            shard.forget(&player, t, keep_gone);
-                        }
-                    }
-                }
+            done += self.events_at(t, out);
+            done += self.timers_at(t, out);
+            if resettle {
+                done += self.settle_all(t, out);
             }
-            players.through(t);
+            self.players.through(t);
         }
-        let more = !ready.is_empty() || ctx.timers.peek().is_some_and(|Reverse((t, _))| below(*t));
+        let more = [
+            self.ready.front().map(|e| e.ts),
+            self.timers.peek().map(|Reverse((t, _))| *t),
+            self.boundaries.first().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(below);
         if !more {
             // Nothing happens here below the limit: every time below it is
             // final (and with no limit, the times processed are the last).
             if let Some(f) = limit.filter(|&f| f > 0) {
-                players.through(f - 1);
+                self.players.through(f - 1);
             }
         }
         more
     }
+
+    /// Applies the events at `t`, player by player, and settles each
+    /// player touched; returns how many events were handled.
+    fn events_at(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) -> usize {
+        let (mut work, players, ready) = self.split(t, out);
+        let keep_gone = players.keep_gone;
+        let mut done = 0;
+        while let Some(first) = ready.pop_front_if(|e| e.ts == t) {
+            let player = first.player.clone();
+            let mut effects = Vec::new();
+            effects.extend(Interpreted::of(first, work.version));
+            done += 1;
+            while let Some(next) = ready.pop_front_if(|e| e.ts == t && e.player == player) {
+                effects.extend(Interpreted::of(next, work.version));
+                done += 1;
+            }
+            // Events with no effect under this version leave no trace.
+            if effects.is_empty() {
+                continue;
+            }
+            let mut shard = players.lock(&player);
+            let state = shard.entry(&player, keep_gone);
+            state.expire(t);
+            for e in effects {
+                state.apply(e);
+            }
+            if work.settle(state, &player) {
+                shard.forget(&player, t, keep_gone);
+            }
+        }
+        done
+    }
+
+    /// Settles the players whose timer is due at `t`; one that also had
+    /// events at `t` is settled again, which changes nothing.
+    fn timers_at(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) -> usize {
+        let (mut work, players, _) = self.split(t, out);
+        let keep_gone = players.keep_gone;
+        let mut done = 0;
+        while work
+            .timers
+            .peek()
+            .is_some_and(|Reverse((time, _))| *time == t)
+        {
+            let Reverse((_, player)) = work.timers.pop().expect("peeked");
+            done += 1;
+            let mut shard = players.lock(&player);
+            if let Some(state) = shard.get_mut(&player) {
+                if state.timer == Some(t) {
+                    state.timer = None;
+                    state.expire(t);
+                    if work.settle(state, &player) {
+                        shard.forget(&player, t, keep_gone);
+                    }
+                }
+            }
+        }
+        done
+    }
+
+    /// A version took effect at `t`: every player with live state is
+    /// settled under it. Returns how many players that was.
+    fn settle_all(&mut self, t: u64, out: &mut Vec<(PlayerFact, u64, isize)>) -> usize {
+        let (mut work, players, _) = self.split(t, out);
+        let keep_gone = players.keep_gone;
+        players.each_stripe(|shard| {
+            let mut gone = Vec::new();
+            for (player, state) in shard.live_mut() {
+                state.expire(t);
+                if work.settle(state, player) {
+                    gone.push(player.clone());
+                }
+            }
+            let n = shard.len() + gone.len();
+            for player in gone {
+                shard.forget(&player, t, keep_gone);
+            }
+            n
+        })
+    }
+
+    /// What settling players at `t` needs, apart from the players and the
+    /// events ready.
+    fn split<'a>(
+        &'a mut self,
+        t: u64,
+        out: &'a mut Vec<(PlayerFact, u64, isize)>,
+    ) -> (Work<'a>, &'a PlayerStore, &'a mut VecDeque<Event>) {
+        let work = Work {
+            version: &self.current,
+            scratch: &mut self.scratch,
+            timers: &mut self.timers,
+            t,
+            out,
+        };
+        (work, &self.players, &mut self.ready)
+    }
 }
 
-/// What settling a player needs besides the player's state.
-struct Settle<'a> {
-    hunt: &'a Hunt,
-    conditions: &'a SensorRewards,
-    scratch: &'a mut Vec<(FactKind, u32)>,
+/// Settling players at one time `t` under one version.
+struct Work<'a> {
+    version: &'a Version,
+    scratch: &'a mut Scratch,
     timers: &'a mut BinaryHeap<Reverse<(u64, Id)>>,
+    t: u64,
+    out: &'a mut Vec<(PlayerFact, u64, isize)>,
 }
 
-impl Settle<'_> {
+impl Work<'_> {
     /// Emits the change of `player`'s facts at `t` and queues its next
     /// expiry. Returns true when nothing about the player is live any more.
-    fn settle(
-        &mut self,
-        state: &mut PlayerState,
-        t: u64,
-        player: &Id,
-        out: &mut Vec<(PlayerFact, u64, isize)>,
-    ) -> bool {
-        state.facts(self.hunt, self.conditions, self.scratch);
-        diff(&state.emitted, self.scratch, |fact, delta| {
+    fn settle(&mut self, state: &mut PlayerState, player: &Id) -> bool {
+        let (t, out) = (self.t, &mut *self.out);
+        state.facts(
+            self.version,
+            &mut self.scratch.zones,
+            &mut self.scratch.facts,
+        );
+        diff(&state.emitted, &self.scratch.facts, |fact, delta| {
             out.push(((fact.0, player.clone(), fact.1), t, delta));
         });
         state.settled = t;
-        std::mem::swap(&mut state.emitted, self.scratch);
+        std::mem::swap(&mut state.emitted, &mut self.scratch.facts);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
         }
@@ -255,9 +350,9 @@ fn diff(
 }
 
 /// One player's state as saved in a snapshot: a JSON array
-/// `[player, state]`, opaque outside this module.
+/// `[player, state]` with hunt items by id, opaque outside this module.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SavedPlayer(Id, PlayerState);
+pub struct SavedPlayer(Id, SavedState);
 
 impl SavedPlayer {
     pub fn player(&self) -> &str {
@@ -280,15 +375,17 @@ pub struct Restore {
 pub struct FactsHandle(Rc<RefCell<Facts>>);
 
 impl FactsHandle {
-    /// Writes every player's state, one JSON line each. Meaningful when the
-    /// times below the snapshot frontier are all processed and the sources
-    /// are paused there: events at later times are not part of it (the
-    /// sources keep those).
+    /// Writes every player's state, one JSON line each, items by id.
+    /// Meaningful when the times below the snapshot frontier are all
+    /// processed and the sources are paused there: events at later times
+    /// are not part of it (the sources keep those).
     pub fn save(&self, out: &mut dyn Write) -> std::io::Result<usize> {
         let facts = self.0.borrow();
         debug_assert!(facts.ready.is_empty(), "a snapshot between slices");
+        let versions = facts.versions.read().expect("versions lock");
+        let dict = versions.dictionary();
         facts.players.each_sorted(|player, state| {
-            serde_json::to_writer(&mut *out, &(player, state))?;
+            serde_json::to_writer(&mut *out, &(player, state.save(dict)))?;
             out.write_all(b"\n")
         })
     }
@@ -299,99 +396,140 @@ impl FactsHandle {
     }
 }
 
-/// The default of [`build`]'s `slice`.
-pub const DEFAULT_SLICE: usize = 50_000;
-
-/// Builds the facts operator over the accepted events. Each activation
-/// handles about `slice` events and timers at most (a slice ends at a time
-/// boundary), so that a large jump of the frontier — the end of a backfill —
-/// flows downstream in slices the next operators can digest and compact,
-/// instead of one burst.
-pub fn build<'scope>(
-    events: Stream<'scope, u64, Vec<Event>>,
-    hunt: Arc<Hunt>,
-    slice: usize,
-) -> VecCollection<'scope, u64, PlayerFact, isize> {
-    let players = Arc::new(Players::new(false));
-    build_with(events, hunt, slice, None, players)
-        .0
-        .as_collection()
+/// Puts the players of a snapshot back, their facts announced at `time`.
+fn restore(
+    f: &mut Facts,
+    restore: Restore,
+    changes: &mut Vec<(PlayerFact, u64, isize)>,
+) -> Result<(), String> {
+    let versions = f.versions.clone();
+    let versions = versions.read().expect("versions lock");
+    let dict = versions.dictionary();
+    for SavedPlayer(player, saved) in restore.players {
+        let state = saved.restore(dict)?;
+        for &(kind, n) in &state.emitted {
+            changes.push(((kind, player.clone(), n), restore.time, 1));
+        }
+        if let Some(t) = state.timer {
+            f.timers.push(Reverse((t, player.clone())));
+        }
+        f.players.lock(&player).restore(player, state);
+    }
+    f.players.through(restore.time);
+    Ok(())
 }
+
+/// The default `slice` of [`build`].
+pub const DEFAULT_SLICE: usize = 50_000;
 
 /// The facts operator's output: fact changes at their times.
 pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(PlayerFact, u64, isize)>>;
 
-/// [`build`], starting from restored state, keeping the players in
-/// `players` (which the API reads), with a handle on the state for
-/// snapshots.
-pub fn build_with<'scope>(
+/// Builds the facts operator over the accepted events and the versions
+/// taking effect (every worker receives every [`Notice`]), starting from
+/// restored state when given, keeping the players in `players` (which the
+/// API reads); returns its changes and a handle on its state for snapshots.
+///
+/// Each activation handles about `slice` events, timers and re-settled
+/// players at most (a slice ends at a time boundary), so that a large jump
+/// of the frontier — the end of a backfill — flows downstream in slices the
+/// next operators can digest and compact, instead of one burst.
+pub(crate) fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
-    hunt: Arc<Hunt>,
+    notices: Stream<'scope, u64, Vec<Notice>>,
+    versions: SharedVersions,
     slice: usize,
     restore: Option<Restore>,
-    players: Arc<Players>,
+    players: Arc<PlayerStore>,
 ) -> (FactsStream<'scope>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
     let scope = events.scope();
+    let start = restore.as_ref().map_or(0, |r| r.time);
+    let current = versions.read().expect("versions lock").at(start).clone();
     let facts = Rc::new(RefCell::new(Facts {
-        conditions: sensor_rewards(&hunt),
-        hunt,
+        versions,
+        current,
+        boundaries: BTreeSet::new(),
         players,
         pending: Vec::new(),
         pending_min: None,
         ready: VecDeque::new(),
         timers: BinaryHeap::new(),
-        scratch: Vec::new(),
+        scratch: Scratch::default(),
     }));
     let handle = FactsHandle(facts.clone());
-    let stream = events.unary_frontier(exchange, "Facts", move |initial, info| {
-        let activator = scope.activator_for(info.address);
-        let mut held: Option<Capability<u64>> = None;
-        let mut changes = Vec::new();
-        if let Some(restore) = restore {
-            let mut f = facts.borrow_mut();
-            for SavedPlayer(player, state) in restore.players {
-                for &(kind, n) in &state.emitted {
-                    changes.push(((kind, player.clone(), n), restore.time, 1));
+    let stream = events.binary_frontier(
+        notices,
+        exchange,
+        Pipeline,
+        "Facts",
+        move |initial, info| {
+            let activator = scope.activator_for(info.address);
+            let mut held: Option<Capability<u64>> = None;
+            let mut changes = Vec::new();
+            if let Some(restore) = restore {
+                let time = restore.time;
+                if let Err(e) = self::restore(&mut facts.borrow_mut(), restore, &mut changes) {
+                    eprintln!("huntflow: restoring the players of a snapshot: {e}");
                 }
-                if let Some(t) = state.timer {
-                    f.timers.push(Reverse((t, player.clone())));
-                }
-                f.players.lock(&player).restore(player, state);
-            }
-            f.players.through(restore.time);
-            held = Some(initial.delayed(&restore.time));
-            activator.activate();
-        }
-        move |(input, frontier), output| {
-            let mut facts = facts.borrow_mut();
-            input.for_each(|cap, data| {
-                if let Some(time) = cap.least() {
-                    if held.as_ref().is_none_or(|h| time < h.time()) {
-                        held = Some(cap.delayed(time, 0));
-                    }
-                }
-                for event in data.drain(..) {
-                    facts.push(event);
-                }
-            });
-            let more =
-                facts.process_until(frontier.frontier().first().copied(), slice, &mut changes);
-            if let Some(cap) = held.as_mut() {
-                if !changes.is_empty() {
-                    output.session(&*cap).give_container(&mut changes);
-                    changes.clear();
-                }
-                match facts.next_time() {
-                    Some(next) => cap.downgrade(&next),
-                    None => held = None,
-                }
-            }
-            if more {
+                held = Some(initial.delayed(&time));
                 activator.activate();
             }
-        }
-    });
+            move |(input, frontier), (notices, notices_frontier), output| {
+                let mut facts = facts.borrow_mut();
+                let mut hold = |time: u64, cap: Capability<u64>| {
+                    if held.as_ref().is_none_or(|h| time < *h.time()) {
+                        held = Some(cap);
+                    }
+                };
+                input.for_each(|cap, data| {
+                    if let Some(&time) = cap.least() {
+                        hold(time, cap.delayed(&time, 0));
+                    }
+                    for event in data.drain(..) {
+                        facts.push(event);
+                    }
+                });
+                notices.for_each(|cap, data| {
+                    for notice in data.drain(..) {
+                        // A job may know the version already (a backfill
+                        // knows them all); it takes effect all the same.
+                        facts
+                            .versions
+                            .write()
+                            .expect("versions lock")
+                            .add_notice(&notice);
+                        if notice.effective > start {
+                            hold(notice.effective, cap.delayed(&notice.effective, 0));
+                            facts.boundary(notice.effective);
+                        }
+                    }
+                });
+                let limit = [
+                    frontier.frontier().first(),
+                    notices_frontier.frontier().first(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied();
+                let more = facts.process_until(limit, slice, &mut changes);
+                if let Some(cap) = held.as_mut() {
+                    if !changes.is_empty() {
+                        output.session(&*cap).give_container(&mut changes);
+                        changes.clear();
+                    }
+                    match facts.next_time() {
+                        Some(next) => cap.downgrade(&next),
+                        None => held = None,
+                    }
+                }
+                if more {
+                    activator.activate();
+                }
+            }
+        },
+    );
     (stream, handle)
 }

@@ -1,5 +1,5 @@
-//! The dataflow: accepted events in, the changes of presence, eligibility and
-//! occupancy out, each at its logical time.
+//! The dataflow: accepted events in, the changes of presence, eligibility
+//! and occupancy out, each at its logical time (docs/spec.md §5).
 //!
 //! ```text
 //! events ─exchange(player)─► facts ─┬─ presence(p,z) ──────────────┬─► enter / exit
@@ -9,26 +9,91 @@
 //!                                   └─ claimed(p,r) ─┘      │
 //!                                                           └────────► eligible / ineligible
 //! ```
+//!
+//! [`build`] is the one entry point; each piece has a `build` of its own:
+//! [`facts`] (per-player state, [`player_state`], kept in a
+//! [`player_store`] the API reads in place), [`eligibility`] and
+//! [`occupancy`].
+//!
+//! # Example
+//!
+//! Feed two positions of one player by hand and read the changes:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use huntflow::dataflow::{self, Change, Config};
+//! use huntflow::model::event::{Event, Fact};
+//! use huntflow::model::hunt::Hunt;
+//! use timely::dataflow::operators::{Input, Inspect, Probe};
+//!
+//! let dir = std::env::temp_dir().join(format!("huntflow-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("hunt.toml");
+//! std::fs::write(&path, r#"
+//! [[zones]]
+//! id = "fountain"
+//! circle = { lat = 48.8530, lon = 2.3499, radius_m = 40.0 }
+//! "#).unwrap();
+//! let hunt = Hunt::load(&path).unwrap();
+//!
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let out = seen.clone();
+//! timely::execute_directly(move |worker| {
+//!     let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+//!         let (input, events) = scope.new_input();
+//!         let built = dataflow::build(events, None, Config::new(hunt.clone()));
+//!         let probe = built
+//!             .changes
+//!             .inner
+//!             .inspect(move |(change, t, diff)| out.lock().unwrap().push((change.clone(), *t, *diff)))
+//!             .probe()
+//!             .0;
+//!         (input, probe)
+//!     });
+//!     let at = |ts: u64, lat: f64| Event {
+//!         ts,
+//!         player: "p1".into(),
+//!         fact: Fact::Position { id: format!("e{ts}").into(), lat, lon: 2.3499, ttl: None },
+//!     };
+//!     input.send(at(1_000, 48.8530)); // inside the fountain
+//!     input.send(at(2_000, 48.8600)); // far away
+//!     input.advance_to(3_000);
+//!     while probe.less_than(&3_000) {
+//!         worker.step();
+//!     }
+//! });
+//! let mut seen = seen.lock().unwrap().clone();
+//! seen.sort_by_key(|(_, t, d)| (*t, *d));
+//! assert_eq!(seen, vec![
+//!     (Change::Presence("p1".into(), 0), 1_000, 1),
+//!     (Change::Occupancy(0, 1), 1_000, 1),
+//!     (Change::Presence("p1".into(), 0), 2_000, -1),
+//!     (Change::Occupancy(0, 1), 2_000, -1),
+//! ]);
+//! ```
 
 pub mod eligibility;
 pub mod facts;
 pub mod occupancy;
-pub mod player;
-pub mod players;
+pub mod player_state;
+pub mod player_store;
 
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Partition;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::operators::vec::{Broadcast, Partition, ToStream};
+use timely::dataflow::Stream;
 
-use crate::event::{Event, Id};
-use crate::hunt::Hunt;
+use crate::model::event::{Event, Id};
+use crate::model::hunt::Hunt;
+use crate::model::versions::{Notice, SharedVersions, Versions};
+use facts::{FactsHandle, Restore};
+use player_store::PlayerStore;
 
-/// One change of an output collection; the sink turns consolidated changes
-/// into notifications.
+/// One change of an output collection, items by dictionary number; the
+/// sink turns consolidated changes into notifications.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
     /// presence(player, zone)
@@ -39,55 +104,101 @@ pub enum Change {
     Occupancy(u32, i64),
 }
 
-/// Builds the whole dataflow over accepted events; `slice` bounds the work
-/// of one activation of the facts operator (see [`facts::build`]).
-pub fn build<'scope>(
-    scope: Scope<'scope, u64>,
-    events: Stream<'scope, u64, Vec<Event>>,
-    hunt: Arc<Hunt>,
+/// What the dataflow is built with.
+pub struct Config {
+    versions: SharedVersions,
     slice: usize,
-) -> VecCollection<'scope, u64, Change, isize> {
-    let players = Arc::new(players::Players::new(false));
-    build_with(scope, events, hunt, slice, None, players).0
+    restore: Option<Restore>,
+    players: Option<Arc<PlayerStore>>,
 }
 
-/// [`build`], with the per-player state restored from a snapshot and kept
-/// in `players` (where the API reads it), and a handle on that state for
-/// taking the next snapshot.
-pub fn build_with<'scope>(
-    scope: Scope<'scope, u64>,
+impl Config {
+    /// The dataflow of `hunt` alone, from no state, with the default slice.
+    pub fn new(hunt: Hunt) -> Self {
+        Self::versions(Versions::new(hunt).shared())
+    }
+
+    /// The dataflow of the hunt versions in `versions` (its start state;
+    /// versions taking effect later arrive as notices, see [`build`]).
+    pub fn versions(versions: SharedVersions) -> Self {
+        Config {
+            versions,
+            slice: facts::DEFAULT_SLICE,
+            restore: None,
+            players: None,
+        }
+    }
+
+    /// Events and timers the facts operator handles per activation at most:
+    /// smaller slices mean smaller bursts downstream (the output is the same).
+    pub fn slice(mut self, slice: usize) -> Self {
+        self.slice = slice;
+        self
+    }
+
+    /// Starts from the per-player state of a snapshot.
+    pub fn restore(mut self, restore: Option<Restore>) -> Self {
+        self.restore = restore;
+        self
+    }
+
+    /// Keeps the per-player state in `players` (where the API reads it).
+    pub fn players(mut self, players: Arc<PlayerStore>) -> Self {
+        self.players = Some(players);
+        self
+    }
+}
+
+/// The built dataflow: its changes, and a handle on the per-player state
+/// (for snapshots).
+pub struct Built<'scope> {
+    pub changes: VecCollection<'scope, u64, Change, isize>,
+    pub facts: FactsHandle,
+}
+
+/// Builds the whole dataflow over accepted events and, when the hunt can
+/// change while the dataflow runs, the [`Notice`]s of versions taking
+/// effect (each at its effective time, on any worker: they are broadcast).
+pub fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
-    hunt: Arc<Hunt>,
-    slice: usize,
-    restore: Option<facts::Restore>,
-    players: Arc<players::Players>,
-) -> (
-    VecCollection<'scope, u64, Change, isize>,
-    facts::FactsHandle,
-) {
-    let (facts, handle) = facts::build_with(events, hunt.clone(), slice, restore, players);
+    notices: Option<Stream<'scope, u64, Vec<Notice>>>,
+    config: Config,
+) -> Built<'scope> {
+    let scope = events.scope();
+    let Config {
+        versions,
+        slice,
+        restore,
+        players,
+    } = config;
+    let notices = notices
+        .unwrap_or_else(|| Vec::<Notice>::new().to_stream(scope))
+        .broadcast();
+    let players = players.unwrap_or_else(|| Arc::new(PlayerStore::new(false)));
+    let (facts, handle) = facts::build(
+        events,
+        notices.clone(),
+        versions.clone(),
+        slice,
+        restore,
+        players,
+    );
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
-        .partition(4, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
+        .partition(2, |((kind, p, n), t, r)| (kind as u64, ((p, n), t, r)))
         .into_iter()
         .map(|part| part.as_collection());
-    let mut next = || parts.next().expect("four parts");
-    let presence = next();
-    let sensor_ok = next();
-    let solved = next();
-    let claimed = next();
-    let inputs = eligibility::Inputs {
-        presence: presence.clone(),
-        solved,
-        sensor_ok,
-        claimed,
-    };
-    let eligible = eligibility::build(scope, inputs, hunt);
+    let presence = parts.next().expect("presence");
+    let met = parts.next().expect("met");
+    let eligible = eligibility::build(met, notices, versions);
     let occupancy = occupancy::build(presence.clone());
 
     let changes = presence
         .map(|(p, z)| Change::Presence(p, z))
         .concat(eligible.map(|(p, r)| Change::Eligible(p, r)))
         .concat(occupancy.map(|(z, n)| Change::Occupancy(z, n)));
-    (changes, handle)
+    Built {
+        changes,
+        facts: handle,
+    }
 }

@@ -3,7 +3,7 @@
 use differential_dataflow::operators::count::CountTotal;
 use differential_dataflow::VecCollection;
 
-use crate::event::Id;
+use crate::model::event::Id;
 
 /// Builds occupancy(z) = |{p : presence(p, z)}| from presence(p, z), as
 /// `(zone, count)` records; a zone with no player has no record.

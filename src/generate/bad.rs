@@ -1,4 +1,4 @@
-//! The bad lines of a synthetic dataset: one kind per way an input record can fail SPEC §3
+//! The bad lines of a synthetic dataset: one kind per way an input record can fail docs/spec.md §3
 //! validation, each rendered from an otherwise good event.
 
 use rand::Rng;
@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::geom::{push_f64, push_u64, round_to};
 use super::line::{push_id, render, type_name, Body, Ev, Names, Opt, Patch};
-use crate::event::Reason;
+use crate::model::event::Reason;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum BadKind {
@@ -55,7 +55,7 @@ impl BadKind {
         }
     }
 
-    /// The SPEC §3 reason the engine must reject this line with.
+    /// The docs/spec.md §3 reason the engine must reject this line with.
     pub fn reason(self) -> Reason {
         match self {
             BadKind::NotJson | BadKind::NonUtf8 | BadKind::NotObject | BadKind::Huge => {

@@ -13,6 +13,7 @@ use super::GenerateOptions;
 /// A ring of `[lon, lat]` points, not closed (the first point is not repeated).
 pub(super) type Ring = Vec<[f64; 2]>;
 
+#[derive(Clone)]
 pub(super) enum Shape {
     Circle {
         lat: f64,
@@ -25,6 +26,7 @@ pub(super) enum Shape {
     Multi(Vec<Vec<Ring>>),
 }
 
+#[derive(Clone)]
 pub(super) struct ZoneSpec {
     pub id: String,
     pub priority: Option<u8>,
@@ -39,12 +41,14 @@ pub(super) struct ZoneSpec {
     pub radius_m: f64,
 }
 
+#[derive(Clone)]
 pub(super) struct SensorCond {
     pub sensor: usize,
     pub min: Option<f64>,
     pub max: Option<f64>,
 }
 
+#[derive(Clone)]
 pub(super) struct RewardSpec {
     pub id: String,
     pub priority: Option<u8>,
@@ -57,8 +61,11 @@ pub(super) struct RewardSpec {
     pub active: Option<(Option<u64>, Option<u64>)>,
 }
 
+#[derive(Clone)]
 pub(super) struct Model {
     pub zones: Vec<ZoneSpec>,
+    /// The TOML names a GeoJSON zone file (which may hold no zone).
+    pub geojson: bool,
     pub rewards: Vec<RewardSpec>,
     pub clues: usize,
     pub sensors: usize,
@@ -157,6 +164,7 @@ pub(super) fn build(opts: &GenerateOptions, rng: &mut ChaCha8Rng) -> Model {
     }
     Model {
         zones,
+        geojson: true,
         rewards,
         clues,
         sensors,
@@ -189,7 +197,7 @@ fn cover_clues(rewards: &mut [RewardSpec], clues: usize) {
     }
 }
 
-fn sensor_cond(
+pub(super) fn sensor_cond(
     s: usize,
     rng: &mut ChaCha8Rng,
     ranges: &mut [(f64, f64)],
@@ -227,7 +235,7 @@ fn sensor_cond(
 }
 
 /// An `active` window inside the event time span; sometimes open on one side.
-fn window(span: u64, start: u64, rng: &mut ChaCha8Rng) -> (Option<u64>, Option<u64>) {
+pub(super) fn window(span: u64, start: u64, rng: &mut ChaCha8Rng) -> (Option<u64>, Option<u64>) {
     let at = |f: f64| start.saturating_add((span as f64 * f) as u64);
     let roll: f64 = rng.random();
     if roll < 0.6 {
@@ -262,6 +270,39 @@ fn build_zone(
             rng.random_range(-0.9 * half..=0.9 * half),
         )
     };
+    // Zone 0 is always inline and zone 1 always in the GeoJSON file; the rest are mixed.
+    let place = match i {
+        0 => Place::Inline,
+        1 => Place::GeoJson,
+        _ => Place::Either,
+    };
+    zone_at(
+        format!("z{i:03}"),
+        (x, y, radius),
+        place,
+        frame,
+        rng,
+        vertices,
+    )
+}
+
+/// Where a zone is written (multipolygons always go to the GeoJSON file).
+pub(super) enum Place {
+    Inline,
+    GeoJson,
+    Either,
+}
+
+/// A zone of a random kind (circle, polygon with or without a hole, multipolygon) centred on
+/// `(x, y)` in the metre frame with rough radius `radius`; polygon vertices go to `vertices`.
+pub(super) fn zone_at(
+    id: String,
+    (x, y, radius): (f64, f64, f64),
+    place: Place,
+    frame: &Frame,
+    rng: &mut ChaCha8Rng,
+    vertices: &mut Vec<(f64, f64)>,
+) -> ZoneSpec {
     let roll: f64 = rng.random();
     let shape = if roll < 0.4 {
         let (lat, lon) = frame.lat_lon(x, y);
@@ -296,10 +337,14 @@ fn build_zone(
         Shape::Circle { .. } => {}
     }
     let multi = matches!(shape, Shape::Multi(_));
-    // Zone 0 is always inline and zone 1 always in the GeoJSON file; the rest are mixed.
-    let inline = !multi && (i == 0 || (i != 1 && rng.random_bool(0.5)));
+    let inline = !multi
+        && match place {
+            Place::Inline => true,
+            Place::GeoJson => false,
+            Place::Either => rng.random_bool(0.5),
+        };
     ZoneSpec {
-        id: format!("z{i:03}"),
+        id,
         priority: rng.random_bool(0.8).then(|| rng.random_range(0..=9u8)),
         inline,
         empty_holes: rng.random_bool(0.2),

@@ -19,7 +19,7 @@ use super::line::{render, Ev, Names};
 use super::model::rate;
 use super::world::World;
 use super::{GenerateOptions, GenerateStats};
-use crate::event::Reason;
+use crate::model::event::Reason;
 
 /// Share of a player's events that go to a partition other than the player's own.
 const STRAY_RATE: f64 = 0.005;
@@ -327,7 +327,7 @@ impl<'m, W: Write> Sim<'m, W> {
         Ok(())
     }
 
-    /// Whether the engine finds `ts` late in partition `p` now (SPEC §2).
+    /// Whether the engine finds `ts` late in partition `p` now (docs/spec.md §2).
     fn is_late(&self, p: usize, ts: u64) -> bool {
         self.parts[p]
             .max_ts

@@ -1,4 +1,4 @@
-//! Tests of the dataset generator: determinism, line accounting, an independent SPEC §2/§3
+//! Tests of the dataset generator: determinism, line accounting, an independent docs/spec.md §2/§3
 //! re-check of every line against the generator's expected counts, and hunt text validity.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,7 +89,7 @@ fn counts_add_up() {
     }
 }
 
-/// The SPEC §3 checks up to (not including) lateness: `Ok((id, ts))` or the reason code.
+/// The docs/spec.md §3 checks up to (not including) lateness: `Ok((id, ts))` or the reason code.
 pub(super) fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), &'static str> {
     if line.len() > 64 * 1024 {
         return Err("malformed");
@@ -156,7 +156,7 @@ pub(super) fn check(line: &[u8], max_acc: Option<f64>) -> Result<(String, u64), 
     Ok((id, ts))
 }
 
-/// Replays every partition through the SPEC checks, lateness and duplicate detection.
+/// Replays every partition through the contract's checks, lateness and duplicate detection.
 pub(super) fn recheck(
     case: &GeneratedCase,
     opts: &GenerateOptions,
@@ -215,7 +215,7 @@ fn every_kind_of_bad_line_appears() {
             "{kind:?}"
         );
     }
-    for reason in crate::event::Reason::ALL {
+    for reason in crate::model::event::Reason::ALL {
         assert!(
             case.stats
                 .rejected
@@ -439,7 +439,7 @@ fn hunt_loads_with_its_zones_rewards_clues_and_sensors() {
         let (toml_path, parts) =
             write_case(&case, &dir.join("hunt"), &dir.join("events")).expect("write");
         assert_eq!(parts.len(), opts.partitions as usize);
-        let hunt = crate::hunt::Hunt::load(&toml_path)
+        let hunt = crate::model::hunt::Hunt::load(&toml_path)
             .unwrap_or_else(|e| panic!("{e}\n{}", texts(&case).0));
         assert_eq!(hunt.zones.len(), opts.zones as usize);
         assert_eq!(hunt.rewards.len(), opts.rewards as usize);

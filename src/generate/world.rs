@@ -5,9 +5,10 @@
 
 use geo::BoundingRect;
 
-use crate::hunt::Hunt;
-use crate::zones::Shape;
+use crate::model::hunt::Hunt;
+use crate::model::zones::Shape;
 
+use super::changes::ChangeLog;
 use super::geom::{sin_cos, Frame, M_PER_DEG};
 use super::hunt_text::{clue_id, sensor_id};
 use super::model::Model;
@@ -55,6 +56,38 @@ impl World {
             sensors: (0..model.sensors).map(sensor_id).collect(),
             sensor_ranges: model.sensor_ranges.clone(),
         }
+    }
+
+    /// The world of a synthetic hunt and its change log: the zones, clues, rewards and sensors
+    /// of every version (those of the start hunt first), so that events name items that exist
+    /// in some versions only.
+    pub fn with_changes(start: &Model, log: &ChangeLog) -> World {
+        let mut world = World::synthetic(start);
+        for version in &log.versions {
+            for z in &version.zones {
+                let known = world
+                    .spots
+                    .iter()
+                    .any(|s| (s.x, s.y, s.radius_m) == (z.x, z.y, z.radius_m));
+                if !known {
+                    world.spots.push(Spot {
+                        x: z.x,
+                        y: z.y,
+                        radius_m: z.radius_m,
+                    });
+                }
+            }
+            for r in &version.rewards {
+                if !world.rewards.contains(&r.id) {
+                    world.rewards.push(r.id.clone());
+                }
+            }
+        }
+        world.vertices = log.vertices.clone();
+        world.clues = (0..log.clues).map(clue_id).collect();
+        world.sensors = (0..log.sensors).map(sensor_id).collect();
+        world.sensor_ranges = log.sensor_ranges.clone();
+        world
     }
 
     /// The world of an existing hunt: players walk the bounding box of its zones plus a margin

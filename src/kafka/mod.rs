@@ -1,5 +1,8 @@
-//! Kafka: the one place where client configuration is built, and the pieces
-//! of the continuous job that talk to a broker.
+//! Kafka clients: the one place where client configuration is built, the
+//! producer, metadata and admin requests, the default partitioner, the
+//! positioning that copes with brokers' fetch quirks, and the tools
+//! (`huntflow produce`, `huntflow dump`). The Kafka source and outputs
+//! build on these ([`crate::input::kafka`], [`crate::output::kafka`]).
 //!
 //! huntflow owns the options its guarantees rest on: the producer is
 //! idempotent with `acks=all` and never gives up on a message, the consumer
@@ -10,10 +13,9 @@
 //! owned option is an error naming it.
 
 pub mod admin;
-pub mod output;
 pub mod partitioner;
 pub mod position;
-pub mod source;
+pub mod producer;
 pub mod tools;
 
 use std::time::Duration;

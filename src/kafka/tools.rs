@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::admin::{read_to_end, Admin};
-use super::output::Producer;
 use super::partitioner::partition_of;
+use super::producer::{ProduceError, Producer};
 use super::{KafkaConfig, KafkaError};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +22,8 @@ pub enum ToolError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Produce(String),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ToolError + '_ {
@@ -138,9 +138,7 @@ pub fn produce(
             Some(k) => partition_of(k.as_bytes(), n),
             None => partition_of(&line, n),
         };
-        producer
-            .send(topic, p, key.as_deref().map(str::as_bytes), &line)
-            .map_err(ToolError::Produce)?;
+        producer.send(topic, p, key.as_deref().map(str::as_bytes), &line)?;
         done.records += 1;
         if let Some(bar) = &bar {
             bar.inc(line.len() as u64 + 1);
@@ -152,7 +150,7 @@ pub fn produce(
             }
         }
     }
-    producer.flush().map_err(ToolError::Produce)?;
+    producer.flush()?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

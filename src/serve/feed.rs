@@ -4,7 +4,7 @@
 //! reconnects with `Last-Event-ID` resumes with no gap and no duplicate.
 //!
 //! Ids are `T-I`: the notification's time `T` and its 1-based position `I`
-//! among that time's notifications (SPEC order); a progress mark for
+//! among that time's notifications (the contract's order); a progress mark for
 //! frontier `T` is `T-0`, after every notification before `T`. Ids order as
 //! the pairs `(T, I)`.
 
@@ -12,8 +12,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::hunt::Hunt;
-use crate::sink::{format_notification, progress_record, Notification, PlayerKind, ProgressPacer};
+use crate::output::format::{format_notification, progress_record};
+use crate::output::line::ProgressPacer;
+use crate::output::order::{Notification, PlayerKind};
 
 /// An event id: `(time, position)`.
 pub type EventId = (u64, u64);
@@ -62,36 +63,36 @@ impl FeedEvent {
         }
     }
 
-    pub fn zone(&self) -> Option<u32> {
+    pub fn zone(&self) -> Option<&str> {
         match &self.note {
-            Some(Notification::Occupancy { zone, .. }) => Some(*zone),
+            Some(Notification::Occupancy { zone, .. }) => Some(zone),
             Some(Notification::Player {
                 kind: PlayerKind::Enter | PlayerKind::Exit,
                 item,
                 ..
-            }) => Some(*item),
+            }) => Some(item),
             _ => None,
         }
     }
 
-    pub fn reward(&self) -> Option<u32> {
+    pub fn reward(&self) -> Option<&str> {
         match &self.note {
             Some(Notification::Player {
                 kind: PlayerKind::Eligible | PlayerKind::Ineligible,
                 item,
                 ..
-            }) => Some(*item),
+            }) => Some(item),
             _ => None,
         }
     }
 
     /// The JSON line (without newline), as the output file has it.
-    pub fn data(&self, hunt: &Hunt) -> String {
+    pub fn data(&self) -> String {
         match &self.note {
             None => progress_record(self.id.0),
             Some(n) => {
                 let mut buf = Vec::with_capacity(128);
-                format_notification(&mut buf, hunt, self.id.0, n);
+                format_notification(&mut buf, self.id.0, n);
                 buf.pop();
                 String::from_utf8_lossy(&buf).into_owned()
             }

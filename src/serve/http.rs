@@ -23,8 +23,7 @@ use super::metrics::KINDS;
 use super::state::LiveState;
 use super::{Live, Timer};
 use crate::dataflow::facts::FactKind;
-use crate::dataflow::player::PlayerView;
-use crate::hunt::Hunt;
+use crate::dataflow::player_state::PlayerView;
 
 type Shared = State<Arc<Live>>;
 
@@ -138,47 +137,56 @@ struct SolvedBody<'a> {
 
 async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
-    let hunt = &live.hunt;
     let r = match live.player(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
         Some(a) => {
+            let v = live.version_at(Some(a.as_of));
+            let versions = live.versions.read().expect("versions lock");
+            let dict = versions.dictionary();
             let view = a.view.as_ref();
+            let mut zones: Vec<&str> = a.zones().map(|z| dict.zones.id(z).as_str()).collect();
+            zones.sort_unstable();
+            let mut claimed: Vec<&str> = view
+                .into_iter()
+                .flat_map(|v| &v.claims)
+                .map(|&r| dict.rewards.id(r).as_str())
+                .collect();
+            claimed.sort_unstable();
+            let mut readings: Vec<ReadingBody<'_>> = view
+                .into_iter()
+                .flat_map(|v| &v.readings)
+                .map(|r| ReadingBody {
+                    expires: r.expires,
+                    id: r.id.as_str(),
+                    sensor: dict.sensors.id(r.sensor),
+                    ts: r.ts,
+                    value: r.value,
+                })
+                .collect();
+            readings.sort_unstable_by(|a, b| a.sensor.cmp(b.sensor));
+            let mut solved: Vec<SolvedBody<'_>> = view
+                .into_iter()
+                .flat_map(|v| &v.solves)
+                .map(|&(c, expires)| SolvedBody {
+                    clue: dict.clues.id(c),
+                    expires,
+                })
+                .collect();
+            solved.sort_unstable_by(|a, b| a.clue.cmp(b.clue));
             let body = PlayerBody {
                 as_of: a.as_of,
-                claimed: view
-                    .into_iter()
-                    .flat_map(|v| &v.claims)
-                    .map(|&r| hunt.rewards[r as usize].id.as_str())
-                    .collect(),
-                eligible: (0..hunt.rewards.len() as u32)
-                    .filter(|&r| a.eligible(hunt, r))
-                    .map(|r| hunt.rewards[r as usize].id.as_str())
+                claimed,
+                eligible: v
+                    .rules
+                    .iter()
+                    .filter(|rule| a.eligible(&v, rule.reward))
+                    .map(|rule| dict.rewards.id(rule.reward).as_str())
                     .collect(),
                 player: &id,
                 position: position_body(view),
-                readings: view
-                    .into_iter()
-                    .flat_map(|v| &v.readings)
-                    .map(|r| ReadingBody {
-                        expires: r.expires,
-                        id: r.id.as_str(),
-                        sensor: &hunt.sensors[r.sensor as usize],
-                        ts: r.ts,
-                        value: r.value,
-                    })
-                    .collect(),
-                solved: view
-                    .into_iter()
-                    .flat_map(|v| &v.solves)
-                    .map(|&(c, expires)| SolvedBody {
-                        clue: &hunt.clues[c as usize],
-                        expires,
-                    })
-                    .collect(),
-                zones: a
-                    .zones()
-                    .map(|z| hunt.zones[z as usize].id.as_str())
-                    .collect(),
+                readings,
+                solved,
+                zones,
             };
             Json(body).into_response()
         }
@@ -189,43 +197,48 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
 
 async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) -> Response {
     let t = Timer::start();
-    let hunt = &live.hunt;
-    let r = match (live.player(&id), hunt.reward_number(&reward)) {
-        (None, _) => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
-        (_, None) => error(StatusCode::NOT_FOUND, format!("unknown reward {reward:?}")),
-        (Some(a), Some(rn)) => {
-            let rw = &hunt.rewards[rn as usize];
+    let Some(a) = live.player(&id) else {
+        t.done(&live, "why");
+        return error(StatusCode::NOT_FOUND, format!("unknown player {id:?}"));
+    };
+    let v = live.version_at(Some(a.as_of));
+    let r = match v.reward(&reward).and_then(|rn| v.rule(rn)) {
+        None => error(StatusCode::NOT_FOUND, format!("unknown reward {reward:?}")),
+        Some(rule) => {
+            let versions = live.versions.read().expect("versions lock");
+            let dict = versions.dictionary();
             let view = a.view.as_ref();
             let mut conditions = Vec::new();
-            if let Some(z) = rw.zone {
+            if let Some(z) = rule.zone {
                 conditions.push(
-                    json!({"condition": "zone", "zone": hunt.zones[z as usize].id,
+                    json!({"condition": "zone", "zone": dict.zones.id(z).as_str(),
                     "holds": a.has(FactKind::Presence, z), "position": position_body(view)}),
                 );
             }
-            for &c in &rw.requires {
+            for &c in &rule.clues {
                 let solve = view.and_then(|v| v.solves.iter().find(|(sc, _)| *sc == c));
-                conditions.push(json!({"condition": "clue", "clue": hunt.clues[c as usize],
-                    "holds": a.has(FactKind::Solved, c), "solve": solve.map(|(_, e)| json!({"expires": e}))}));
+                conditions.push(
+                    json!({"condition": "clue", "clue": dict.clues.id(c).as_str(),
+                    "holds": solve.is_some(), "solve": solve.map(|(_, e)| json!({"expires": e}))}),
+                );
             }
-            if let Some(cond) = &rw.sensor {
-                let reading =
-                    view.and_then(|v| v.readings.iter().find(|r| r.sensor == cond.sensor));
+            if let Some((s, cond)) = &rule.sensor {
+                let reading = view.and_then(|v| v.readings.iter().find(|r| r.sensor == *s));
                 conditions.push(json!({"condition": "sensor",
-                    "sensor": hunt.sensors[cond.sensor as usize], "min": cond.min, "max": cond.max,
-                    "holds": a.has(FactKind::SensorOk, rn),
+                    "sensor": dict.sensors.id(*s).as_str(), "min": cond.min, "max": cond.max,
+                    "holds": reading.is_some_and(|r| cond.holds(r.value)),
                     "reading": reading.map(|r| json!({"value": r.value, "id": r.id.as_str(), "ts": r.ts, "expires": r.expires}))}));
             }
-            if let Some(w) = &rw.active {
+            if let Some(w) = &rule.window {
                 conditions.push(
                     json!({"condition": "window", "from": w.from, "until": w.until,
                     "holds": w.contains(a.as_of)}),
                 );
             }
-            conditions
-                .push(json!({"condition": "not_claimed", "holds": !a.has(FactKind::Claimed, rn)}));
+            let claimed = view.is_some_and(|v| v.claims.contains(&rule.reward));
+            conditions.push(json!({"condition": "not_claimed", "holds": !claimed}));
             Json(json!({"as_of": a.as_of, "player": id, "reward": reward,
-                "eligible": a.eligible(hunt, rn), "conditions": conditions}))
+                "eligible": a.eligible(&v, rule.reward), "conditions": conditions}))
             .into_response()
         }
     };
@@ -236,12 +249,12 @@ async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) ->
 async fn zones(State(live): Shared) -> Response {
     let t = Timer::start();
     let s = live.state.read().expect("state lock");
-    let zones: Vec<Value> = s
+    let v = live.version_at(s.as_of);
+    let zones: Vec<Value> = v
         .hunt
         .zones
         .iter()
-        .zip(&s.occupancy)
-        .map(|(z, n)| json!({"zone": z.id, "occupancy": n}))
+        .map(|z| json!({"zone": z.id, "occupancy": s.occupancy(&z.id)}))
         .collect();
     let r = Json(json!({"as_of": as_of(&s), "zones": zones})).into_response();
     drop(s);
@@ -261,12 +274,13 @@ struct ZoneBody<'a> {
 async fn zone(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
     let s = live.state.read().expect("state lock");
-    let r = match s.hunt.zone_number(&id) {
+    let v = live.version_at(s.as_of);
+    let r = match v.hunt.zone_number(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown zone {id:?}")),
-        Some(z) => Json(ZoneBody {
+        Some(_) => Json(ZoneBody {
             as_of: s.as_of,
-            occupancy: s.occupancy[z as usize],
-            players: s.players_in(z),
+            occupancy: s.occupancy(&id),
+            players: s.players_in(&id),
             zone: &id,
         })
         .into_response(),
@@ -279,10 +293,11 @@ async fn zone(State(live): Shared, Path(id): Path<String>) -> Response {
 async fn reward(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
     let s = live.state.read().expect("state lock");
-    let r = match s.hunt.reward_number(&id) {
+    let v = live.version_at(s.as_of);
+    let r = match v.hunt.reward_number(&id) {
         None => error(StatusCode::NOT_FOUND, format!("unknown reward {id:?}")),
-        Some(rn) => {
-            let players = s.players_eligible(rn);
+        Some(_) => {
+            let players = s.players_eligible(&id);
             Json(json!({"as_of": as_of(&s), "reward": id, "eligible": players})).into_response()
         }
     };
@@ -295,8 +310,8 @@ async fn reward(State(live): Shared, Path(id): Path<String>) -> Response {
 struct Filter {
     kinds: Option<Vec<String>>,
     player: Option<String>,
-    zone: Option<u32>,
-    reward: Option<u32>,
+    zone: Option<String>,
+    reward: Option<String>,
 }
 
 impl Filter {
@@ -311,8 +326,8 @@ impl Filter {
                 .player
                 .as_ref()
                 .is_none_or(|p| e.player() == Some(p.as_str()))
-            && self.zone.is_none_or(|z| e.zone() == Some(z))
-            && self.reward.is_none_or(|r| e.reward() == Some(r))
+            && self.zone.as_deref().is_none_or(|z| e.zone() == Some(z))
+            && self.reward.as_deref().is_none_or(|r| e.reward() == Some(r))
     }
 }
 
@@ -338,21 +353,16 @@ fn parse_filter(live: &Live, q: &HashMap<String, String>) -> Result<Filter, Stri
             Some(kinds)
         }
     };
+    // An item of any version of the hunt, past or present.
+    let versions = live.versions.read().expect("versions lock");
+    let dict = versions.dictionary();
     let zone = match q.get("zone") {
-        None => None,
-        Some(z) => Some(
-            live.hunt
-                .zone_number(z)
-                .ok_or(format!("unknown zone {z:?}"))?,
-        ),
+        Some(z) if dict.zones.number(z).is_none() => return Err(format!("unknown zone {z:?}")),
+        z => z.cloned(),
     };
     let reward = match q.get("reward") {
-        None => None,
-        Some(r) => Some(
-            live.hunt
-                .reward_number(r)
-                .ok_or(format!("unknown reward {r:?}"))?,
-        ),
+        Some(r) if dict.rewards.number(r).is_none() => return Err(format!("unknown reward {r:?}")),
+        r => r.cloned(),
     };
     Ok(Filter {
         kinds,
@@ -362,11 +372,11 @@ fn parse_filter(live: &Live, q: &HashMap<String, String>) -> Result<Filter, Stri
     })
 }
 
-fn sse_event(hunt: &Hunt, e: &FeedEvent) -> Event {
+fn sse_event(e: &FeedEvent) -> Event {
     Event::default()
         .id(format_id(e.id))
         .event(e.event())
-        .data(e.data(hunt))
+        .data(e.data())
 }
 
 async fn subscribe(
@@ -428,7 +438,7 @@ async fn subscribe(
                         let out: Vec<Result<Event, Infallible>> = events
                             .iter()
                             .filter(|e| filter.matches(e))
-                            .map(|e| Ok(sse_event(&live.hunt, e)))
+                            .map(|e| Ok(sse_event(e)))
                             .collect();
                         return Some((out, (live, filter, next, false)));
                     }

@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 
 use super::http::error;
 use super::{Live, Timer};
-use crate::dataflow::player::Spot;
-use crate::event::Id;
-use crate::hunt::{Hunt, Reward};
-use crate::zones::Shape;
+use crate::dataflow::player_state::Spot;
+use crate::model::event::Id;
+use crate::model::hunt::{Hunt, Reward};
+use crate::model::zones::Shape;
 
 /// Positions per answer unless `limit` says otherwise, and at most.
 pub const DEFAULT_LIMIT: usize = 10_000;
@@ -218,13 +218,21 @@ pub fn hunt_json(hunt: &Hunt) -> Value {
     })
 }
 
-/// `GET /v1/hunt`: the hunt in effect at `as_of` (the one hunt, in effect
-/// from time 0; no change is pending).
+/// `GET /v1/hunt`: the hunt version in effect at `as_of`, with its
+/// effective time, and the accepted versions not yet in effect.
 pub async fn hunt(State(live): State<Arc<Live>>) -> Response {
     let t = Timer::start();
     let as_of = live.state.read().expect("state lock").as_of;
-    let body = json!({"as_of": as_of, "effective": 0, "hunt": &live.hunt_json,
-        "pending": []});
+    let v = live.version_at(as_of);
+    let pending: Vec<Value> = {
+        let versions = live.versions.read().expect("versions lock");
+        versions
+            .after(as_of.unwrap_or(0))
+            .map(|p| json!({"effective": p.effective, "name": p.hunt.name}))
+            .collect()
+    };
+    let body = json!({"as_of": as_of, "effective": v.effective, "hunt": hunt_json(&v.hunt),
+        "pending": pending});
     let r = Json(body).into_response();
     t.done(&live, "hunt");
     r
@@ -232,32 +240,46 @@ pub async fn hunt(State(live): State<Arc<Live>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use crate::dataflow::players::{Peers, Players};
-    use crate::event::{Event, Fact};
+    use crate::dataflow::player_state::Interpreted;
+    use crate::dataflow::player_store::{Peers, PlayerStore};
+    use crate::model::event::{Event, Fact};
+    use crate::model::versions::Versions;
     use std::sync::Arc;
 
     /// `player` reports `lat` at `t` (expiring at `expires`) to `store`,
     /// which then has got through `t`.
-    fn at(store: &Players, player: &str, t: u64, lat: f64, expires: u64) {
-        let id: crate::event::Id = player.into();
+    fn at(store: &PlayerStore, player: &str, t: u64, lat: f64, expires: u64) {
+        let id: crate::model::event::Id = player.into();
         let mut shard = store.lock(player);
         let state = shard.entry(&id, true);
         state.expire(t);
-        state.apply(Event {
+        let text = crate::model::hunt::HuntText {
+            toml: String::new(),
+            geojson: None,
+        };
+        let hunt = crate::model::hunt::Hunt::parse(std::path::Path::new("t.toml"), text)
+            .expect("an empty hunt");
+        let v = Versions::new(hunt).at(0).clone();
+        let event = Event {
             ts: t,
             player: id.clone(),
             fact: Fact::Position {
                 id: format!("{player}-{t}").into(),
                 lat,
                 lon: 2.0,
-                expires,
+                ttl: Some(expires - t),
             },
-        });
+        };
+        state.apply(Interpreted::of(event, &v).expect("a position"));
         drop(shard);
         store.through(t);
     }
 
-    fn list(peers: &Peers, stores: &[&Players], since: Option<u64>) -> (Option<u64>, Vec<String>) {
+    fn list(
+        peers: &Peers,
+        stores: &[&PlayerStore],
+        since: Option<u64>,
+    ) -> (Option<u64>, Vec<String>) {
         peers.pinned(false, |t| {
             let mut out = Vec::new();
             if let Some(t) = t {
@@ -280,7 +302,7 @@ mod tests {
     #[test]
     fn positions_are_read_back_at_the_time_every_worker_has_reached() {
         let peers = Arc::new(Peers::new());
-        let (a, b) = (Players::serving(&peers), Players::serving(&peers));
+        let (a, b) = (PlayerStore::serving(&peers), PlayerStore::serving(&peers));
         assert_eq!(list(&peers, &[&a, &b], None), (None, vec![]));
         at(&a, "x", 10, 1.0, 1000);
         at(&b, "y", 10, 5.0, 15);
@@ -297,7 +319,7 @@ mod tests {
         assert_eq!(list(&peers, &both, Some(10)).1, Vec::<String>::new());
         // `b` reaches 22: y expired at 15, x had moved once, z not yet.
         {
-            let id: crate::event::Id = "y".into();
+            let id: crate::model::event::Id = "y".into();
             let mut shard = b.lock("y");
             shard.get_mut(&id).unwrap().expire(15);
         }

@@ -19,8 +19,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::event::Reason;
-use crate::sink::Notification;
+use crate::model::event::Reason;
+use crate::output::order::Notification;
 
 use super::Live;
 
@@ -35,7 +35,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// Notification kinds, in the order of [`Metrics::notifications`]: the
-/// player kinds in [`crate::sink::PlayerKind`] order, then occupancy.
+/// player kinds in [`crate::output::order::PlayerKind`] order, then occupancy.
 pub const KINDS: [&str; 5] = ["exit", "enter", "ineligible", "eligible", "occupancy"];
 
 /// The index in [`KINDS`] of a notification's kind.
@@ -287,17 +287,20 @@ mod tests {
 
     #[test]
     fn kind_indexes_name_the_kinds() {
-        use crate::sink::PlayerKind::*;
+        use crate::output::order::PlayerKind::*;
         for kind in [Exit, Enter, Ineligible, Eligible] {
             let n = Notification::Player {
                 rank_priority: std::cmp::Reverse(0),
                 player: "p".into(),
                 kind,
-                item: 0,
+                item: "i".into(),
             };
             assert_eq!(KINDS[kind_index(&n)], kind.as_str());
         }
-        let n = Notification::Occupancy { zone: 0, count: 1 };
+        let n = Notification::Occupancy {
+            zone: "z".into(),
+            count: 1,
+        };
         assert_eq!(KINDS[kind_index(&n)], "occupancy");
     }
 }

@@ -24,52 +24,52 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use crate::dataflow::players::{Peers, PlayerAnswer, Players};
-use crate::hunt::Hunt;
-use crate::sink::{Notification, NotificationOutput};
-use crate::source::Stats;
+use crate::dataflow::player_store::{Peers, PlayerAnswer, PlayerStore};
+use crate::input::stats::Stats;
+use crate::model::versions::{SharedVersions, Version};
+use crate::output::order::Notification;
+use crate::output::sink::NotificationOutput;
+use crate::output::OutputError;
 use feed::{Feed, Retention};
 use metrics::Metrics;
 use state::LiveState;
 
 /// The store for one worker's players: read by the API when serving (see
 /// [`Live::players_of_worker`]), the operator's alone otherwise.
-pub fn worker_players(live: Option<&Live>) -> Arc<Players> {
+pub fn worker_players(live: Option<&Live>) -> Arc<PlayerStore> {
     match live {
         Some(live) => live.players_of_worker(),
-        None => Arc::new(Players::new(false)),
+        None => Arc::new(PlayerStore::new(false)),
     }
 }
 
 /// Everything the API reads, shared with the job.
 pub struct Live {
-    pub hunt: Arc<Hunt>,
+    /// The hunt versions (answers follow the one in effect at `as_of`).
+    pub versions: SharedVersions,
     pub state: RwLock<LiveState>,
     /// Each worker's players, as its facts operator keeps them.
-    players: RwLock<Vec<Arc<Players>>>,
+    players: RwLock<Vec<Arc<PlayerStore>>>,
     /// How far those stores have got, for listing positions at one time.
     peers: Arc<Peers>,
     /// Held while positions are listed (one listing at a time).
     reading: Mutex<()>,
-    /// The hunt as `/v1/hunt` shows it.
-    hunt_json: serde_json::Value,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
 }
 
 impl Live {
-    pub fn new(hunt: Arc<Hunt>, stats: Arc<Stats>, retention: Retention) -> Arc<Self> {
+    pub fn new(versions: SharedVersions, stats: Arc<Stats>, retention: Retention) -> Arc<Self> {
         stats
             .track
             .store(true, std::sync::atomic::Ordering::Relaxed);
         Arc::new(Live {
-            state: RwLock::new(LiveState::new(hunt.clone())),
+            state: RwLock::new(LiveState::new()),
             players: RwLock::new(Vec::new()),
             peers: Arc::new(Peers::new()),
             reading: Mutex::new(()),
-            hunt_json: map::hunt_json(&hunt),
-            hunt,
+            versions,
             feed: Feed::new(retention),
             metrics: Metrics::default(),
             stats,
@@ -82,7 +82,7 @@ impl Live {
     /// its snapshot); the feed keeps its events and skips the ones it has.
     pub fn reset(&self) {
         if let Ok(mut s) = self.state.write() {
-            *s = LiveState::new(self.hunt.clone());
+            *s = LiveState::new();
         }
         if let Ok(mut p) = self.players.write() {
             p.clear();
@@ -92,8 +92,8 @@ impl Live {
 
     /// A new store for the players of one worker's facts operator, which
     /// the API reads from then on.
-    pub fn players_of_worker(&self) -> Arc<Players> {
-        let players = Arc::new(Players::serving(&self.peers));
+    pub fn players_of_worker(&self) -> Arc<PlayerStore> {
+        let players = Arc::new(PlayerStore::serving(&self.peers));
         if let Ok(mut p) = self.players.write() {
             p.push(players.clone());
         }
@@ -101,7 +101,7 @@ impl Live {
     }
 
     /// Every worker's store.
-    fn players_read(&self) -> RwLockReadGuard<'_, Vec<Arc<Players>>> {
+    fn players_read(&self) -> RwLockReadGuard<'_, Vec<Arc<PlayerStore>>> {
         self.players.read().expect("players lock")
     }
 
@@ -109,6 +109,13 @@ impl Live {
     pub fn player(&self, player: &str) -> Option<PlayerAnswer> {
         let stores = self.players.read().ok()?;
         stores.iter().find_map(|s| s.answer(player))
+    }
+
+    /// The hunt version in effect at `t` (the start hunt before any time
+    /// is complete).
+    pub fn version_at(&self, t: Option<u64>) -> Arc<Version> {
+        let versions = self.versions.read().expect("versions lock");
+        versions.at(t.unwrap_or(0)).clone()
     }
 
     /// Players with live state, and of those with a position.
@@ -121,45 +128,46 @@ impl Live {
     }
 }
 
-/// A notification output that also feeds the API. Times below `below`
-/// (state restored from a snapshot, re-derived) reach only the live state.
-pub struct Tee {
-    pub inner: Box<dyn NotificationOutput>,
-    pub live: Arc<Live>,
-    pub below: u64,
-}
+/// The tap of the output chain that feeds the API: the live state from
+/// every completed time (restored state included, which rebuilds it after
+/// a restart), the subscription feed and the metrics from what is written.
+pub struct LiveTap(pub Arc<Live>);
 
-impl NotificationOutput for Tee {
-    fn write_time(&mut self, hunt: &Hunt, time: u64, ns: &[Notification]) -> std::io::Result<()> {
-        self.inner.write_time(hunt, time, ns)?;
-        if let Ok(mut s) = self.live.state.write() {
+impl LiveTap {
+    fn note(&self, time: u64, ns: &[Notification]) {
+        if let Ok(mut s) = self.0.state.write() {
             s.notes(time, ns);
         }
-        if time < self.below {
-            return Ok(());
-        }
+    }
+}
+
+impl NotificationOutput for LiveTap {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        self.note(time, ns);
         for n in ns {
-            self.live.metrics.notifications[metrics::kind_index(n)]
+            self.0.metrics.notifications[metrics::kind_index(n)]
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        self.live.feed.notifications(time, ns);
+        self.0.feed.notifications(time, ns);
         Ok(())
     }
 
-    fn progress(&mut self, frontier: Option<u64>) -> std::io::Result<()> {
-        self.inner.progress(frontier)?;
+    fn restored(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        self.note(time, ns);
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        let live = &self.0;
         if let Some(f) = frontier {
-            if let Some(at) = self.live.stats.completed_at(f) {
-                self.live
-                    .metrics
-                    .completion
-                    .observe(at.elapsed().as_secs_f64());
+            if let Some(at) = live.stats.completed_at(f) {
+                live.metrics.completion.observe(at.elapsed().as_secs_f64());
             }
         }
-        if let Ok(mut s) = self.live.state.write() {
+        if let Ok(mut s) = live.state.write() {
             s.frontier(frontier);
         }
-        self.live.feed.progress(frontier);
+        live.feed.progress(frontier);
         Ok(())
     }
 }
@@ -186,21 +194,20 @@ impl ServeOptions {
         }
     }
 
-    /// Serves the API over the state of a job on `hunt` and says on
-    /// standard error where (`serving on http://ADDR`, the line scripts
-    /// wait for). An unreadable or empty token file is an error naming it.
-    /// (`workers`, the job's worker threads, is not needed any more.)
+    /// Serves the API over the state of a job on the hunt `versions` and
+    /// says on standard error where (`serving on http://ADDR`, the line
+    /// scripts wait for). An unreadable or empty token file is an error
+    /// naming it.
     pub fn launch(
         &self,
-        hunt: Arc<Hunt>,
+        versions: SharedVersions,
         stats: Arc<Stats>,
-        _workers: usize,
     ) -> std::io::Result<Arc<Live>> {
         let token = match &self.token_file {
             None => None,
             Some(path) => Some(Arc::new(auth::Token::load(path)?)),
         };
-        let live = Live::new(hunt, stats, self.retention);
+        let live = Live::new(versions, stats, self.retention);
         let bound = start(self.addr, http::router(live.clone(), token))?;
         eprintln!("serving on http://{bound}");
         Ok(live)

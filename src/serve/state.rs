@@ -6,38 +6,28 @@
 //! time. Applying a time is a few set updates per change under a write
 //! lock held for that time; queries take a read lock for one lookup, so
 //! neither waits long on the other. (A player's own state is read in place
-//! from the facts operator: [`crate::dataflow::players`].)
+//! from the facts operator: [`crate::dataflow::player_store`].)
 
-use std::sync::Arc;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use rustc_hash::FxHashSet;
+use crate::model::event::Id;
+use crate::output::order::{Notification, PlayerKind};
 
-use crate::event::Id;
-use crate::hunt::Hunt;
-use crate::sink::{Notification, PlayerKind};
-
-/// Queryable state at `as_of`.
+/// Queryable state at `as_of`, items by id.
+#[derive(Default)]
 pub struct LiveState {
-    pub hunt: Arc<Hunt>,
     /// The latest complete time applied, if any.
     pub as_of: Option<u64>,
     /// Every time is complete (a finished backfill).
     pub complete: bool,
-    zone_players: Vec<FxHashSet<Id>>,
-    reward_players: Vec<FxHashSet<Id>>,
-    pub occupancy: Vec<i64>,
+    zone_players: FxHashMap<Id, FxHashSet<Id>>,
+    reward_players: FxHashMap<Id, FxHashSet<Id>>,
+    occupancy: FxHashMap<Id, i64>,
 }
 
 impl LiveState {
-    pub fn new(hunt: Arc<Hunt>) -> Self {
-        LiveState {
-            zone_players: vec![FxHashSet::default(); hunt.zones.len()],
-            reward_players: vec![FxHashSet::default(); hunt.rewards.len()],
-            occupancy: vec![0; hunt.zones.len()],
-            hunt,
-            as_of: None,
-            complete: false,
-        }
+    pub fn new() -> Self {
+        LiveState::default()
     }
 
     fn set_as_of(&mut self, t: u64) {
@@ -46,7 +36,7 @@ impl LiveState {
         }
     }
 
-    /// The notifications of completed time `time`, in SPEC order.
+    /// The notifications of completed time `time`, in the contract's order.
     pub fn notes(&mut self, time: u64, ns: &[Notification]) {
         for n in ns {
             self.apply(n);
@@ -68,36 +58,42 @@ impl LiveState {
             Notification::Player {
                 player, kind, item, ..
             } => {
-                let set = match kind {
+                let sets = match kind {
                     PlayerKind::Enter | PlayerKind::Exit => &mut self.zone_players,
                     PlayerKind::Eligible | PlayerKind::Ineligible => &mut self.reward_players,
                 };
-                let set = &mut set[*item as usize];
                 if matches!(kind, PlayerKind::Enter | PlayerKind::Eligible) {
-                    set.insert(player.clone());
-                } else {
+                    sets.entry(item.clone()).or_default().insert(player.clone());
+                } else if let Some(set) = sets.get_mut(item.as_str()) {
                     set.remove(player.as_str());
                 }
             }
-            Notification::Occupancy { zone, count } => self.occupancy[*zone as usize] = *count,
+            Notification::Occupancy { zone, count } => {
+                self.occupancy.insert(zone.clone(), *count);
+            }
         }
     }
 
+    /// The occupancy of zone `z`.
+    pub fn occupancy(&self, z: &str) -> i64 {
+        self.occupancy.get(z).copied().unwrap_or(0)
+    }
+
     /// The players in zone `z`, sorted.
-    pub fn players_in(&self, z: u32) -> Vec<&str> {
-        sorted(&self.zone_players[z as usize])
+    pub fn players_in(&self, z: &str) -> Vec<&str> {
+        self.zone_players.get(z).map(sorted).unwrap_or_default()
     }
 
     /// The players eligible for reward `r`, sorted.
-    pub fn players_eligible(&self, r: u32) -> Vec<&str> {
-        sorted(&self.reward_players[r as usize])
+    pub fn players_eligible(&self, r: &str) -> Vec<&str> {
+        self.reward_players.get(r).map(sorted).unwrap_or_default()
     }
 
     /// `(presence pairs, eligible pairs)`.
     pub fn sizes(&self) -> (usize, usize) {
         (
-            self.zone_players.iter().map(FxHashSet::len).sum(),
-            self.reward_players.iter().map(FxHashSet::len).sum(),
+            self.zone_players.values().map(FxHashSet::len).sum(),
+            self.reward_players.values().map(FxHashSet::len).sum(),
         )
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::collections::BTreeMap;
 
-use huntflow::backfill::{run, BackfillOptions};
-use huntflow::hunt::Hunt;
+use huntflow::job::backfill::{run, BackfillOptions};
+use huntflow::model::hunt::Hunt;
 
 use reference::{reference, RefOutput};
 
@@ -198,6 +198,37 @@ pub fn sensor(id: &str, player: &str, ts: u64, name: &str, value: f64) -> String
     format!(
         "{{\"id\":\"{id}\",\"type\":\"sensor\",\"player\":\"{player}\",\"ts\":{ts},\"sensor\":\"{name}\",\"value\":{value:?}}}\n"
     )
+}
+
+/// Options for one small generated case with `changes` hunt change records; everything that
+/// can go wrong does, often.
+pub fn case_options(seed: u64, changes: u32) -> huntflow::generate::GenerateOptions {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_cafe);
+    let lateness = rng.random_range(500..=3_000);
+    huntflow::generate::GenerateOptions {
+        seed,
+        events: rng.random_range(300..=1500),
+        players: rng.random_range(5..=30),
+        zones: 8,
+        rewards: 6,
+        clues: 4,
+        sensors: 3,
+        partitions: rng.random_range(1..=3),
+        rate_per_s: rng.random_range(5.0..200.0),
+        disorder_ms: lateness * 3 / 4,
+        late_rate: 0.02,
+        duplicate_rate: 0.03,
+        malformed_rate: 0.03,
+        equal_ts_rate: 0.08,
+        short_ttl_rate: 0.2,
+        max_lateness_ms: lateness,
+        position_ttl_ms: rng.random_range(2_000..=20_000),
+        sensor_ttl_ms: rng.random_range(1_000..=10_000),
+        extent_m: 400.0,
+        changes,
+        ..Default::default()
+    }
 }
 
 /// What one engine backfill produced.

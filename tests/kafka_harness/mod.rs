@@ -1,9 +1,17 @@
-//! A real broker (tansu, started by `scripts/broker.sh`) and the continuous
-//! job as a child process, for the Kafka tests.
+//! Apache Kafka (started by `scripts/kafka.sh`) and the continuous job as a
+//! child process, for the Kafka tests.
+//!
+//! The tests share one broker: the one at `HUNTFLOW_KAFKA_BROKERS`
+//! (`scripts/test.sh` starts it), or else one this process starts on free
+//! ports and that is stopped when the process ends. Each test names its
+//! topics with a prefix of its own ([`Topics`]). A test that stops and
+//! restarts its broker starts a private one ([`Broker::private`]).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use huntflow::kafka::admin::Admin;
@@ -15,70 +23,176 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// Two distinct free ports on 127.0.0.1.
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("addr").port();
+    (port(&a), port(&b))
 }
 
-/// A tansu broker on its own port and directory; stopped when dropped.
-pub struct Broker {
-    pub port: u16,
+/// A broker run by `scripts/kafka.sh` in a directory of its own.
+struct Script {
+    port: u16,
+    controller_port: u16,
     dir: PathBuf,
-    storage: String,
 }
 
-impl Broker {
-    /// `sqlite`: storage that survives a broker restart.
-    pub fn start(dir: &Path, sqlite: bool) -> Broker {
-        let broker = Broker {
-            port: free_port(),
-            dir: dir.join("broker"),
-            storage: if sqlite {
-                "sqlite://tansu.db".into()
-            } else {
-                "memory://tansu/".into()
-            },
-        };
-        broker.up();
-        broker
+impl Script {
+    fn on_free_ports(dir: PathBuf) -> Script {
+        let (port, controller_port) = free_ports();
+        Script {
+            port,
+            controller_port,
+            dir,
+        }
     }
 
-    fn script(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(repo().join("scripts/broker.sh"))
-            .args(args)
-            .env("HUNTFLOW_BROKER_PORT", self.port.to_string())
-            .env("HUNTFLOW_BROKER_DIR", &self.dir)
-            .env("HUNTFLOW_BROKER_NO_INSTALL", "1")
+    /// `bash` with the script's environment.
+    fn bash(&self) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.env("HUNTFLOW_KAFKA_PORT", self.port.to_string())
+            .env(
+                "HUNTFLOW_KAFKA_CONTROLLER_PORT",
+                self.controller_port.to_string(),
+            )
+            .env("HUNTFLOW_KAFKA_DIR", &self.dir);
+        cmd
+    }
+
+    fn command(&self, action: &str) -> Command {
+        let mut cmd = self.bash();
+        cmd.arg(repo().join("scripts/kafka.sh")).arg(action);
+        cmd
+    }
+
+    fn run(&self, action: &str) {
+        let out = self
+            .command(action)
+            .stdin(Stdio::null())
             .output()
-            .expect("run scripts/broker.sh")
-    }
-
-    pub fn up(&self) {
-        let out = self.script(&["start", &self.storage]);
+            .expect("run scripts/kafka.sh");
         assert!(
             out.status.success(),
-            "starting the broker failed (is tansu installed? `scripts/broker.sh install`):\n{}",
+            "scripts/kafka.sh {action} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A Kafka broker the tests talk to.
+pub struct Broker {
+    addr: String,
+    /// Set when this process started it.
+    script: Option<Script>,
+}
+
+impl Broker {
+    /// The broker the whole suite shares.
+    pub fn shared() -> &'static Broker {
+        static SHARED: OnceLock<Broker> = OnceLock::new();
+        SHARED.get_or_init(|| match std::env::var("HUNTFLOW_KAFKA_BROKERS") {
+            Ok(addr) if !addr.is_empty() => Broker { addr, script: None },
+            _ => {
+                let dir = std::env::temp_dir()
+                    .join(format!("huntflow-test-kafka-{}", std::process::id()));
+                let script = Script::on_free_ports(dir);
+                script.run("start");
+                // A static is never dropped: a watcher, detached, stops the
+                // broker and deletes its directory once this process is
+                // gone, however it ends.
+                let watcher = "(trap '' INT; while kill -0 \"$0\" 2>/dev/null; do sleep 1; done; \
+                               exec bash \"$1\" clean) &";
+                let started = script
+                    .bash()
+                    .args(["-c", watcher])
+                    .arg(std::process::id().to_string())
+                    .arg(repo().join("scripts/kafka.sh"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("start the broker's watcher");
+                assert!(started.success(), "starting the broker's watcher failed");
+                Broker {
+                    addr: format!("127.0.0.1:{}", script.port),
+                    script: Some(script),
+                }
+            }
+        })
+    }
+
+    /// A broker of its own in `dir`, for a test that stops and restarts
+    /// it; stopped when dropped.
+    pub fn private(dir: &Path) -> Broker {
+        let script = Script::on_free_ports(dir.join("broker"));
+        script.run("start");
+        Broker {
+            addr: format!("127.0.0.1:{}", script.port),
+            script: Some(script),
+        }
+    }
+
+    fn script(&self) -> &Script {
+        self.script
+            .as_ref()
+            .expect("only a broker this process started can be stopped")
+    }
+
+    /// Starts it again, with the data it had.
+    pub fn up(&self) {
+        self.script().run("start");
+    }
 
     pub fn down(&self) {
-        self.script(&["stop"]);
+        self.script().run("stop");
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.addr.clone()
     }
 
     pub fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(&self.addr(), &[]).expect("config")
+        KafkaConfig::new(&self.addr, &[]).expect("config")
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.down();
+        if let Some(script) = &self.script {
+            let _ = script.command("stop").output();
+        }
+    }
+}
+
+/// Topic names no other test (nor another run against the same broker)
+/// uses.
+pub struct Topics {
+    prefix: String,
+    pub events: String,
+    pub notifications: String,
+    pub rejects: String,
+}
+
+impl Topics {
+    pub fn new(test: &str) -> Topics {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let prefix = format!("{test}-{}-{nanos}", std::process::id());
+        let name = |t: &str| format!("{prefix}.{t}");
+        Topics {
+            events: name("events"),
+            notifications: name("notifications"),
+            rejects: name("rejects"),
+            prefix,
+        }
+    }
+
+    /// Another topic of the test.
+    pub fn name(&self, topic: &str) -> String {
+        format!("{}.{topic}", self.prefix)
     }
 }
 
@@ -89,7 +203,7 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn start(broker: &Broker, state: &Path, args: &[&str]) -> Job {
+    pub fn start<S: AsRef<OsStr>>(broker: &Broker, state: &Path, args: &[S]) -> Job {
         std::fs::create_dir_all(state).expect("state dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -268,10 +382,10 @@ fn backfill_of_dump(
         .map(|(p, _)| p)
         .collect();
     let expected_path = work.join("backfill.jsonl");
-    let mut opts = huntflow::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
+    let mut opts = huntflow::job::backfill::BackfillOptions::new(hunt.to_owned(), inputs);
     opts.output = Some(expected_path.clone());
     opts.derived = Some(work.join("backfill-derived"));
-    let summary = huntflow::backfill::run(&opts).expect("backfill of the dump");
+    let summary = huntflow::job::backfill::run(&opts).expect("backfill of the dump");
     let expected = std::fs::read_to_string(&expected_path).expect("backfill output");
     let reasons = summary
         .rejected
@@ -408,7 +522,7 @@ pub fn check_files_against_backfill(
 /// run by a `check_*_against_backfill`: the same intervals, in the same
 /// order, for every one closed below `written`.
 pub fn check_derived_against_backfill(work: &Path, derived: &Path, written: u64) {
-    for name in huntflow::derived::FILES {
+    for name in huntflow::output::derived::FILES {
         let want = std::fs::read_to_string(work.join("backfill-derived").join(name))
             .expect("backfill derived file");
         let want: Vec<&str> = want

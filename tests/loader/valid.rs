@@ -1,9 +1,9 @@
-//! Valid hunts: defaults, zones merged and sorted, SPEC §5 zone membership, interning,
+//! Valid hunts: defaults, zones merged and sorted, docs/spec.md §5 zone membership, interning,
 //! and the demo hunt.
 
 use super::*;
-use huntflow::hunt::{SensorCondition, Window};
-use huntflow::zones::{haversine_m, Shape};
+use huntflow::model::hunt::{SensorCondition, Window};
+use huntflow::model::zones::{haversine_m, Shape};
 use rand::{Rng, SeedableRng};
 
 // ---- valid hunts ----

@@ -1,0 +1,457 @@
+//! One player's state as the facts operator keeps it (latest position,
+//! latest reading per sensor, live solves, claims, the facts last
+//! emitted), how events change it under the hunt version in effect at their
+//! time and how it expires, its facts under a version, how a snapshot saves
+//! it (items by id), and the view of it the analysts' API shows.
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::FactKind;
+use crate::model::event::{Event, Fact, Id};
+use crate::model::versions::{Dictionary, Version};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Latest {
+    pub(crate) ts: u64,
+    pub(crate) id: Id,
+    pub(crate) expires: u64,
+}
+
+impl Latest {
+    /// Orders by `(ts, id)` and then, for events that share both (possible
+    /// only across partitions), by content, so the winner never depends on
+    /// arrival order.
+    fn cmp_with(&self, a: &[f64], other: &Latest, b: &[f64]) -> Ordering {
+        (self.ts, self.id.as_str())
+            .cmp(&(other.ts, other.id.as_str()))
+            .then_with(|| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
+            })
+            .then(self.expires.cmp(&other.expires))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Position {
+    pub(crate) at: Latest,
+    pub(crate) lat: f64,
+    pub(crate) lon: f64,
+    /// The zones at `(lat, lon)` under the version of this `seq`, computed
+    /// when first needed.
+    pub(crate) zones: Option<(u64, Vec<u32>)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Reading {
+    pub(crate) sensor: u32,
+    pub(crate) at: Latest,
+    pub(crate) value: f64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct PlayerState {
+    pub(crate) position: Option<Position>,
+    /// The latest reading of each sensor (a dictionary number).
+    pub(crate) readings: Vec<Reading>,
+    /// Live solves: clue (a dictionary number) and expiry (`None`: never).
+    pub(crate) solves: Vec<(u32, Option<u64>)>,
+    /// Rewards claimed (dictionary numbers).
+    pub(crate) claims: Vec<u32>,
+    /// The facts as last emitted, sorted.
+    pub(crate) emitted: Vec<(FactKind, u32)>,
+    /// The earliest timer queued for this player, if any.
+    pub(crate) timer: Option<u64>,
+    /// The time of the player's latest settle: the state is its state at
+    /// every later time until the next settle.
+    pub(crate) settled: u64,
+    /// The time `position` last changed (appeared, moved or expired); 0:
+    /// never.
+    pub(crate) moved: u64,
+    /// While the API serves: what `position` was before each change at a
+    /// time not final on every worker yet, oldest first
+    /// ([`super::player_store`]).
+    pub(crate) moves: Option<Vec<Move>>,
+}
+
+/// A position as the API lists it: `(lat, lon, ts)`.
+pub type Spot = (f64, f64, u64);
+
+/// A change of a player's position at `at`: what it was before, and since
+/// when.
+#[derive(Clone, Debug)]
+pub(crate) struct Move {
+    pub(crate) at: u64,
+    pub(crate) before: Option<Spot>,
+    pub(crate) before_moved: u64,
+}
+
+/// What an event means under the version in effect at its `ts`: its names
+/// resolved, its expiry set; `None` when it has no effect under it.
+fn interpret(event: Event, v: &Version) -> Option<Interpreted> {
+    let ts = event.ts;
+    let expires = |ttl: Option<u64>, default: u64| ts.saturating_add(ttl.unwrap_or(default));
+    Some(match event.fact {
+        Fact::Position { id, lat, lon, ttl } => Interpreted::Position {
+            at: Latest {
+                ts,
+                id,
+                expires: expires(ttl, v.hunt.position_ttl_ms),
+            },
+            lat,
+            lon,
+        },
+        Fact::Reading {
+            id,
+            sensor,
+            value,
+            ttl,
+        } => Interpreted::Reading {
+            sensor: v.sensor(&sensor)?,
+            at: Latest {
+                ts,
+                id,
+                expires: expires(ttl, v.hunt.sensor_ttl_ms),
+            },
+            value,
+        },
+        Fact::Solve { clue, ttl } => Interpreted::Solve {
+            clue: v.clue(&clue)?,
+            expires: ttl.map(|t| ts.saturating_add(t)),
+        },
+        Fact::Claim { reward } => Interpreted::Claim {
+            reward: v.reward(&reward)?,
+        },
+    })
+}
+
+/// An event as it applies to a player's state.
+pub(crate) enum Interpreted {
+    Position { at: Latest, lat: f64, lon: f64 },
+    Reading { sensor: u32, at: Latest, value: f64 },
+    Solve { clue: u32, expires: Option<u64> },
+    Claim { reward: u32 },
+}
+
+impl Interpreted {
+    /// `event` under version `v`, or `None` when it has no effect there.
+    pub(crate) fn of(event: Event, v: &Version) -> Option<Self> {
+        interpret(event, v)
+    }
+}
+
+impl PlayerState {
+    /// `position` changes at `t`: the first change at `t` keeps what it was.
+    fn moving(&mut self, t: u64) {
+        if self
+            .moves
+            .as_ref()
+            .is_some_and(|m| m.last().is_none_or(|m| m.at != t))
+        {
+            let m = Move {
+                at: t,
+                before: self.spot(),
+                before_moved: self.moved,
+            };
+            self.moves.as_mut().expect("checked").push(m);
+        }
+        self.moved = t;
+    }
+
+    /// The current position, as the API lists it.
+    pub(crate) fn spot(&self) -> Option<Spot> {
+        self.position.as_ref().map(|p| (p.lat, p.lon, p.at.ts))
+    }
+
+    pub(crate) fn expire(&mut self, t: u64) {
+        if self.position.as_ref().is_some_and(|p| p.at.expires <= t) {
+            self.moving(t);
+            self.position = None;
+        }
+        self.readings.retain(|r| r.at.expires > t);
+        self.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
+    }
+
+    pub(crate) fn apply(&mut self, event: Interpreted) {
+        match event {
+            Interpreted::Position { at, lat, lon } => {
+                if self.position.as_ref().is_none_or(|p| {
+                    at.cmp_with(&[lat, lon], &p.at, &[p.lat, p.lon]) == Ordering::Greater
+                }) {
+                    self.moving(at.ts);
+                    self.position = Some(Position {
+                        at,
+                        lat,
+                        lon,
+                        zones: None,
+                    });
+                }
+            }
+            Interpreted::Reading { sensor, at, value } => {
+                match self.readings.iter_mut().find(|r| r.sensor == sensor) {
+                    Some(r) => {
+                        if at.cmp_with(&[value], &r.at, &[r.value]) == Ordering::Greater {
+                            r.at = at;
+                            r.value = value;
+                        }
+                    }
+                    None => self.readings.push(Reading { sensor, at, value }),
+                }
+            }
+            Interpreted::Solve { clue, expires } => {
+                match self.solves.iter_mut().find(|(c, _)| *c == clue) {
+                    Some((_, e)) => {
+                        *e = match (*e, expires) {
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            _ => None,
+                        }
+                    }
+                    None => self.solves.push((clue, expires)),
+                }
+            }
+            Interpreted::Claim { reward } => {
+                if !self.claims.contains(&reward) {
+                    self.claims.push(reward);
+                }
+            }
+        }
+    }
+
+    /// The facts that hold now under version `v`, sorted: the zones the
+    /// player is in, and the rewards whose player conditions hold and which
+    /// the player has not claimed.
+    pub(crate) fn facts(
+        &mut self,
+        v: &Version,
+        scratch: &mut Vec<u32>,
+        out: &mut Vec<(FactKind, u32)>,
+    ) {
+        out.clear();
+        let zones: &[u32] = match self.position.as_mut() {
+            Some(p) => {
+                if p.zones.as_ref().is_none_or(|(seq, _)| *seq != v.seq) {
+                    let mut zones = Vec::new();
+                    v.zones_at(p.lat, p.lon, scratch, &mut zones);
+                    p.zones = Some((v.seq, zones));
+                }
+                &p.zones.as_ref().expect("just set").1
+            }
+            None => &[],
+        };
+        out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
+        let readings = &self.readings;
+        let solves = &self.solves;
+        let in_zone = |z: u32| zones.binary_search(&z).is_ok();
+        let solved = |c: u32| solves.iter().any(|&(s, _)| s == c);
+        let reading = |s: u32| readings.iter().find(|r| r.sensor == s).map(|r| r.value);
+        let candidates = zones
+            .iter()
+            .flat_map(|&z| v.rewards_in(z).iter())
+            .chain(v.zoneless.iter());
+        for &i in candidates {
+            let rule = &v.rules[i as usize];
+            if !self.claims.contains(&rule.reward) && rule.met(in_zone, solved, reading) {
+                out.push((FactKind::Met, rule.reward));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        let p = self.position.iter().map(|p| p.at.expires);
+        let r = self.readings.iter().map(|r| r.at.expires);
+        let s = self.solves.iter().filter_map(|&(_, e)| e);
+        p.chain(r).chain(s).min()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.position.is_none()
+            && self.readings.is_empty()
+            && self.solves.is_empty()
+            && self.claims.is_empty()
+            && self.emitted.is_empty()
+    }
+}
+
+/// One player's state as a snapshot saves it: hunt items by id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedState {
+    position: Option<SavedPosition>,
+    readings: Vec<(Id, Latest, f64)>,
+    solves: Vec<(Id, Option<u64>)>,
+    claims: Vec<Id>,
+    emitted: Vec<(FactKind, Id)>,
+    timer: Option<u64>,
+    settled: u64,
+    #[serde(default)]
+    moved: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPosition {
+    at: Latest,
+    lat: f64,
+    lon: f64,
+}
+
+impl PlayerState {
+    /// This state with its items named by id.
+    pub(crate) fn save(&self, dict: &Dictionary) -> SavedState {
+        let fact_id = |(kind, n): &(FactKind, u32)| {
+            let names = match kind {
+                FactKind::Presence => &dict.zones,
+                FactKind::Met => &dict.rewards,
+            };
+            (*kind, names.id(*n).clone())
+        };
+        SavedState {
+            position: self.position.as_ref().map(|p| SavedPosition {
+                at: p.at.clone(),
+                lat: p.lat,
+                lon: p.lon,
+            }),
+            readings: self
+                .readings
+                .iter()
+                .map(|r| (dict.sensors.id(r.sensor).clone(), r.at.clone(), r.value))
+                .collect(),
+            solves: self
+                .solves
+                .iter()
+                .map(|&(c, e)| (dict.clues.id(c).clone(), e))
+                .collect(),
+            claims: self
+                .claims
+                .iter()
+                .map(|&r| dict.rewards.id(r).clone())
+                .collect(),
+            emitted: self.emitted.iter().map(fact_id).collect(),
+            timer: self.timer,
+            settled: self.settled,
+            moved: self.moved,
+        }
+    }
+}
+
+impl SavedState {
+    /// The state again, its items numbered by `dict`; an error names an id
+    /// that no version has.
+    pub(crate) fn restore(self, dict: &Dictionary) -> Result<PlayerState, String> {
+        let number = |names: &crate::model::versions::Names, id: &Id, what: &str| {
+            names.number(id).ok_or_else(|| {
+                format!("the snapshot names {what} {id:?}, which no hunt version has")
+            })
+        };
+        let mut emitted = Vec::with_capacity(self.emitted.len());
+        for (kind, id) in &self.emitted {
+            let n = match kind {
+                FactKind::Presence => number(&dict.zones, id, "zone")?,
+                FactKind::Met => number(&dict.rewards, id, "reward")?,
+            };
+            emitted.push((*kind, n));
+        }
+        emitted.sort_unstable();
+        let mut readings = Vec::with_capacity(self.readings.len());
+        for (s, at, value) in self.readings {
+            readings.push(Reading {
+                sensor: number(&dict.sensors, &s, "sensor")?,
+                at,
+                value,
+            });
+        }
+        let mut solves = Vec::with_capacity(self.solves.len());
+        for (c, e) in &self.solves {
+            solves.push((number(&dict.clues, c, "clue")?, *e));
+        }
+        let mut claims = Vec::with_capacity(self.claims.len());
+        for r in &self.claims {
+            claims.push(number(&dict.rewards, r, "reward")?);
+        }
+        Ok(PlayerState {
+            position: self.position.map(|p| Position {
+                at: p.at,
+                lat: p.lat,
+                lon: p.lon,
+                zones: None,
+            }),
+            readings,
+            solves,
+            claims,
+            emitted,
+            timer: self.timer,
+            settled: self.settled,
+            moved: self.moved,
+            moves: None,
+        })
+    }
+}
+
+/// A player's current state as the analysts' API shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlayerView {
+    pub position: Option<PositionView>,
+    pub readings: Vec<ReadingView>,
+    /// Live solves: clue number and expiry (`None`: never).
+    pub solves: Vec<(u32, Option<u64>)>,
+    /// Rewards claimed.
+    pub claims: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionView {
+    pub id: Id,
+    pub ts: u64,
+    pub lat: f64,
+    pub lon: f64,
+    pub expires: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadingView {
+    /// Sensor number.
+    pub sensor: u32,
+    pub id: Id,
+    pub ts: u64,
+    pub value: f64,
+    pub expires: u64,
+}
+
+impl PlayerState {
+    /// Sets `view` (reusing its buffers) to this state; false when nothing
+    /// about the player is live.
+    pub(crate) fn fill_view(&self, view: &mut PlayerView) -> bool {
+        view.solves.clear();
+        view.solves.extend_from_slice(&self.solves);
+        view.solves.sort_unstable();
+        view.claims.clear();
+        view.claims.extend_from_slice(&self.claims);
+        view.claims.sort_unstable();
+        view.readings.clear();
+        view.readings
+            .extend(self.readings.iter().map(|r| ReadingView {
+                sensor: r.sensor,
+                id: r.at.id.clone(),
+                ts: r.at.ts,
+                value: r.value,
+                expires: r.at.expires,
+            }));
+        view.readings.sort_unstable_by_key(|r| r.sensor);
+        view.position = self.position.as_ref().map(|p| PositionView {
+            id: p.at.id.clone(),
+            ts: p.at.ts,
+            lat: p.lat,
+            lon: p.lon,
+            expires: p.at.expires,
+        });
+        view.position.is_some()
+            || !view.readings.is_empty()
+            || !view.solves.is_empty()
+            || !view.claims.is_empty()
+    }
+}

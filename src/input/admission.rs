@@ -1,0 +1,122 @@
+//! The admission rules of one partition (docs/spec.md §2, §3): lateness and
+//! duplicates, the partition frontier they define, and [`ingest`], which
+//! takes one raw record through every check in the contract's order.
+
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::model::event::{self, Event, Id, Invalid, Reason};
+use crate::model::hunt::Hunt;
+
+/// Lateness and duplicate rules of one partition.
+///
+/// Keeps the ids of accepted events whose `ts` is at or above the frontier;
+/// older ids can no longer make a record a duplicate and are forgotten, so
+/// the state is bounded by the events inside the lateness window.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Admission {
+    lateness: u64,
+    max_ts: Option<u64>,
+    /// Accepted ids and their `ts`.
+    ids: FxHashMap<Id, u64>,
+    /// The same ids in the order they were accepted, pruned from the front
+    /// once below the frontier.
+    order: VecDeque<(u64, Id)>,
+}
+
+impl Admission {
+    pub fn new(lateness: u64) -> Self {
+        Admission {
+            lateness,
+            ..Default::default()
+        }
+    }
+
+    /// The partition frontier `max(0, M - L)`, 0 before the first accept.
+    pub fn frontier(&self) -> u64 {
+        self.max_ts.map_or(0, |m| m.saturating_sub(self.lateness))
+    }
+
+    /// Decides `late` or `duplicate` for a record that passed every other
+    /// check, and records it as accepted when it is neither.
+    pub fn admit(&mut self, id: &str, ts: u64) -> Result<(), Invalid> {
+        let frontier = self.frontier();
+        if let Some(m) = self.max_ts {
+            if ts < frontier {
+                return Err(Invalid {
+                    reason: Reason::Late,
+                    detail: format!(
+                        "ts {ts} is more than {} ms behind the partition's latest ts {m}",
+                        self.lateness
+                    ),
+                });
+            }
+        }
+        if let Some(&prev) = self.ids.get(id) {
+            if prev >= frontier {
+                return Err(Invalid {
+                    reason: Reason::Duplicate,
+                    detail: format!("id {id:?} already accepted (ts {prev})"),
+                });
+            }
+        }
+        self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        let id = Id::from(id);
+        self.ids.insert(id.clone(), ts);
+        self.order.push_back((ts, id));
+        self.prune();
+        Ok(())
+    }
+
+    /// Forgets the ids below the frontier.
+    fn prune(&mut self) {
+        let frontier = self.frontier();
+        while self.order.front().is_some_and(|(ts, _)| *ts < frontier) {
+            let (old_ts, old_id) = self.order.pop_front().expect("front exists");
+            if self.ids.get(&old_id) == Some(&old_ts) {
+                self.ids.remove(&old_id);
+            }
+        }
+    }
+
+    /// Raises the partition's latest ts to at least `m`, as if an event at
+    /// `m` had been accepted: the frontier moves to `m - L`. Used to advance
+    /// an idle partition, or to start a partition discovered while running
+    /// at the job's frontier.
+    pub fn advance(&mut self, m: u64) {
+        self.max_ts = Some(self.max_ts.map_or(m, |old| old.max(m)));
+        self.prune();
+    }
+
+    /// The latest accepted ts (or advance), if any.
+    pub fn latest(&self) -> Option<u64> {
+        self.max_ts
+    }
+
+    /// Number of ids currently retained.
+    pub fn retained(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Takes one raw record through every check (docs/spec.md §3) against the
+/// hunt and the partition's admission state: `Ok(None)` for an accepted
+/// record that can have no effect under any hunt.
+pub fn ingest(
+    line: &[u8],
+    hunt: &Hunt,
+    admission: &mut Admission,
+) -> Result<Option<Event>, Invalid> {
+    let parsed = event::parse(line, hunt)?;
+    admission.admit(&parsed.id, parsed.ts)?;
+    Ok(parsed.into_event())
+}
+
+/// How far (event time) a partition may run ahead of the completed output
+/// before it stops being read, so that one fast partition cannot fill
+/// memory: `max(10 × lateness, 60 s)`.
+pub fn max_ahead_ms(hunt: &Hunt) -> u64 {
+    hunt.max_lateness_ms.saturating_mul(10).max(60_000)
+}

@@ -1,0 +1,88 @@
+//! One assembly for both jobs: the inputs (file sources or the Kafka
+//! source) → the dataflow → the notification sink, writing through one
+//! output chain (destination, derived interval files, API), and the rejects
+//! sink.
+//!
+//! ```text
+//!  Inputs { events ──► dataflow::build ──► probe ──► notification sink (worker 0)
+//!           notices ──┘ (hunt versions)                └► Chain: destination ► derived ► API
+//!           rejects ─────────────────────────────────► reject sink ► file / topic }
+//! ```
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use timely::dataflow::operators::Probe;
+use timely::dataflow::ProbeHandle;
+
+use crate::dataflow::{self, facts::FactsHandle};
+use crate::input::Inputs;
+use crate::model::versions::SharedVersions;
+use crate::output::chain::Chain;
+use crate::output::derived::{DerivedTap, SharedDerived};
+use crate::output::rejects::{self, SharedRejects, When, Written};
+use crate::output::sink::{self, ErrorSlot, NotificationOutput};
+use crate::serve::{Live, LiveTap};
+
+/// What one worker's part of a job is built with.
+pub struct Assembly {
+    pub versions: SharedVersions,
+    pub dataflow: dataflow::Config,
+    /// Worker 0's output chain (see [`chain`]); `None` on the others.
+    pub output: Option<Box<dyn NotificationOutput>>,
+    /// Where rejects go: on worker 0 with [`When::Complete`], on every
+    /// worker with [`When::AsRead`].
+    pub rejects: Option<SharedRejects>,
+    pub when: When,
+    /// The first write error of either sink.
+    pub errors: ErrorSlot,
+    /// Follows the completed output frontier.
+    pub probe: ProbeHandle<u64>,
+}
+
+/// Handles on what was built.
+pub struct Assembled {
+    pub facts: FactsHandle,
+    /// Rejects this worker's sink has written.
+    pub rejects_written: Written,
+}
+
+/// Builds the dataflow and both sinks over `inputs`.
+pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
+    let built = dataflow::build(inputs.events, inputs.notices, a.dataflow);
+    let changes = built.changes.inner.probe_with(&a.probe);
+    sink::notification_sink(changes, a.versions, a.output, a.errors.clone());
+    let rejects_written = rejects::reject_sink(inputs.rejects, a.rejects, a.when, a.errors);
+    Assembled {
+        facts: built.facts,
+        rejects_written,
+    }
+}
+
+/// The parts of worker 0's output chain.
+pub struct Outputs {
+    /// Where notifications are written.
+    pub destination: Box<dyn NotificationOutput>,
+    pub derived: Option<SharedDerived>,
+    pub live: Option<Arc<Live>>,
+    /// A restarted job's snapshot frontier (0 otherwise).
+    pub below: u64,
+    /// Where the written frontier is published.
+    pub written: Option<Arc<AtomicU64>>,
+}
+
+/// The output chain, always in one order: the destination, then the
+/// derived interval files, then the API.
+pub fn chain(o: Outputs) -> Box<dyn NotificationOutput> {
+    let mut chain = Chain::new(o.destination, o.below);
+    if let Some(d) = o.derived {
+        chain = chain.tap(Box::new(DerivedTap(d)));
+    }
+    if let Some(live) = o.live {
+        chain = chain.tap(Box::new(LiveTap(live)));
+    }
+    if let Some(w) = o.written {
+        chain = chain.publish(w);
+    }
+    Box::new(chain)
+}

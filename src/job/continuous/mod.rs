@@ -1,0 +1,216 @@
+//! The continuous job: Kafka in, notifications out, exactly once across
+//! crashes without Kafka transactions.
+//!
+//! ```text
+//!  topic partitions ──► Kafka source (per worker) ──► dataflow ──► sink (worker 0) ──► output topic / file
+//!        │                 │ rejects ──► reject sink (per worker) ─────────────────► rejects topic / file
+//!        │                 │                                                 ▲
+//!        │   every N s: pause sources ─► wait until output frontier = F ─► save state ─► flush outputs
+//!        │                                                                   └► snapshot N (atomic rename)
+//!        └── restart: load snapshot N, seek to its offsets, re-derive state at F-1 (not written),
+//!            read each output since snapshot N's marks and skip exactly what is already there
+//! ```
+//!
+//! Everything the job writes is a function of the input partitions
+//! (docs/spec.md §7), so a restarted job re-creates byte for byte what it
+//! wrote after its last snapshot; each output skips the prefix its
+//! destination already holds ([`crate::output::resume`]); until it has
+//! re-created all of that prefix it takes no snapshot, since one would mark
+//! the prefix as written at an earlier frontier. The only decisions that
+//! are not a function of the input (idle partitions advanced by wall
+//! clock, partitions added while running) are logged before they act and
+//! replayed at the same offsets.
+//!
+//! - [`outputs`]: the outputs, opened where the last snapshot left them;
+//! - [`snapshot`]: the state directory (snapshots, the advance log);
+//! - `worker`: the workers' loop and the snapshot protocol.
+
+pub mod hunt_record;
+pub mod outputs;
+pub mod snapshot;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::input::stats::{InputError, Stats};
+use crate::kafka::admin::Admin;
+use crate::kafka::{KafkaConfig, KafkaError};
+use crate::model::hunt::{Hunt, HuntError};
+use crate::model::versions::{SharedVersions, Versions};
+use crate::output::OutputError;
+pub use outputs::Target;
+use snapshot::{SnapshotError, StateDir};
+
+/// Settings of the continuous job.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub hunt: PathBuf,
+    pub brokers: String,
+    pub topic: String,
+    pub workers: usize,
+    pub output: Target,
+    /// Default: `rejects.jsonl` in the state directory.
+    pub rejects: Option<Target>,
+    pub state_dir: PathBuf,
+    /// librdkafka settings, `key=value`.
+    pub kafka_options: Vec<String>,
+    /// Advance partitions idle this long; `None`: never.
+    pub idle: Option<Duration>,
+    pub snapshot_every: Duration,
+    /// Partitions of output topics the job creates (default: as the input).
+    pub output_partitions: Option<u32>,
+    pub slice: usize,
+    /// Serve the analysts' API.
+    pub serve: Option<crate::serve::ServeOptions>,
+    /// Write presence and eligibility intervals here.
+    pub derived: Option<PathBuf>,
+    /// Read hunt changes from this topic (one partition).
+    pub hunt_topic: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Hunt(#[from] HuntError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Config(String),
+    #[error("{}: the state directory was built with another hunt than {} ({difference}); state is never reinterpreted under another hunt: apply changes to a running hunt with `huntflow hunt-change`, or start from a new state directory", state.display(), given.display())]
+    HuntChanged {
+        state: PathBuf,
+        given: PathBuf,
+        difference: String,
+    },
+    #[error("the dataflow failed: {0}")]
+    Dataflow(String),
+    #[error("serving on {addr}: {source}")]
+    Serve {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// Whether starting again from the last snapshot can get past it: the
+    /// broker away or refusing a write; not a wrong hunt, option or file,
+    /// nor a state directory that cannot be written (a full disk).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunError::Kafka(e) => matches!(e, KafkaError::Client { .. } | KafkaError::Topic { .. }),
+            RunError::Output(e) => e.is_transient(),
+            RunError::Input(e) => e.transient,
+            _ => false,
+        }
+    }
+}
+
+/// Runs the continuous job; it does not end by itself. After a transient
+/// failure (the broker away, a write refused) it starts again from its last
+/// snapshot, as a restarted process would, and the outputs resume exactly
+/// where they stand. A permanent failure stops it with its message.
+pub fn run(opts: &RunOptions) -> Result<(), RunError> {
+    let mut wait = Duration::from_millis(500);
+    check(opts)?;
+    let hunt = Arc::new(Hunt::load(&opts.hunt)?);
+    // Versions only grow: a restart inside the process adds the same ones.
+    let versions = Versions::new((*hunt).clone()).shared();
+    let stats = Arc::new(Stats::default());
+    let live =
+        match &opts.serve {
+            None => None,
+            Some(serve) => Some(serve.launch(versions.clone(), stats.clone()).map_err(
+                |source| RunError::Serve {
+                    addr: serve.addr,
+                    source,
+                },
+            )?),
+        };
+    loop {
+        let started = std::time::Instant::now();
+        match run_once(opts, &hunt, &versions, &stats, live.as_ref()) {
+            Err(e) if e.is_transient() => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    wait = Duration::from_millis(500);
+                }
+                eprintln!(
+                    "huntflow: {e}; starting again from the last snapshot in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn check(opts: &RunOptions) -> Result<(), RunError> {
+    if opts.workers == 0 {
+        return Err(RunError::Config("workers must be at least 1".into()));
+    }
+    if opts.output == Target::Stdout && opts.rejects == Some(Target::Stdout) {
+        return Err(RunError::Config(
+            "notifications and rejects cannot both go to standard output".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn run_once(
+    opts: &RunOptions,
+    hunt: &Arc<Hunt>,
+    versions: &SharedVersions,
+    stats: &Arc<Stats>,
+    live: Option<&Arc<crate::serve::Live>>,
+) -> Result<(), RunError> {
+    let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
+    hunt_record::check_or_record(&opts.state_dir, hunt)?;
+    let state = Arc::new(StateDir::open(&opts.state_dir)?);
+    let loaded = state.load_latest()?;
+    if let Some(l) = &loaded {
+        if l.manifest.topic != opts.topic {
+            return Err(RunError::Config(format!(
+                "{}: the state directory belongs to a job reading topic {:?}, not {:?}",
+                opts.state_dir.display(),
+                l.manifest.topic,
+                opts.topic
+            )));
+        }
+    }
+    let advances = state.advances()?;
+    let admin = Admin::new(&cfg)?;
+    let input_partitions = admin
+        .partitions(&opts.topic)?
+        .ok_or_else(|| KafkaError::NoTopic(opts.topic.clone()))?;
+    let opened = {
+        let registry = versions.read().expect("versions lock");
+        outputs::open(opts, &cfg, &registry, loaded.as_ref(), input_partitions)?
+    };
+    if let Some(live) = live {
+        // The API state is rebuilt from the snapshot like the rest.
+        live.reset();
+    }
+    worker::Job {
+        opts: opts.clone(),
+        hunt: hunt.clone(),
+        versions: versions.clone(),
+        cfg,
+        state,
+        loaded,
+        advances,
+        input_partitions,
+        opened,
+        stats: stats.clone(),
+        live: live.cloned(),
+    }
+    .run()
+}

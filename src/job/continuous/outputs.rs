@@ -1,0 +1,336 @@
+//! The continuous job's outputs, opened where its last snapshot left them:
+//! notifications, rejects and (with `--derived`) the interval files, each
+//! a topic, a file or standard output, each named in the snapshot's marks,
+//! each with what its destination holds beyond them ([`Held`]).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use super::snapshot::Loaded;
+use super::{RunError, RunOptions};
+use crate::kafka::admin::Admin;
+use crate::kafka::producer::{self, Producer};
+use crate::kafka::KafkaConfig;
+use crate::model::versions::Versions;
+use crate::output::derived::{self, Derived, Resumed, SharedDerived};
+use crate::output::file::{Destination, FileNotifications, SharedFile};
+use crate::output::kafka::{KafkaNotifications, KafkaRejects};
+use crate::output::rejects::{FileRejects, Origins, RejectSink, SharedRejects};
+use crate::output::resume::Held;
+use crate::output::sink::NotificationOutput;
+use crate::output::OutputError;
+
+/// Where an output goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Kafka(String),
+    File(PathBuf),
+    Stdout,
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(topic) = s.strip_prefix("kafka:") {
+            if topic.is_empty() {
+                return Err("kafka: needs a topic name".into());
+            }
+            return Ok(Target::Kafka(topic.to_string()));
+        }
+        if s == "-" {
+            return Ok(Target::Stdout);
+        }
+        if s.is_empty() {
+            return Err("empty output".into());
+        }
+        Ok(Target::File(PathBuf::from(s)))
+    }
+}
+
+/// The outputs, by the names their marks have in a snapshot.
+pub const NOTIFICATIONS: &str = "notifications";
+pub const REJECTS: &str = "rejects";
+pub const PRESENCE: &str = "presence";
+pub const ELIGIBILITY: &str = "eligibility";
+
+/// How the snapshot protocol makes an output durable and finds its end.
+pub enum Durable {
+    Kafka {
+        producer: Arc<Producer>,
+        admin: Admin,
+        topic: String,
+        partitions: u32,
+    },
+    File(Arc<SharedFile>),
+    Stdout,
+}
+
+impl Durable {
+    /// Writes out everything handed over so far; returns the end marks.
+    pub fn flush(&self) -> Result<Vec<i64>, RunError> {
+        match self {
+            Durable::Kafka {
+                producer,
+                admin,
+                topic,
+                partitions,
+            } => {
+                producer.flush().map_err(OutputError::from)?;
+                Ok(producer::marks(admin, topic, *partitions)?)
+            }
+            Durable::File(f) => f
+                .sync()
+                .map(|len| vec![len as i64])
+                .map_err(|e| OutputError::io(f.path().display(), e).into()),
+            Durable::Stdout => Ok(Vec::new()),
+        }
+    }
+
+    /// A failure the producer reported, if any.
+    pub fn failure(&self) -> Option<OutputError> {
+        match self {
+            Durable::Kafka { producer, .. } => producer.failure().map(OutputError::from),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the job writes, opened.
+pub struct Opened {
+    /// The notifications' destination (the head of the output chain).
+    pub notifications: Box<dyn NotificationOutput + Send>,
+    pub rejects: SharedRejects,
+    /// With `--derived`: the interval files.
+    pub derived: Option<SharedDerived>,
+    /// Every output, by name, in the order their marks are taken.
+    pub durable: Vec<(&'static str, Durable)>,
+    /// What the outputs held beyond the snapshot: no snapshot until passed.
+    pub held: Held,
+}
+
+/// Opens the outputs where `loaded` (the last snapshot, if any) left them.
+pub fn open(
+    opts: &RunOptions,
+    cfg: &KafkaConfig,
+    versions: &Versions,
+    loaded: Option<&Loaded>,
+    input_partitions: u32,
+) -> Result<Opened, RunError> {
+    let mut opener = Opener {
+        opts,
+        cfg,
+        loaded,
+        producer: None,
+        input_partitions,
+    };
+    let (notifications, durable, mut held) = opener.notifications()?;
+    let mut all = vec![(NOTIFICATIONS, durable)];
+    let (rejects, durable, rejects_held) = opener.rejects()?;
+    held.merge(rejects_held);
+    all.push((REJECTS, durable));
+    let derived = match &opts.derived {
+        None => None,
+        Some(dir) => {
+            let (derived, [presence, eligibility], derived_held) = opener.derived(dir, versions)?;
+            held.merge(derived_held);
+            all.push((PRESENCE, presence));
+            all.push((ELIGIBILITY, eligibility));
+            Some(derived)
+        }
+    };
+    Ok(Opened {
+        notifications,
+        rejects,
+        derived,
+        durable: all,
+        held,
+    })
+}
+
+struct Opener<'a> {
+    opts: &'a RunOptions,
+    cfg: &'a KafkaConfig,
+    loaded: Option<&'a Loaded>,
+    producer: Option<Arc<Producer>>,
+    input_partitions: u32,
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |e| OutputError::io(path.display(), e).into()
+}
+
+impl Opener<'_> {
+    fn marks(&self, name: &str) -> Option<&[i64]> {
+        self.loaded.and_then(|l| l.manifest.marks(name))
+    }
+
+    fn below(&self) -> u64 {
+        self.loaded.map_or(0, |l| l.manifest.frontier)
+    }
+
+    fn producer(&mut self) -> Result<Arc<Producer>, RunError> {
+        if self.producer.is_none() {
+            self.producer = Some(Arc::new(Producer::new(self.cfg)?));
+        }
+        Ok(self.producer.clone().expect("set"))
+    }
+
+    /// A topic, created if missing with `partitions` partitions.
+    fn topic(&mut self, topic: &str, partitions: u32) -> Result<(Admin, Arc<Producer>), RunError> {
+        let admin = Admin::new(self.cfg)?;
+        admin.ensure_topic(topic, partitions)?;
+        Ok((admin, self.producer()?))
+    }
+
+    /// A file opened for appending, with its lines since output `name`'s mark.
+    fn file(&self, path: &Path, name: &str) -> Result<(Arc<SharedFile>, Vec<Vec<u8>>), RunError> {
+        let from = self.marks(name).and_then(|m| m.first()).copied();
+        let (file, lines) =
+            SharedFile::open(path, from.unwrap_or(0) as u64).map_err(file_err(path))?;
+        Ok((Arc::new(file), lines))
+    }
+
+    fn notifications(
+        &mut self,
+    ) -> Result<(Box<dyn NotificationOutput + Send>, Durable, Held), RunError> {
+        let below = self.below();
+        match &self.opts.output {
+            Target::Kafka(topic) => {
+                let n = self.opts.output_partitions.unwrap_or(self.input_partitions);
+                let (admin, producer) = self.topic(topic, n)?;
+                let marks = self.marks(NOTIFICATIONS);
+                let out = KafkaNotifications::open(
+                    self.cfg,
+                    &admin,
+                    producer.clone(),
+                    topic,
+                    marks,
+                    below,
+                )?;
+                let (partitions, held) = (out.partitions(), out.held());
+                let durable = Durable::Kafka {
+                    producer,
+                    admin,
+                    topic: topic.clone(),
+                    partitions,
+                };
+                Ok((Box::new(out), durable, held))
+            }
+            Target::File(path) => {
+                let (file, lines) = self.file(path, NOTIFICATIONS)?;
+                let dest = Destination::File(file.clone());
+                let name = path.display().to_string();
+                let out = FileNotifications::new(name, dest, &lines, below)?;
+                let held = out.held();
+                Ok((Box::new(out), Durable::File(file), held))
+            }
+            Target::Stdout => {
+                let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
+                let out = FileNotifications::new("-".into(), dest, &[], below)?;
+                Ok((Box::new(out), Durable::Stdout, Held::default()))
+            }
+        }
+    }
+
+    fn rejects(&mut self) -> Result<(SharedRejects, Durable, Held), RunError> {
+        let target = self
+            .opts
+            .rejects
+            .clone()
+            .unwrap_or_else(|| Target::File(self.opts.state_dir.join("rejects.jsonl")));
+        let origins = Origins::Topic {
+            events: self.opts.topic.clone(),
+            changes: self.opts.hunt_topic.clone(),
+        };
+        let (sink, durable, held): (Box<dyn RejectSink>, Durable, Held) = match &target {
+            Target::Kafka(topic) => {
+                let (admin, producer) = self.topic(topic, self.input_partitions)?;
+                let marks = self.marks(REJECTS);
+                let out =
+                    KafkaRejects::open(self.cfg, &admin, producer.clone(), topic, origins, marks)?;
+                let (partitions, held) = (out.partitions(), out.held());
+                let durable = Durable::Kafka {
+                    producer,
+                    admin,
+                    topic: topic.clone(),
+                    partitions,
+                };
+                (Box::new(out), durable, held)
+            }
+            Target::File(path) => {
+                let (file, lines) = self.file(path, REJECTS)?;
+                let dest = Box::new(Destination::File(file.clone()));
+                let out = FileRejects::new(path.display().to_string(), dest, origins, &lines);
+                let held = out.held();
+                (Box::new(out), Durable::File(file), held)
+            }
+            Target::Stdout => {
+                let dest = Box::new(Destination::Stdout(std::io::BufWriter::new(
+                    std::io::stdout(),
+                )));
+                let out = FileRejects::new("-".into(), dest, origins, &[]);
+                (Box::new(out), Durable::Stdout, Held::default())
+            }
+        };
+        Ok((Arc::new(Mutex::new(sink)), durable, held))
+    }
+
+    /// The derived interval files, where the snapshot left them.
+    fn derived(
+        &self,
+        dir: &Path,
+        versions: &Versions,
+    ) -> Result<(SharedDerived, [Durable; 2], Held), RunError> {
+        if self.loaded.is_some() && self.marks(PRESENCE).is_none() {
+            return Err(RunError::Config(format!(
+                "--derived {}: the last snapshot in {} was taken without --derived, so the intervals open then are unknown; write derived files from a new state directory",
+                dir.display(),
+                self.opts.state_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(file_err(dir))?;
+        let mut held = Held::default();
+        let mut open_one = |name: &str,
+                            file: &str|
+         -> Result<(Arc<SharedFile>, Vec<Vec<u8>>), RunError> {
+            let path = dir.join(file);
+            let (shared, since) = self.file(&path, name)?;
+            for (n, line) in since.iter().enumerate() {
+                let until = derived::closed_until(line).ok_or_else(|| OutputError::Diverged {
+                    name: path.display().to_string(),
+                    message: format!(
+                        "line {} after the snapshot mark is not a closed interval",
+                        n + 1
+                    ),
+                })?;
+                held.time(Some(until));
+            }
+            Ok((shared, since))
+        };
+        let (presence, presence_since) = open_one(PRESENCE, derived::FILES[0])?;
+        let (eligibility, eligibility_since) = open_one(ELIGIBILITY, derived::FILES[1])?;
+        let outs: [Box<dyn std::io::Write + Send>; 2] = [
+            Box::new(Destination::File(presence.clone())),
+            Box::new(Destination::File(eligibility.clone())),
+        ];
+        let resumed = Resumed {
+            held: [presence_since, eligibility_since],
+            open: self
+                .loaded
+                .map(|l| l.derived_open.clone())
+                .unwrap_or_default(),
+        };
+        let dict = versions.dictionary();
+        let known = |reward: bool, id: &str| {
+            let names = if reward { &dict.rewards } else { &dict.zones };
+            names.number(id).is_some()
+        };
+        let d = Derived::resume(dir, outs, resumed, &known).map_err(file_err(dir))?;
+        Ok((
+            Arc::new(Mutex::new(d)),
+            [Durable::File(presence), Durable::File(eligibility)],
+            held,
+        ))
+    }
+}

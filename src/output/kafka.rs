@@ -1,0 +1,200 @@
+//! Writing to Kafka: notifications keyed by player (occupancy by zone), in
+//! the contract's order within each output partition, with progress records
+//! on every partition; and rejects, input partition `p` to partition
+//! `p % n`.
+//!
+//! Both resume after a restart: what the topic already holds since the last
+//! snapshot is read back, and exactly that is not written again (see
+//! [`super::resume`] and the continuous job).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::format::{format_notification, parse_notification, progress_record};
+use super::line::ProgressPacer;
+use super::order::Notification;
+use super::rejects::{format_reject, Origins, RejectSink};
+use super::resume::{Held, Resume, WrittenRejects};
+use super::sink::NotificationOutput;
+use super::OutputError;
+use crate::input::reject::Reject;
+use crate::kafka::admin::{read_to_end, Admin};
+use crate::kafka::partitioner::partition_of;
+use crate::kafka::producer::Producer;
+use crate::kafka::{KafkaConfig, KafkaError};
+
+/// Notifications to a topic.
+pub struct KafkaNotifications {
+    producer: Arc<Producer>,
+    topic: String,
+    partitions: u32,
+    resume: Resume,
+    buf: Vec<u8>,
+    progress: ProgressPacer,
+}
+
+/// The number of partitions of an existing topic.
+fn partitions(admin: &Admin, topic: &str) -> Result<u32, KafkaError> {
+    admin
+        .partitions(topic)?
+        .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))
+}
+
+impl KafkaNotifications {
+    /// Opens the output, reading back what each partition holds from
+    /// `marks` (the snapshot's, taken at frontier `below`; the start of each
+    /// partition without one).
+    pub fn open(
+        cfg: &KafkaConfig,
+        admin: &Admin,
+        producer: Arc<Producer>,
+        topic: &str,
+        marks: Option<&[i64]>,
+        below: u64,
+    ) -> Result<Self, KafkaError> {
+        let partitions = partitions(admin, topic)?;
+        let mut resume = Resume::new(partitions as usize);
+        for p in 0..partitions {
+            let from = marks.and_then(|m| m.get(p as usize).copied());
+            let mut bad = None;
+            read_to_end(
+                cfg,
+                topic,
+                p,
+                from,
+                |offset, payload| match parse_notification(payload) {
+                    Ok(Some((time, n))) => resume.written(p as usize, time, n),
+                    Ok(None) => {}
+                    Err(e) => {
+                        bad.get_or_insert(format!("offset {offset}: {e}"));
+                    }
+                },
+            )?;
+            if let Some(e) = bad {
+                return Err(KafkaError::Topic {
+                    topic: topic.to_string(),
+                    message: format!(
+                        "partition {p} holds a record that is not a notification ({e})"
+                    ),
+                });
+            }
+        }
+        Ok(KafkaNotifications {
+            producer,
+            topic: topic.to_string(),
+            partitions,
+            resume,
+            buf: Vec::with_capacity(256),
+            progress: ProgressPacer::new(Duration::from_millis(200), Some(below)),
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// What the topic held after the snapshot's marks.
+    pub fn held(&self) -> Held {
+        self.resume.held()
+    }
+}
+
+impl NotificationOutput for KafkaNotifications {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        for n in ns {
+            let key: &str = match n {
+                Notification::Player { player, .. } => player,
+                Notification::Occupancy { zone, .. } => zone,
+            };
+            let p = partition_of(key.as_bytes(), self.partitions);
+            if !self.resume.keep(p as usize, time, n) {
+                continue;
+            }
+            self.buf.clear();
+            format_notification(&mut self.buf, time, n);
+            self.buf.pop(); // the newline
+            self.producer
+                .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        if let Some(f) = self.progress.due(frontier) {
+            let record = progress_record(f);
+            for p in 0..self.partitions {
+                self.producer
+                    .send(&self.topic, p, None, record.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rejects to a topic: input partition `p` goes to partition `p % n`.
+pub struct KafkaRejects {
+    producer: Arc<Producer>,
+    topic: String,
+    partitions: u32,
+    origins: Origins,
+    written: WrittenRejects,
+    buf: Vec<u8>,
+}
+
+impl KafkaRejects {
+    /// Opens the output for the rejects of `origins`, reading back what
+    /// each partition holds from `marks`.
+    pub fn open(
+        cfg: &KafkaConfig,
+        admin: &Admin,
+        producer: Arc<Producer>,
+        topic: &str,
+        origins: Origins,
+        marks: Option<&[i64]>,
+    ) -> Result<Self, KafkaError> {
+        let partitions = partitions(admin, topic)?;
+        let mut written = WrittenRejects::default();
+        for p in 0..partitions {
+            let from = marks.and_then(|m| m.get(p as usize).copied());
+            read_to_end(cfg, topic, p, from, |_, payload| written.note(payload))?;
+        }
+        Ok(KafkaRejects {
+            producer,
+            topic: topic.to_string(),
+            partitions,
+            origins,
+            written,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// What the topic held after the snapshot's marks.
+    pub fn held(&self) -> Held {
+        self.written.held()
+    }
+}
+
+impl RejectSink for KafkaRejects {
+    fn write(&mut self, r: &Reject) -> Result<(), OutputError> {
+        if !self.written.is_new(r) {
+            return Ok(());
+        }
+        self.buf.clear();
+        format_reject(&mut self.buf, &self.origins, r);
+        self.buf.pop();
+        let key = r.partition.to_string();
+        let p = r.partition % self.partitions;
+        self.producer
+            .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), OutputError> {
+        // The producer delivers in the background; a snapshot flushes it.
+        Ok(())
+    }
+}

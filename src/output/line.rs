@@ -1,0 +1,113 @@
+//! Notifications as JSON Lines to a byte stream (a file or standard
+//! output), with progress records when asked for, and the pacing of
+//! progress records that every output shares.
+
+use std::io::Write;
+
+use super::format::{format_notification, progress_record};
+use super::order::Notification;
+use super::sink::NotificationOutput;
+use super::OutputError;
+
+/// When a progress record is due: for a frontier above the last one
+/// recorded, and at most once per `every` (the end of the stream is always
+/// due). Shared by every output that writes progress records.
+pub struct ProgressPacer {
+    last: Option<u64>,
+    at: std::time::Instant,
+    every: std::time::Duration,
+}
+
+impl ProgressPacer {
+    /// Starting after frontier `after` (a restarted job: its snapshot's),
+    /// or from the first frontier above 0 when `None`.
+    pub fn new(every: std::time::Duration, after: Option<u64>) -> Self {
+        ProgressPacer {
+            last: after,
+            at: std::time::Instant::now(),
+            every,
+        }
+    }
+
+    /// The progress time to record now for `frontier` (`None`: the stream
+    /// ended, recorded as `u64::MAX`), if one is due.
+    pub fn due(&mut self, frontier: Option<u64>) -> Option<u64> {
+        let f = frontier.unwrap_or(u64::MAX);
+        let rises = self.last.map_or(f > 0, |last| f > last);
+        let time = frontier.is_none() || self.last.is_none() || self.at.elapsed() >= self.every;
+        if !(rises && time) {
+            return None;
+        }
+        self.last = Some(f);
+        self.at = std::time::Instant::now();
+        Some(f)
+    }
+}
+
+/// JSON Lines to a byte stream, with optional progress records.
+pub struct LineOutput {
+    /// What the stream is called in errors (a path, or `-`).
+    name: String,
+    writer: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    progress: Option<ProgressPacer>,
+}
+
+impl LineOutput {
+    /// With `progress_records`, a progress record for every new frontier.
+    pub fn new(name: String, writer: Box<dyn Write + Send>, progress_records: bool) -> Self {
+        let pacer = progress_records.then(|| ProgressPacer::new(std::time::Duration::ZERO, None));
+        Self::paced(name, writer, pacer)
+    }
+
+    /// Progress records when `pacer` says so (none without one).
+    pub fn paced(
+        name: String,
+        writer: Box<dyn Write + Send>,
+        pacer: Option<ProgressPacer>,
+    ) -> Self {
+        LineOutput {
+            name,
+            writer,
+            buf: Vec::with_capacity(1 << 16),
+            progress: pacer,
+        }
+    }
+
+    fn drain(&mut self, flush: bool) -> Result<(), OutputError> {
+        let result = self.writer.write_all(&self.buf).and_then(|_| {
+            if flush {
+                self.writer.flush()
+            } else {
+                Ok(())
+            }
+        });
+        self.buf.clear();
+        result.map_err(|source| OutputError::io(&self.name, source))
+    }
+}
+
+impl NotificationOutput for LineOutput {
+    fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        for n in ns {
+            format_notification(&mut self.buf, time, n);
+        }
+        if self.buf.len() >= 1 << 16 {
+            self.drain(false)?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        // The end of a stream needs no record: every time is complete.
+        if let (Some(f), Some(pacer)) = (frontier, self.progress.as_mut()) {
+            if pacer.due(Some(f)).is_some() {
+                let _ = writeln!(self.buf, "{}", progress_record(f));
+            }
+        }
+        if !self.buf.is_empty() || frontier.is_none() {
+            self.drain(true)?;
+        }
+        Ok(())
+    }
+}

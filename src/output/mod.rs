@@ -1,0 +1,55 @@
+//! Where results go. The dataflow's changes become notifications in the
+//! contract's order ([`order`], [`format`]); the one notification sink
+//! ([`sink`]) hands each completed time, through the [`chain`], to a
+//! destination — JSON Lines ([`line`], [`file`]) or a topic ([`kafka`]) —
+//! and to the taps: the derived interval files ([`derived`]) and the API.
+//! Rejects take one path too ([`rejects`]). After a restart, every
+//! destination skips what it already holds ([`resume`]).
+
+pub mod chain;
+pub mod derived;
+pub mod file;
+pub mod format;
+pub mod kafka;
+pub mod line;
+pub mod order;
+pub mod rejects;
+pub mod resume;
+pub mod sink;
+
+use crate::kafka::producer::ProduceError;
+
+/// A write that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A file or standard output refused a write (a full disk, a closed
+    /// pipe): permanent, the job stops.
+    #[error("{name}: {source}")]
+    Io {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Kafka producer refused a record or reported a failed delivery:
+    /// starting again from the last snapshot can get past it.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// What a destination holds beyond the snapshot's mark is not what the
+    /// job re-creates (it was written by another job): permanent.
+    #[error("{name}: {message}")]
+    Diverged { name: String, message: String },
+}
+
+impl OutputError {
+    pub fn io(name: impl std::fmt::Display, source: std::io::Error) -> Self {
+        OutputError::Io {
+            name: name.to_string(),
+            source,
+        }
+    }
+
+    /// Whether starting again from the last snapshot can get past it.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, OutputError::Produce(_))
+    }
+}
