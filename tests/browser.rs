@@ -131,32 +131,39 @@ impl Browser {
         }
     }
 
-    /// The value of a JavaScript expression (promises awaited).
-    fn eval(&mut self, expression: &str) -> Value {
+    /// The value of a JavaScript expression (promises awaited), or the
+    /// exception it threw.
+    fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
         );
-        assert!(
-            r["exceptionDetails"].is_null(),
-            "{expression}: {}",
-            r["exceptionDetails"]
-        );
-        r["result"]["value"].clone()
+        match &r["exceptionDetails"] {
+            Value::Null => Ok(r["result"]["value"].clone()),
+            e => Err(e.clone()),
+        }
+    }
+
+    /// The value of a JavaScript expression (promises awaited).
+    fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .unwrap_or_else(|e| panic!("{expression}: {e}"))
     }
 
     /// Evaluates `expression` until it is truthy (then its value), for at
-    /// most `secs` seconds.
+    /// most `secs` seconds; an exception (say, while the page loads) counts
+    /// as not yet.
     fn wait_for(&mut self, expression: &str, secs: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let v = self.eval(expression);
-            if !(v.is_null() || v == false || v == 0 || v == "") {
-                return v;
+            let v = self.try_eval(expression);
+            match &v {
+                Ok(v) if !(v.is_null() || *v == false || *v == 0 || *v == "") => return v.clone(),
+                _ => {}
             }
             assert!(
                 Instant::now() < deadline,
-                "waited {secs} s for {expression}"
+                "waited {secs} s for {expression}: {v:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -306,9 +313,21 @@ fn the_map_page_draws_the_demo_and_follows_it_live() {
         json!({"expression": "document.getElementById('player-close').click()"}),
     );
 
-    // New input on the open partition: as_of advances and notifications
-    // of the new times reach the feed.
+    // The connection drops (the browser goes offline) while new input
+    // arrives on the open partition; back online, the stream resumes where
+    // it stopped: as_of advances, and the page has every notification
+    // after its starting point, none twice.
+    let offline = |b: &mut Browser, offline: bool| {
+        b.call(
+            "Network.emulateNetworkConditions",
+            json!({"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
+        );
+    };
+    offline(&mut b, true);
+    b.wait_for("document.getElementById('conn').textContent !== 'live'", 30);
     served.feed(&demo_lines(8000, 10_000));
+    settled(&addr);
+    offline(&mut b, false);
     let after = settled(&addr);
     assert!(after > before);
     b.wait_for(
@@ -321,6 +340,26 @@ fn the_map_page_draws_the_demo_and_follows_it_live() {
     );
     let feed = b.eval("document.querySelectorAll('#feed li').length");
     assert!(feed.as_u64().unwrap() > 0);
+    b.wait_for("document.getElementById('conn').textContent === 'live'", 30);
+    let from = b.eval("document.getElementById('feed').dataset.from");
+    let (t0, i0) = from.as_str().unwrap().split_once('-').unwrap();
+    let start: (u64, u64) = (t0.parse().unwrap(), i0.parse().unwrap());
+    // The output file, with each notification's id `T-I`.
+    let mut want = 0;
+    let mut last = (0, 0);
+    for line in std::fs::read_to_string(&served.output).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let Some(t) = v["time"].as_u64().filter(|_| v["kind"] != "progress") else {
+            continue;
+        };
+        last = if last.0 == t { (t, last.1 + 1) } else { (t, 1) };
+        want += u64::from(last > start);
+    }
+    assert!(want > 100, "{want} notifications after {start:?}");
+    b.wait_for(
+        &format!("+document.getElementById('feed').dataset.received === {want}"),
+        30,
+    );
     check_page(&mut b, &addr, &hunt, &[]);
     let stats = b.eval("document.querySelector('header').innerText");
     assert!(

@@ -156,6 +156,23 @@ fn positions_changed_since_a_time_with_removals_and_pages() {
         (vec!["p2".into(), "p3".into(), "p9".into()], vec![])
     );
 
+    // A client that cannot send Last-Event-ID names it as a parameter;
+    // the header wins over it.
+    let all = subscribe(&addr, "/v1/subscribe", &[], 6);
+    let notes: Vec<&(String, String, String)> =
+        all.iter().filter(|e| e.1 == "notification").collect();
+    assert!(notes.len() >= 6, "{all:?}");
+    let after = |path: &str, headers: &[(&str, &str)]| {
+        let got = subscribe(&addr, path, headers, 1);
+        got.into_iter().find(|e| e.1 == "notification").unwrap().0
+    };
+    let resume = format!("/v1/subscribe?last_event_id={}", notes[2].0);
+    assert_eq!(after(&resume, &[]), notes[3].0);
+    assert_eq!(
+        after(&resume, &[("Last-Event-ID", &notes[4].0)]),
+        notes[5].0
+    );
+
     for bad in [
         "/v1/positions?since=soon",
         "/v1/positions?limit=0",

@@ -148,15 +148,17 @@ impl Interpreted {
 impl PlayerState {
     /// `position` changes at `t`: the first change at `t` keeps what it was.
     fn moving(&mut self, t: u64) {
-        let before = self.spot();
-        if let Some(moves) = self.moves.as_mut() {
-            if moves.last().is_none_or(|m| m.at != t) {
-                moves.push(Move {
-                    at: t,
-                    before,
-                    before_moved: self.moved,
-                });
-            }
+        if self
+            .moves
+            .as_ref()
+            .is_some_and(|m| m.last().is_none_or(|m| m.at != t))
+        {
+            let m = Move {
+                at: t,
+                before: self.spot(),
+                before_moved: self.moved,
+            };
+            self.moves.as_mut().expect("checked").push(m);
         }
         self.moved = t;
     }

@@ -196,7 +196,10 @@ impl Peers {
             at.checked_sub(1)
         };
         let r = read(at);
-        *self.pin.lock().expect("pin lock") = u64::MAX;
+        let mut pin = self.pin.lock().expect("pin lock");
+        *pin = u64::MAX;
+        drop(pin);
+        self.refresh();
         r
     }
 }
@@ -259,10 +262,14 @@ impl PlayerStore {
 
     /// Every time up to `t` is final.
     pub(crate) fn through(&self, t: u64) {
-        self.through
+        let was = self
+            .through
             .fetch_max(t.saturating_add(1), Ordering::Release);
+        // Only the store that holds the floor back can raise it.
         if let Some(peers) = &self.peers {
-            peers.refresh();
+            if was <= peers.floor.load(Ordering::Acquire) {
+                peers.refresh();
+            }
         }
     }
 

@@ -1,5 +1,7 @@
 //! The axum router: point queries, the subscription stream, metrics and
-//! health. Every answer says the logical time it describes (`as_of`).
+//! health (the map's endpoints are in [`super::map`], the token in
+//! [`super::auth`]). Every answer says the logical time it describes
+//! (`as_of`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;

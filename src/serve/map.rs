@@ -26,7 +26,10 @@ pub const MAX_LIMIT: usize = 100_000;
 static PAGE: LazyLock<String> = LazyLock::new(|| {
     include_str!("map/index.html")
         .replace("/*STYLE*/", include_str!("map/map.css"))
-        .replace("/*SCRIPT*/", include_str!("map/map.js"))
+        .replace(
+            "/*SCRIPT*/",
+            &[include_str!("map/draw.js"), include_str!("map/live.js")].join("\n"),
+        )
 });
 
 /// The map page: one HTML document with its style and script inside.
