@@ -25,6 +25,18 @@ fn demo_files() -> Vec<PathBuf> {
     vec![dir.join("part-000.jsonl"), dir.join("part-001.jsonl")]
 }
 
+/// A scratch directory `kafka-<name>` and topics `<name>`, the events
+/// topic created with 4 partitions on the shared broker.
+fn four_partitions(name: &str) -> (common::Scratch, Topics, &'static Broker) {
+    let broker = Broker::shared();
+    let t = Topics::new(name);
+    huntflow::kafka::admin::Admin::new(&broker.config())
+        .unwrap()
+        .ensure_topic(&t.events, 4)
+        .unwrap();
+    (common::Scratch::new(&format!("kafka-{name}")), t, broker)
+}
+
 /// Publishes the demo into `events` (4 partitions) at 12,000 records/s on
 /// a thread of its own, while the job runs.
 fn feed_demo(
@@ -95,14 +107,8 @@ fn end_to_end_equals_a_backfill_of_the_dumped_input() {
 
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
-    let work = common::Scratch::new("kafka-crash");
-    let t = Topics::new("crash");
-    let broker = Broker::shared();
+    let (work, t, broker) = four_partitions("crash");
     let cfg = broker.config();
-    huntflow::kafka::admin::Admin::new(&cfg)
-        .unwrap()
-        .ensure_topic(&t.events, 4)
-        .unwrap();
     // Input keeps arriving while the job is killed and restarted.
     let feeder = feed_demo(&cfg, &t.events);
     let hunt = demo_hunt();
@@ -516,15 +522,9 @@ fn publish_change(broker: &Broker, topic: &str, version: &std::path::Path, effec
 
 #[test]
 fn hunt_changes_published_while_events_flow_survive_sigkills() {
-    let work = common::Scratch::new("kafka-changes");
-    let t = Topics::new("changes");
-    let hunt_topic = t.name("hunt");
-    let broker = Broker::shared();
+    let (work, t, broker) = four_partitions("changes");
     let cfg = broker.config();
-    huntflow::kafka::admin::Admin::new(&cfg)
-        .unwrap()
-        .ensure_topic(&t.events, 4)
-        .unwrap();
+    let hunt_topic = t.name("hunt");
     // The fountain grows, a square appears around the centre, a reward is
     // retired and positions live half as long; later the tower goes and a
     // reward for the square appears.
@@ -597,4 +597,58 @@ fn hunt_changes_published_while_events_flow_survive_sigkills() {
         counts(after),
         "the refused job wrote nothing"
     );
+}
+
+#[test]
+fn sigterm_takes_a_last_snapshot_and_a_restart_replays_nothing_past_it() {
+    let (work, t, broker) = four_partitions("sigterm");
+    let cfg = broker.config();
+    let feeder = feed_demo(&cfg, &t.events);
+    let hunt = demo_hunt();
+    let state = work.join("state");
+    let mut args = job_args(&t, hunt.to_str().unwrap(), "2");
+    // Snapshots only when asked to stop.
+    let every = args.iter().position(|a| a == "--snapshot-ms").unwrap();
+    let usual = std::mem::replace(&mut args[every + 1], "600000".into());
+    for _ in 0..2 {
+        let mut job = Job::start(broker, &state, &args);
+        std::thread::sleep(Duration::from_millis(3000));
+        job.assert_running();
+        let asked = std::time::Instant::now();
+        job.terminate();
+        let (ok, log) = job.wait_exit(Duration::from_secs(20));
+        assert!(ok, "a graceful stop exits 0:\n{log}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert!(log.contains("stopped after snapshot"), "{log}");
+        // Everything written is below the last snapshot's marks: a restart
+        // re-creates nothing.
+        let manifest = job.last_manifest();
+        for (name, topic) in [("notifications", &t.notifications), ("rejects", &t.rejects)] {
+            let marks: Vec<i64> = manifest["outputs"][name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_i64().unwrap())
+                .collect();
+            let admin = huntflow::kafka::admin::Admin::new(&cfg).unwrap();
+            for (p, mark) in marks.iter().enumerate() {
+                let end =
+                    huntflow::kafka::admin::end_offset(&cfg, &admin, topic, p as u32).unwrap();
+                assert_eq!(
+                    end, *mark,
+                    "{name} partition {p}: the topic ends at its mark"
+                );
+            }
+        }
+    }
+    feeder.join().unwrap();
+    // The last run snapshots as usual, so that catching up is observable.
+    args[every + 1] = usual;
+    let mut job = Job::start(broker, &state, &args);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
+    compare(broker, &t, &work, &hunt, written);
 }

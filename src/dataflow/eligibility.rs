@@ -21,6 +21,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+use super::Control;
 use crate::model::event::Id;
 use crate::model::versions::{activity, Notice, SharedVersions, Version};
 
@@ -32,10 +33,10 @@ pub type Pairs<'scope> = VecCollection<'scope, u64, (Id, u32), isize>;
 /// (every worker receives every notice; worker 0 maintains `active`).
 pub fn build<'scope>(
     met: Pairs<'scope>,
-    notices: Stream<'scope, u64, Vec<Notice>>,
+    control: Stream<'scope, u64, Vec<Control>>,
     versions: SharedVersions,
 ) -> Pairs<'scope> {
-    let active = active(notices, versions);
+    let active = active(control, versions);
     met.map(|(p, r)| (r, p))
         .semijoin(active)
         .map(|(r, p)| (p, r))
@@ -90,11 +91,11 @@ impl Activity {
 
 /// active(r), maintained on worker 0.
 fn active<'scope>(
-    notices: Stream<'scope, u64, Vec<Notice>>,
+    control: Stream<'scope, u64, Vec<Control>>,
     versions: SharedVersions,
 ) -> VecCollection<'scope, u64, u32, isize> {
-    let worker = notices.scope().index();
-    let stream = notices.unary_frontier(Pipeline, "Active", move |initial, _info| {
+    let worker = control.scope().index();
+    let stream = control.unary_frontier(Pipeline, "Active", move |initial, _info| {
         let known: BTreeMap<u64, Arc<Version>> = {
             let registry = versions.read().expect("versions lock");
             registry.all().map(|v| (v.effective, v.clone())).collect()
@@ -109,8 +110,10 @@ fn active<'scope>(
             let mut caps: Vec<Capability<u64>> = Vec::new();
             let mut changed = false;
             input.for_each(|cap, data| {
-                for notice in data.drain(..) {
-                    changed |= activity.learn(&notice);
+                for record in data.drain(..) {
+                    if let Control::Version(notice) = record {
+                        changed |= activity.learn(&notice);
+                    }
                 }
                 if let Some(&t) = cap.least() {
                     caps.push(cap.delayed(&t, 0));

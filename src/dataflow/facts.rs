@@ -9,7 +9,7 @@
 //! the difference with what it emitted before, so the output is already
 //! consolidated: a player moving inside the same zones produces nothing.
 //!
-//! Hunt versions (docs/spec.md §9) reach every worker as [`Notice`]s at their
+//! Hunt versions (docs/spec.md §9) reach every worker as notices at their
 //! effective time. Events are interpreted by the version in effect at their
 //! time; when a version takes effect at `T`, every player with live state is
 //! settled again at `T` under it, which emits exactly the changes the new
@@ -22,7 +22,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::rc::Rc;
@@ -37,8 +37,9 @@ use timely::dataflow::Stream;
 
 use super::player_state::{Interpreted, PlayerState, SavedState};
 use super::player_store::PlayerStore;
+use super::Control;
 use crate::model::event::{Event, Id};
-use crate::model::versions::{Notice, SharedVersions, Version};
+use crate::model::versions::{SharedVersions, Version};
 
 /// The kinds of per-player fact the operator maintains, each with a
 /// dictionary number: presence in a zone, or a reward whose player
@@ -77,6 +78,19 @@ struct Facts {
     pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Scratch,
+    /// Snapshots to capture, by frontier: epoch.
+    snapshots: BTreeMap<u64, u64>,
+    /// Captured snapshots: epoch, frontier and every player's state, one
+    /// JSON line each (see [`FactsHandle::take_capture`]).
+    captured: Vec<Capture>,
+}
+
+/// The per-player state of one worker as it stood when every time below a
+/// snapshot's frontier had been processed, and nothing later.
+pub struct Capture {
+    pub epoch: u64,
+    pub at: u64,
+    pub players: Vec<u8>,
 }
 
 /// Buffers reused by every settle.
@@ -95,6 +109,38 @@ impl Facts {
     /// A version that takes effect at `t` (received from the change input).
     fn boundary(&mut self, t: u64) {
         self.boundaries.insert(t);
+    }
+
+    /// A snapshot at frontier `at`: the state is captured once every time
+    /// below `at`, and none at or above it, is processed.
+    fn snapshot(&mut self, epoch: u64, at: u64) {
+        self.snapshots.insert(at, epoch);
+    }
+
+    /// Captures the snapshots whose frontier is at or below `t` (every time
+    /// below `t` is processed, none at or above it).
+    fn capture_before(&mut self, t: u64) {
+        while let Some(entry) = self.snapshots.first_entry() {
+            if *entry.key() > t {
+                break;
+            }
+            let (at, epoch) = entry.remove_entry();
+            let players = self.save_players();
+            self.captured.push(Capture { epoch, at, players });
+        }
+    }
+
+    /// Every player's state, one JSON line each, items by id.
+    fn save_players(&self) -> Vec<u8> {
+        let versions = self.versions.read().expect("versions lock");
+        let dict = versions.dictionary();
+        let mut out = Vec::new();
+        let written = self.players.each_sorted(|player, state| {
+            serde_json::to_writer(&mut out, &(player, state.save(dict)))?;
+            out.write_all(b"\n")
+        });
+        debug_assert!(written.is_ok(), "writing to memory");
+        out
     }
 
     /// The least time with work left: a pending event, a timer or a version
@@ -149,6 +195,7 @@ impl Facts {
             else {
                 break;
             };
+            self.capture_before(t);
             let resettle = boundary == Some(t);
             if resettle {
                 self.boundaries.pop_first();
@@ -176,6 +223,7 @@ impl Facts {
             if let Some(f) = limit.filter(|&f| f > 0) {
                 self.players.through(f - 1);
             }
+            self.capture_before(limit.unwrap_or(u64::MAX));
         }
         more
     }
@@ -375,19 +423,11 @@ pub struct Restore {
 pub struct FactsHandle(Rc<RefCell<Facts>>);
 
 impl FactsHandle {
-    /// Writes every player's state, one JSON line each, items by id.
-    /// Meaningful when the times below the snapshot frontier are all
-    /// processed and the sources are paused there: events at later times
-    /// are not part of it (the sources keep those).
-    pub fn save(&self, out: &mut dyn Write) -> std::io::Result<usize> {
-        let facts = self.0.borrow();
-        debug_assert!(facts.ready.is_empty(), "a snapshot between slices");
-        let versions = facts.versions.read().expect("versions lock");
-        let dict = versions.dictionary();
-        facts.players.each_sorted(|player, state| {
-            serde_json::to_writer(&mut *out, &(player, state.save(dict)))?;
-            out.write_all(b"\n")
-        })
+    /// The capture of snapshot `epoch`, once it is taken.
+    pub fn take_capture(&self, epoch: u64) -> Option<Capture> {
+        let mut facts = self.0.borrow_mut();
+        let i = facts.captured.iter().position(|c| c.epoch == epoch)?;
+        Some(facts.captured.swap_remove(i))
     }
 
     /// Players with live state on this worker.
@@ -426,7 +466,8 @@ pub const DEFAULT_SLICE: usize = 50_000;
 pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(PlayerFact, u64, isize)>>;
 
 /// Builds the facts operator over the accepted events and the versions
-/// taking effect (every worker receives every [`Notice`]), starting from
+/// taking effect and the snapshots to capture (every worker receives every
+/// [`Control`] record), starting from
 /// restored state when given, keeping the players in `players` (which the
 /// API reads); returns its changes and a handle on its state for snapshots.
 ///
@@ -436,7 +477,7 @@ pub type FactsStream<'scope> = Stream<'scope, u64, Vec<(PlayerFact, u64, isize)>
 /// next operators can digest and compact, instead of one burst.
 pub(crate) fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
-    notices: Stream<'scope, u64, Vec<Notice>>,
+    control: Stream<'scope, u64, Vec<Control>>,
     versions: SharedVersions,
     slice: usize,
     restore: Option<Restore>,
@@ -457,10 +498,12 @@ pub(crate) fn build<'scope>(
         ready: VecDeque::new(),
         timers: BinaryHeap::new(),
         scratch: Scratch::default(),
+        snapshots: BTreeMap::new(),
+        captured: Vec::new(),
     }));
     let handle = FactsHandle(facts.clone());
     let stream = events.binary_frontier(
-        notices,
+        control,
         exchange,
         Pipeline,
         "Facts",
@@ -476,7 +519,7 @@ pub(crate) fn build<'scope>(
                 held = Some(initial.delayed(&time));
                 activator.activate();
             }
-            move |(input, frontier), (notices, notices_frontier), output| {
+            move |(input, frontier), (control, control_frontier), output| {
                 let mut facts = facts.borrow_mut();
                 let mut hold = |time: u64, cap: Capability<u64>| {
                     if held.as_ref().is_none_or(|h| time < *h.time()) {
@@ -491,24 +534,30 @@ pub(crate) fn build<'scope>(
                         facts.push(event);
                     }
                 });
-                notices.for_each(|cap, data| {
-                    for notice in data.drain(..) {
-                        // A job may know the version already (a backfill
-                        // knows them all); it takes effect all the same.
-                        facts
-                            .versions
-                            .write()
-                            .expect("versions lock")
-                            .add_notice(&notice);
-                        if notice.effective > start {
-                            hold(notice.effective, cap.delayed(&notice.effective, 0));
-                            facts.boundary(notice.effective);
+                control.for_each(|cap, data| {
+                    for record in data.drain(..) {
+                        match record {
+                            Control::Version(notice) => {
+                                // A job may know the version already (a
+                                // backfill knows them all); it takes effect
+                                // all the same.
+                                facts
+                                    .versions
+                                    .write()
+                                    .expect("versions lock")
+                                    .add_notice(&notice);
+                                if notice.effective > start {
+                                    hold(notice.effective, cap.delayed(&notice.effective, 0));
+                                    facts.boundary(notice.effective);
+                                }
+                            }
+                            Control::Snapshot { epoch, at } => facts.snapshot(epoch, at),
                         }
                     }
                 });
                 let limit = [
                     frontier.frontier().first(),
-                    notices_frontier.frontier().first(),
+                    control_frontier.frontier().first(),
                 ]
                 .into_iter()
                 .flatten()

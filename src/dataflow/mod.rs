@@ -149,19 +149,30 @@ impl Config {
     }
 }
 
-/// The built dataflow: its changes, and a handle on the per-player state
-/// (for snapshots).
+/// What reaches every worker at its time besides the events: a hunt
+/// version taking effect (at its effective time), or the frontier of a
+/// snapshot (at that frontier), where each stateful operator captures its
+/// state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Control {
+    Version(Notice),
+    Snapshot { epoch: u64, at: u64 },
+}
+
+/// The built dataflow: its changes, a handle on the per-player state (for
+/// snapshots), and the control records every worker received.
 pub struct Built<'scope> {
     pub changes: VecCollection<'scope, u64, Change, isize>,
     pub facts: FactsHandle,
+    pub control: Stream<'scope, u64, Vec<Control>>,
 }
 
 /// Builds the whole dataflow over accepted events and, when the hunt can
-/// change while the dataflow runs, the [`Notice`]s of versions taking
-/// effect (each at its effective time, on any worker: they are broadcast).
+/// change or snapshots are taken while the dataflow runs, the [`Control`]
+/// records (each at its time, on any worker: they are broadcast).
 pub fn build<'scope>(
     events: Stream<'scope, u64, Vec<Event>>,
-    notices: Option<Stream<'scope, u64, Vec<Notice>>>,
+    control: Option<Stream<'scope, u64, Vec<Control>>>,
     config: Config,
 ) -> Built<'scope> {
     let scope = events.scope();
@@ -171,13 +182,13 @@ pub fn build<'scope>(
         restore,
         players,
     } = config;
-    let notices = notices
-        .unwrap_or_else(|| Vec::<Notice>::new().to_stream(scope))
+    let control = control
+        .unwrap_or_else(|| Vec::<Control>::new().to_stream(scope))
         .broadcast();
     let players = players.unwrap_or_else(|| Arc::new(PlayerStore::new(false)));
     let (facts, handle) = facts::build(
         events,
-        notices.clone(),
+        control.clone(),
         versions.clone(),
         slice,
         restore,
@@ -190,7 +201,7 @@ pub fn build<'scope>(
         .map(|part| part.as_collection());
     let presence = parts.next().expect("presence");
     let met = parts.next().expect("met");
-    let eligible = eligibility::build(met, notices, versions);
+    let eligible = eligibility::build(met, control.clone(), versions);
     let occupancy = occupancy::build(presence.clone());
 
     let changes = presence
@@ -200,5 +211,6 @@ pub fn build<'scope>(
     Built {
         changes,
         facts: handle,
+        control,
     }
 }

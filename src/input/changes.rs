@@ -12,6 +12,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
 use super::reject::{Place, Reject};
+use crate::dataflow::Control;
 use crate::model::event::{Invalid, Reason, MAX_TS};
 use crate::model::hunt::{Hunt, HuntText};
 use crate::model::versions::Notice;
@@ -142,7 +143,7 @@ pub fn read_log(path: &Path, start: &Hunt) -> std::io::Result<ChangeLog> {
 pub fn notices<'scope>(
     scope: Scope<'scope, u64>,
     notices: Vec<Notice>,
-) -> Stream<'scope, u64, Vec<Notice>> {
+) -> Stream<'scope, u64, Vec<Control>> {
     let mine = if scope.index() == 0 {
         notices
     } else {
@@ -153,7 +154,9 @@ pub fn notices<'scope>(
         move |output| {
             if let Some((cap, notices)) = pending.take() {
                 for n in notices {
-                    output.session(&cap.delayed(&n.effective)).give(n);
+                    output
+                        .session(&cap.delayed(&n.effective))
+                        .give(Control::Version(n));
                 }
             }
         }

@@ -1,16 +1,11 @@
 //! The continuous job's hunt changes (docs/spec.md §9): a topic of one
-//! partition, read on worker 0. Each record is decided as it is read —
-//! accepted when it is a valid version and its effective time `T` is at or
-//! above the job's input frontier, rejected otherwise — and the decision is
-//! logged (with its offset) before it takes effect, so a restarted job
-//! replays exactly the same decisions and reads on after them.
-//!
-//! The reader's capability follows the event sources' frontier, so with no
-//! change pending it never holds the output back; an accepted change goes
-//! out as a [`Notice`] at its `T`, which is at or above that capability.
+//! partition, read on worker 0 by the job's control operator. Each record
+//! is decided as it is read — accepted when it is a valid version and its
+//! effective time `T` is at or above the job's input frontier, rejected
+//! otherwise — and the decision is logged (with its offset) before it
+//! takes effect, so a restarted job replays exactly the same decisions and
+//! reads on after them.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,13 +14,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::core::OkErr;
-use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::operators::Capability;
-use timely::dataflow::{Scope, Stream};
 
 use super::changes::{parse_change, CHANGES};
-use super::kafka::Shared;
 use super::reject::{Place, Reject};
 use super::stats::Stats;
 use crate::kafka::{KafkaConfig, KafkaError};
@@ -103,13 +93,11 @@ pub struct HuntTopicConfig {
     pub start: Arc<Hunt>,
     pub versions: SharedVersions,
     pub log: Arc<dyn DecisionLog>,
-    /// The event sources' frontiers (the reader's capability follows them).
-    pub shared: Arc<Shared>,
     pub stats: Arc<Stats>,
 }
 
 /// The reader on worker 0: its consumer and where it stands.
-struct Reader {
+pub struct Reader {
     config: HuntTopicConfig,
     consumer: BaseConsumer,
     /// The offset to read next.
@@ -118,15 +106,50 @@ struct Reader {
 }
 
 impl Reader {
-    /// The least frontier of the event sources (`None`: none known yet).
-    fn input_frontier(&self) -> Option<u64> {
-        self.config
-            .shared
-            .lows
-            .iter()
-            .map(|l| l.load(Ordering::Acquire))
-            .filter(|&l| l != u64::MAX)
-            .min()
+    /// A reader of `config.topic` after the decisions `logged` (of an
+    /// earlier run, whose versions the job knows already; they are
+    /// counted).
+    pub fn open(config: HuntTopicConfig, logged: &[Decision]) -> Result<Reader, KafkaError> {
+        let next = logged.last().map_or(0, |d| d.offset + 1);
+        let consumer: BaseConsumer = config
+            .kafka
+            .consumer(&format!("huntflow-{}", config.topic))
+            .create()
+            .map_err(KafkaError::client("creating the hunt topic's consumer"))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&config.topic, 0, Offset::Offset(next))
+            .map_err(KafkaError::client("assigning the hunt topic"))?;
+        consumer
+            .assign(&tpl)
+            .map_err(KafkaError::client("assigning the hunt topic"))?;
+        for d in logged {
+            count(&config.stats, d);
+        }
+        Ok(Reader {
+            config,
+            consumer,
+            next,
+            warned: None,
+        })
+    }
+
+    /// Reads, decides against the input `frontier`, logs and applies the
+    /// records that arrived since the last call; returns the decisions.
+    pub fn poll(&mut self, frontier: u64) -> Vec<Decision> {
+        let mut out = Vec::new();
+        for d in self.read(frontier) {
+            if let Err(e) = self.config.log.record(&d) {
+                self.config.stats.error(crate::input::stats::InputError {
+                    partition: self.config.topic.clone(),
+                    message: format!("logging a hunt change: {e}"),
+                    transient: false,
+                });
+                break;
+            }
+            self.take_effect(&d);
+            out.push(d);
+        }
+        out
     }
 
     /// Decides the records read since the last call.
@@ -207,107 +230,4 @@ fn count(stats: &Stats, d: &Decision) {
         };
         n.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// The reader's streams, and how many rejects it has emitted (a snapshot
-/// waits until the rejects sink has written them).
-pub struct HuntTopic<'scope> {
-    pub notices: Stream<'scope, u64, Vec<Notice>>,
-    pub rejects: Stream<'scope, u64, Vec<Reject>>,
-    pub rejected: Rc<Cell<u64>>,
-}
-
-/// Builds the reader: worker 0 replays `logged` (decisions of an earlier
-/// run, whose versions the job knows already), then reads the topic after
-/// them; its capability starts at `floor`, the frontier the job restarts
-/// from. Returns the notices of versions taking effect from `floor` on and
-/// the rejects.
-pub fn build<'scope>(
-    scope: Scope<'scope, u64>,
-    config: HuntTopicConfig,
-    logged: Vec<Decision>,
-    floor: u64,
-) -> Result<HuntTopic<'scope>, KafkaError> {
-    let mut reader = None;
-    if scope.index() == 0 {
-        let next = logged.last().map_or(0, |d| d.offset + 1);
-        let consumer: BaseConsumer = config
-            .kafka
-            .consumer(&format!("huntflow-{}", config.topic))
-            .create()
-            .map_err(KafkaError::client("creating the hunt topic's consumer"))?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&config.topic, 0, Offset::Offset(next))
-            .map_err(KafkaError::client("assigning the hunt topic"))?;
-        consumer
-            .assign(&tpl)
-            .map_err(KafkaError::client("assigning the hunt topic"))?;
-        for d in &logged {
-            count(&config.stats, d);
-        }
-        reader = Some(Reader {
-            config,
-            consumer,
-            next,
-            warned: None,
-        });
-    }
-    let rejected = Rc::new(Cell::new(0));
-    let counted = rejected.clone();
-    let records: Stream<'scope, u64, Vec<Result<Notice, Reject>>> =
-        source(scope, "HuntTopic", move |cap, info| {
-            let activator = scope.activator_for(info.address);
-            let mut cap: Option<Capability<u64>> = reader.as_ref().map(|_| cap.delayed(&floor));
-            // Versions that took effect below the floor are in the restored
-            // state already.
-            let mut replay = Some(
-                logged
-                    .into_iter()
-                    .filter(|d| d.notice().is_none_or(|n| n.effective >= floor))
-                    .collect::<Vec<_>>(),
-            );
-            move |output| {
-                let (Some(c), Some(r)) = (cap.as_mut(), reader.as_mut()) else {
-                    cap = None;
-                    return;
-                };
-                let mut out: Vec<Decision> = replay.take().unwrap_or_default();
-                let frontier = *c.time();
-                for d in r.read(frontier) {
-                    if let Err(e) = r.config.log.record(&d) {
-                        r.config.stats.error(crate::input::stats::InputError {
-                            partition: r.config.topic.clone(),
-                            message: format!("logging a hunt change: {e}"),
-                            transient: false,
-                        });
-                        break;
-                    }
-                    r.take_effect(&d);
-                    out.push(d);
-                }
-                for d in out {
-                    let (time, record) = match (d.notice(), d.reject()) {
-                        (Some(n), _) => (n.effective, Ok(n)),
-                        (None, Some(r)) => {
-                            counted.set(counted.get() + 1);
-                            (*c.time(), Err(r))
-                        }
-                        (None, None) => continue,
-                    };
-                    output.session(&c.delayed(&time)).give(record);
-                }
-                if let Some(f) = r.input_frontier() {
-                    if f > *c.time() {
-                        c.downgrade(&f);
-                    }
-                }
-                activator.activate_after(Duration::from_millis(5));
-            }
-        });
-    let (notices, rejects) = records.ok_err(|x| x);
-    Ok(HuntTopic {
-        notices,
-        rejects,
-        rejected,
-    })
 }

@@ -24,20 +24,20 @@ pub mod stats;
 use timely::dataflow::operators::core::OkErr;
 use timely::dataflow::Stream;
 
+use crate::dataflow::Control;
 use crate::model::event::Event;
-use crate::model::versions::Notice;
 use reject::Reject;
 
 /// One record as a source emits it: an accepted event or a reject.
 pub type Ingested = Result<Event, Reject>;
 
 /// The streams the sources give the job: accepted events and rejects,
-/// each at the frontier of the partition it was read from, and the hunt
-/// versions taking effect later, each at its effective time.
+/// each at the frontier of the partition it was read from, and the control
+/// records (hunt versions taking effect later, snapshots), each at its time.
 pub struct Inputs<'scope> {
     pub events: Stream<'scope, u64, Vec<Event>>,
     pub rejects: Stream<'scope, u64, Vec<Reject>>,
-    pub notices: Option<Stream<'scope, u64, Vec<Notice>>>,
+    pub control: Option<Stream<'scope, u64, Vec<Control>>>,
 }
 
 /// Splits a source's records into [`Inputs`].
@@ -46,6 +46,6 @@ pub fn split<'scope>(records: Stream<'scope, u64, Vec<Ingested>>) -> Inputs<'sco
     Inputs {
         events,
         rejects,
-        notices: None,
+        control: None,
     }
 }

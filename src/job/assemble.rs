@@ -22,6 +22,7 @@ use crate::output::chain::Chain;
 use crate::output::derived::{DerivedTap, SharedDerived};
 use crate::output::rejects::{self, SharedRejects, When, Written};
 use crate::output::sink::{self, ErrorSlot, NotificationOutput};
+use crate::output::MarkSlot;
 use crate::serve::{Live, LiveTap};
 
 /// What one worker's part of a job is built with.
@@ -34,6 +35,8 @@ pub struct Assembly {
     /// worker with [`When::AsRead`].
     pub rejects: Option<SharedRejects>,
     pub when: When,
+    /// Where the notification sink leaves the outputs' marks for snapshots.
+    pub marks: Option<MarkSlot>,
     /// The first write error of either sink.
     pub errors: ErrorSlot,
     /// Follows the completed output frontier.
@@ -49,9 +52,16 @@ pub struct Assembled {
 
 /// Builds the dataflow and both sinks over `inputs`.
 pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
-    let built = dataflow::build(inputs.events, inputs.notices, a.dataflow);
+    let built = dataflow::build(inputs.events, inputs.control, a.dataflow);
     let changes = built.changes.inner.probe_with(&a.probe);
-    sink::notification_sink(changes, a.versions, a.output, a.errors.clone());
+    sink::notification_sink(
+        changes,
+        built.control,
+        a.versions,
+        a.output,
+        a.marks,
+        a.errors.clone(),
+    );
     let rejects_written = rejects::reject_sink(inputs.rejects, a.rejects, a.when, a.errors);
     Assembled {
         facts: built.facts,

@@ -226,7 +226,8 @@ pub fn run_serving(
                 inputs: names.clone(),
                 changes: opts.hunt_changes.as_ref().map(|c| c.display().to_string()),
             };
-            let file = FileRejects::new(output_name(Some(p)), open_output(Some(p))?, origins, &[]);
+            let out = open_output(Some(p))?;
+            let file = FileRejects::new(output_name(Some(p)), out, origins, &[], None);
             Some(Arc::new(Mutex::new(Box::new(file) as Box<dyn RejectSink>)))
         }
         None => None,
@@ -281,7 +282,7 @@ pub fn run_serving(
                 Vec::new()
             };
             inputs.rejects = inputs.rejects.concat(mine.to_stream(scope));
-            inputs.notices = Some(changes::notices(scope, notices.clone()));
+            inputs.control = Some(changes::notices(scope, notices.clone()));
             let config = crate::dataflow::Config::versions(versions.clone())
                 .slice(slice)
                 .players(players);
@@ -293,6 +294,7 @@ pub fn run_serving(
                     output: if index == 0 { take(&output) } else { None },
                     rejects: if index == 0 { take(&rejects) } else { None },
                     when: When::Complete,
+                    marks: None,
                     errors: worker_errors.clone(),
                     probe: probe.clone(),
                 },

@@ -2,10 +2,12 @@
 //! message (the options are set in [`super::KafkaConfig::producer`]), shared
 //! by the outputs and `huntflow produce`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::Message;
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
 };
@@ -22,11 +24,16 @@ use super::{KafkaConfig, KafkaError};
 #[error("{0}")]
 pub struct ProduceError(pub String);
 
-/// Records the first delivery failure; with an idempotent producer that
-/// retries forever, a failure is fatal (the job stops and a restart
-/// resumes from its snapshot).
+/// Per topic and partition, the offset after the last record delivered.
+type Delivered = Arc<Mutex<HashMap<(String, i32), i64>>>;
+
+/// Records the first delivery failure, and how far each partition's
+/// records are delivered; with an idempotent producer that retries
+/// forever, a failure is fatal (the job stops and a restart resumes from
+/// its snapshot).
 struct Context {
     failure: Arc<Mutex<Option<String>>>,
+    delivered: Delivered,
 }
 
 impl ClientContext for Context {}
@@ -34,9 +41,17 @@ impl ClientContext for Context {}
 impl ProducerContext for Context {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            if let Ok(mut f) = self.failure.lock() {
-                f.get_or_insert_with(|| e.to_string());
+        match result {
+            Ok(m) => {
+                if let Ok(mut d) = self.delivered.lock() {
+                    let end = d.entry((m.topic().to_string(), m.partition())).or_insert(0);
+                    *end = (*end).max(m.offset() + 1);
+                }
+            }
+            Err((e, _)) => {
+                if let Ok(mut f) = self.failure.lock() {
+                    f.get_or_insert_with(|| e.to_string());
+                }
             }
         }
     }
@@ -46,18 +61,35 @@ impl ProducerContext for Context {
 pub struct Producer {
     inner: ThreadedProducer<Context>,
     failure: Arc<Mutex<Option<String>>>,
+    delivered: Delivered,
 }
 
 impl Producer {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, KafkaError> {
         let failure = Arc::new(Mutex::new(None));
+        let delivered = Delivered::default();
         let inner = cfg
             .producer()
             .create_with_context(Context {
                 failure: failure.clone(),
+                delivered: delivered.clone(),
             })
             .map_err(KafkaError::client("creating the producer"))?;
-        Ok(Producer { inner, failure })
+        Ok(Producer {
+            inner,
+            failure,
+            delivered,
+        })
+    }
+
+    /// The offset after the last record this producer delivered to
+    /// `topic`'s `partition` (0: none yet).
+    pub fn delivered(&self, topic: &str, partition: u32) -> i64 {
+        self.delivered
+            .lock()
+            .ok()
+            .and_then(|d| d.get(&(topic.to_string(), partition as i32)).copied())
+            .unwrap_or(0)
     }
 
     /// The first delivery failure, if any.

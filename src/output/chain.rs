@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::order::Notification;
 use super::sink::NotificationOutput;
-use super::OutputError;
+use super::{Marks, OutputError};
 
 /// The destination and its taps.
 pub struct Chain {
@@ -56,6 +56,13 @@ impl NotificationOutput for Chain {
             } else {
                 out.write_time(time, ns)?;
             }
+        }
+        Ok(())
+    }
+
+    fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
+        for out in &mut self.outputs {
+            out.mark(marks)?;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::order::{Notification, PlayerKind};
 use super::sink::NotificationOutput;
-use super::OutputError;
+use super::{Marks, OutputError, ELIGIBILITY, PRESENCE};
 use crate::model::event::Id;
 
 /// The two files, in this order.
@@ -59,10 +59,16 @@ struct IntervalFile {
     /// Lines the file holds beyond the snapshot's mark, still to be
     /// re-created.
     held: VecDeque<Vec<u8>>,
+    /// The file's length once every line emitted is written (the job's
+    /// files; not a backfill's).
+    position: Option<u64>,
 }
 
 impl IntervalFile {
     fn emit(&mut self, line: &[u8]) -> Result<(), OutputError> {
+        if let Some(p) = self.position.as_mut() {
+            *p += line.len() as u64;
+        }
         match self.held.pop_front() {
             None => self
                 .out
@@ -88,10 +94,12 @@ pub struct Derived {
     open: HashMap<(Id, bool, Id), u64>,
 }
 
-/// Where a snapshot left the files: what each holds beyond its mark, and
-/// the intervals then open.
+/// Where a snapshot left the files: where each was marked and what it
+/// holds beyond, and the intervals then open.
 #[derive(Default)]
 pub struct Resumed {
+    /// The marks (none: the files' positions are not followed).
+    pub marks: [Option<u64>; 2],
     pub held: [Vec<Vec<u8>>; 2],
     pub open: Vec<OpenInterval>,
 }
@@ -140,13 +148,15 @@ impl Derived {
         }
         let [p, e] = outs;
         let [hp, he] = resumed.held;
-        let file = |name: &str, out, held: Vec<Vec<u8>>| IntervalFile {
+        let [mp, me] = resumed.marks;
+        let file = |name: &str, out, held: Vec<Vec<u8>>, position| IntervalFile {
             path: dir.join(name),
             out,
             held: held.into(),
+            position,
         };
         Ok(Derived {
-            files: [file(FILES[0], p, hp), file(FILES[1], e, he)],
+            files: [file(FILES[0], p, hp, mp), file(FILES[1], e, he, me)],
             open,
         })
     }
@@ -189,6 +199,19 @@ impl Derived {
                 self.write(player, reward, item, from, Some(time))?;
             }
         }
+        Ok(())
+    }
+
+    /// Where the files stand and the intervals open now.
+    pub fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
+        for (f, name) in self.files.iter_mut().zip([PRESENCE, ELIGIBILITY]) {
+            f.out
+                .flush()
+                .map_err(|e| OutputError::io(f.path.display(), e))?;
+            let at = f.position.map(|p| p as i64);
+            marks.outputs.insert(name.into(), at.into_iter().collect());
+        }
+        marks.open = Some(self.open_intervals());
         Ok(())
     }
 
@@ -253,6 +276,10 @@ impl NotificationOutput for DerivedTap {
             self.lock()?.finish()?;
         }
         Ok(())
+    }
+
+    fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
+        self.lock()?.mark(marks)
     }
 }
 
@@ -397,6 +424,7 @@ mod tests {
         // ignored, the held line re-created, and only the rest written.
         let held = [vec![presence[1].as_bytes().to_vec()], Vec::new()];
         let resumed = Resumed {
+            marks: [None, None],
             held,
             open: open_at_21.clone(),
         };
@@ -415,6 +443,7 @@ mod tests {
 
         // A held line the job does not re-create is an error.
         let resumed = Resumed {
+            marks: [None, None],
             held: [vec![b"{\"player\":\"zz\"}".to_vec()], Vec::new()],
             open: open_at_21,
         };

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use super::line::{LineOutput, ProgressPacer};
 use super::order::Notification;
 use super::resume::{Held, Resume};
 use super::sink::NotificationOutput;
-use super::OutputError;
+use super::{Marks, OutputError};
 
 /// A file written by the continuous job, appended to after a restart.
 pub struct SharedFile {
     path: PathBuf,
     inner: Mutex<BufWriter<File>>,
+    /// The file's length once everything handed over is written.
+    position: AtomicU64,
 }
 
 impl SharedFile {
@@ -57,13 +60,22 @@ impl SharedFile {
             SharedFile {
                 path: path.to_owned(),
                 inner: Mutex::new(BufWriter::with_capacity(1 << 16, file)),
+                position: AtomicU64::new(complete),
             },
             lines,
         ))
     }
 
     pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
-        self.lock()?.write_all(bytes)
+        self.lock()?.write_all(bytes)?;
+        self.position
+            .fetch_add(bytes.len() as u64, Ordering::Release);
+        Ok(())
+    }
+
+    /// The file's length once everything handed over so far is written.
+    pub fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, BufWriter<File>>> {
@@ -95,6 +107,17 @@ pub enum Destination {
     Stdout(BufWriter<std::io::Stdout>),
 }
 
+impl Destination {
+    /// The position after everything handed over so far (none for standard
+    /// output).
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Destination::File(f) => Some(f.position()),
+            Destination::Stdout(_) => None,
+        }
+    }
+}
+
 impl Write for Destination {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         match self {
@@ -119,6 +142,8 @@ pub struct FileNotifications {
     line: LineOutput,
     resume: Resume,
     kept: Vec<Notification>,
+    /// The file written (none for standard output).
+    file: Option<Arc<SharedFile>>,
 }
 
 impl FileNotifications {
@@ -144,10 +169,15 @@ impl FileNotifications {
             }
         }
         let pacer = ProgressPacer::new(Duration::from_millis(200), Some(below));
+        let file = match &dest {
+            Destination::File(f) => Some(f.clone()),
+            Destination::Stdout(_) => None,
+        };
         Ok(FileNotifications {
             line: LineOutput::paced(name, Box::new(dest), Some(pacer)),
             resume,
             kept: Vec::new(),
+            file,
         })
     }
 
@@ -170,6 +200,15 @@ impl NotificationOutput for FileNotifications {
 
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         self.line.progress(frontier)
+    }
+
+    fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
+        self.line.hand_over()?;
+        let at = self.file.as_ref().map(|f| f.position() as i64);
+        marks
+            .outputs
+            .insert(super::NOTIFICATIONS.into(), at.into_iter().collect());
+        Ok(())
     }
 }
 

@@ -16,13 +16,41 @@ use super::order::Notification;
 use super::rejects::{format_reject, Origins, RejectSink};
 use super::resume::{Held, Resume, WrittenRejects};
 use super::sink::NotificationOutput;
-use super::OutputError;
+use super::{Marks, OutputError};
 use crate::input::changes::CHANGES;
 use crate::input::reject::Reject;
 use crate::kafka::admin::{read_to_end, Admin};
 use crate::kafka::partitioner::partition_of;
 use crate::kafka::producer::Producer;
 use crate::kafka::{KafkaConfig, KafkaError};
+
+/// Where a topic's partitions end: their end when opened, plus the records
+/// produced since. The producer is idempotent and the job is the topic's
+/// only writer, so the records of a partition take consecutive offsets.
+struct Ends {
+    opened: Vec<i64>,
+    sent: Vec<i64>,
+}
+
+impl Ends {
+    fn new(opened: Vec<i64>) -> Self {
+        let sent = vec![0; opened.len()];
+        Ends { opened, sent }
+    }
+
+    fn sent(&mut self, p: u32) {
+        self.sent[p as usize] += 1;
+    }
+
+    /// The offset each partition's next record will have.
+    fn now(&self) -> Vec<i64> {
+        self.opened
+            .iter()
+            .zip(&self.sent)
+            .map(|(o, s)| o + s)
+            .collect()
+    }
+}
 
 /// Notifications to a topic.
 pub struct KafkaNotifications {
@@ -32,6 +60,7 @@ pub struct KafkaNotifications {
     resume: Resume,
     buf: Vec<u8>,
     progress: ProgressPacer,
+    ends: Ends,
 }
 
 /// The number of partitions of an existing topic.
@@ -55,10 +84,11 @@ impl KafkaNotifications {
     ) -> Result<Self, KafkaError> {
         let partitions = partitions(admin, topic)?;
         let mut resume = Resume::new(partitions as usize);
+        let mut ends = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
             let from = marks.and_then(|m| m.get(p as usize).copied());
             let mut bad = None;
-            read_to_end(
+            let end = read_to_end(
                 cfg,
                 topic,
                 p,
@@ -79,6 +109,7 @@ impl KafkaNotifications {
                     ),
                 });
             }
+            ends.push(end);
         }
         Ok(KafkaNotifications {
             producer,
@@ -87,6 +118,7 @@ impl KafkaNotifications {
             resume,
             buf: Vec::with_capacity(256),
             progress: ProgressPacer::new(Duration::from_millis(200), Some(below)),
+            ends: Ends::new(ends),
         })
     }
 
@@ -97,6 +129,11 @@ impl KafkaNotifications {
     /// What the topic held after the snapshot's marks.
     pub fn held(&self) -> Held {
         self.resume.held()
+    }
+
+    /// Where each partition ended when opened (durable already).
+    pub fn opened(&self) -> Vec<i64> {
+        self.ends.opened.clone()
     }
 }
 
@@ -116,7 +153,15 @@ impl NotificationOutput for KafkaNotifications {
             self.buf.pop(); // the newline
             self.producer
                 .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
+            self.ends.sent(p);
         }
+        Ok(())
+    }
+
+    fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
+        marks
+            .outputs
+            .insert(super::NOTIFICATIONS.into(), self.ends.now());
         Ok(())
     }
 
@@ -126,6 +171,7 @@ impl NotificationOutput for KafkaNotifications {
             for p in 0..self.partitions {
                 self.producer
                     .send(&self.topic, p, None, record.as_bytes())?;
+                self.ends.sent(p);
             }
         }
         Ok(())
@@ -140,6 +186,7 @@ pub struct KafkaRejects {
     origins: Origins,
     written: WrittenRejects,
     buf: Vec<u8>,
+    ends: Ends,
 }
 
 impl KafkaRejects {
@@ -155,11 +202,12 @@ impl KafkaRejects {
     ) -> Result<Self, KafkaError> {
         let partitions = partitions(admin, topic)?;
         let mut written = WrittenRejects::default();
+        let mut ends = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
             let from = marks.and_then(|m| m.get(p as usize).copied());
-            read_to_end(cfg, topic, p, from, |_, payload| {
+            ends.push(read_to_end(cfg, topic, p, from, |_, payload| {
                 written.note(payload, origins.changes())
-            })?;
+            })?);
         }
         Ok(KafkaRejects {
             producer,
@@ -168,6 +216,7 @@ impl KafkaRejects {
             origins,
             written,
             buf: Vec::with_capacity(256),
+            ends: Ends::new(ends),
         })
     }
 
@@ -178,6 +227,11 @@ impl KafkaRejects {
     /// What the topic held after the snapshot's marks.
     pub fn held(&self) -> Held {
         self.written.held()
+    }
+
+    /// Where each partition ended when opened (durable already).
+    pub fn opened(&self) -> Vec<i64> {
+        self.ends.opened.clone()
     }
 }
 
@@ -196,11 +250,16 @@ impl RejectSink for KafkaRejects {
         };
         self.producer
             .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
+        self.ends.sent(p);
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), OutputError> {
-        // The producer delivers in the background; a snapshot flushes it.
+        // The producer delivers in the background; a snapshot waits for it.
         Ok(())
+    }
+
+    fn mark(&mut self) -> Vec<i64> {
+        self.ends.now()
     }
 }

@@ -74,6 +74,11 @@ impl LineOutput {
         }
     }
 
+    /// Hands what is buffered to the writer (without flushing it).
+    pub fn hand_over(&mut self) -> Result<(), OutputError> {
+        self.drain(false)
+    }
+
     fn drain(&mut self, flush: bool) -> Result<(), OutputError> {
         let result = self.writer.write_all(&self.buf).and_then(|_| {
             if flush {

@@ -17,7 +17,31 @@ pub mod rejects;
 pub mod resume;
 pub mod sink;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use crate::kafka::producer::ProduceError;
+use derived::OpenInterval;
+
+/// The outputs of the continuous job, by the names their marks have in a
+/// snapshot.
+pub const NOTIFICATIONS: &str = "notifications";
+pub const REJECTS: &str = "rejects";
+pub const PRESENCE: &str = "presence";
+pub const ELIGIBILITY: &str = "eligibility";
+
+/// Where each output stood for a snapshot: per output, by name, per
+/// partition the position of the first record it had not written (a
+/// file's length, a topic partition's next offset); and with derived files,
+/// the intervals then open.
+#[derive(Clone, Debug, Default)]
+pub struct Marks {
+    pub outputs: BTreeMap<String, Vec<i64>>,
+    pub open: Option<Vec<OpenInterval>>,
+}
+
+/// The marks the notification sink took, by snapshot epoch.
+pub type MarkSlot = Arc<Mutex<BTreeMap<u64, Marks>>>;
 
 /// A write that failed.
 #[derive(Debug, thiserror::Error)]

@@ -134,6 +134,10 @@ pub trait RejectSink: Send {
     fn write(&mut self, r: &Reject) -> Result<(), OutputError>;
     /// Hands what was written to the destination.
     fn flush(&mut self) -> Result<(), OutputError>;
+    /// Per partition of the destination, where the next reject will go
+    /// (a file's length, a topic partition's next offset; empty for
+    /// standard output).
+    fn mark(&mut self) -> Vec<i64>;
 }
 
 /// A reject sink the workers share.
@@ -154,15 +158,20 @@ pub struct FileRejects {
     origins: Origins,
     written: WrittenRejects,
     buf: Vec<u8>,
+    /// The file's length once everything written is (none for standard
+    /// output).
+    position: Option<u64>,
 }
 
 impl FileRejects {
-    /// `held`: the lines the file holds beyond the snapshot's mark.
+    /// `held`: the lines the file holds beyond the snapshot's mark;
+    /// `position`: its length (none for standard output).
     pub fn new(
         name: String,
         dest: Box<dyn Write + Send>,
         origins: Origins,
         held: &[Vec<u8>],
+        position: Option<u64>,
     ) -> Self {
         let mut written = WrittenRejects::default();
         for line in held {
@@ -174,6 +183,7 @@ impl FileRejects {
             origins,
             written,
             buf: Vec::with_capacity(1 << 16),
+            position,
         }
     }
 
@@ -199,8 +209,16 @@ impl RejectSink for FileRejects {
             .dest
             .write_all(&self.buf)
             .and_then(|_| self.dest.flush());
+        if let Some(p) = self.position.as_mut() {
+            *p += self.buf.len() as u64;
+        }
         self.buf.clear();
         result.map_err(|e| OutputError::io(&self.name, e))
+    }
+
+    fn mark(&mut self) -> Vec<i64> {
+        // Rejects are flushed as they are written.
+        self.position.map(|p| p as i64).into_iter().collect()
     }
 }
 

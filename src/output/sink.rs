@@ -1,18 +1,21 @@
 //! The notification sink: every change goes to worker 0, which buffers it
 //! by time and, once a time is complete, writes that time's notifications
 //! in the contract's order (docs/spec.md §6) to its [`NotificationOutput`],
-//! then reports the new frontier (progress).
+//! then reports the new frontier (progress). For a snapshot at frontier
+//! `F`, the outputs are marked once every time below `F` is written and
+//! before any time at or above it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
 use timely::dataflow::Stream;
 
 use super::order::{notifications, Notification};
-use super::OutputError;
-use crate::dataflow::Change;
+use super::{MarkSlot, Marks, OutputError};
+use crate::dataflow::{Change, Control};
 use crate::model::versions::SharedVersions;
 
 /// A shared slot for the first write error of the sinks.
@@ -39,53 +42,124 @@ pub trait NotificationOutput: Send {
     /// Every time below `frontier` is complete and written; `None`: the
     /// stream has ended.
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError>;
+    /// Notes in `marks` where the output stands now: every notification
+    /// handed to it so far is before the mark, none after it.
+    fn mark(&mut self, _marks: &mut Marks) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// The one writer of the notification stream, on worker 0.
+struct Writer {
+    output: Box<dyn NotificationOutput>,
+    versions: SharedVersions,
+    /// Snapshots to mark, by frontier: epoch.
+    snapshots: BTreeMap<u64, u64>,
+    marks: Option<MarkSlot>,
+}
+
+impl Writer {
+    /// Marks the outputs for every snapshot at or below `t` (every time
+    /// below `t` is written, none at or above it).
+    fn mark_before(&mut self, t: u64) -> Result<(), OutputError> {
+        while let Some(entry) = self.snapshots.first_entry() {
+            if *entry.key() > t {
+                break;
+            }
+            let epoch = entry.remove();
+            let mut marks = Marks::default();
+            self.output.mark(&mut marks)?;
+            if let Some(slot) = &self.marks {
+                if let Ok(mut slot) = slot.lock() {
+                    slot.insert(epoch, marks);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the times below `limit` (all when `None`) and the progress.
+    fn write(
+        &mut self,
+        pending: &mut BTreeMap<u64, Vec<(Change, isize)>>,
+        limit: Option<u64>,
+        progressed: bool,
+    ) -> Result<(), OutputError> {
+        while let Some(entry) = pending.first_entry() {
+            let time = *entry.key();
+            if limit.is_some_and(|f| time >= f) {
+                break;
+            }
+            let changes = entry.remove();
+            self.mark_before(time)?;
+            let registry = self.versions.read().expect("versions lock");
+            let notifications = notifications(&registry, time, changes);
+            drop(registry);
+            self.output.write_time(time, &notifications)?;
+        }
+        if progressed {
+            self.output.progress(limit)?;
+        }
+        self.mark_before(limit.unwrap_or(u64::MAX))
+    }
 }
 
 /// Writes the notification stream. `output` is `Some` on the worker that
-/// writes (worker 0) and `None` elsewhere; every change is routed to worker 0.
+/// writes (worker 0) and `None` elsewhere; every change is routed to worker
+/// 0. The [`Control`] records' snapshots are marked in `marks` once every
+/// time below their frontier is written.
 pub fn notification_sink<'scope>(
     changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
+    control: Stream<'scope, u64, Vec<Control>>,
     versions: SharedVersions,
     output: Option<Box<dyn NotificationOutput>>,
+    marks: Option<MarkSlot>,
     errors: ErrorSlot,
 ) {
-    let mut output = output;
+    let mut writer = output.map(|output| Writer {
+        output,
+        versions,
+        snapshots: BTreeMap::new(),
+        marks,
+    });
     let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
     let mut last: Option<Option<u64>> = None;
-    changes.sink(
+    changes.binary_frontier(
+        control,
         Exchange::new(|_: &(Change, u64, isize)| 0),
+        Pipeline,
         "NotificationSink",
-        move |(input, frontier)| {
-            input.for_each(|_cap, data| {
-                for (change, time, diff) in data.drain(..) {
-                    pending.entry(time).or_default().push((change, diff));
-                }
-            });
-            let limit = frontier.frontier().first().copied();
-            let Some(out) = output.as_mut() else {
-                pending.clear();
-                return;
-            };
-            let mut result = Ok(());
-            while let Some(entry) = pending.first_entry() {
-                let time = *entry.key();
-                if limit.is_some_and(|f| time >= f) {
-                    break;
-                }
-                let registry = versions.read().expect("versions lock");
-                let notifications = notifications(&registry, time, entry.remove());
-                drop(registry);
-                result = result.and_then(|_| out.write_time(time, &notifications));
-            }
-            if last != Some(limit) {
-                result = result.and_then(|_| out.progress(limit));
+        |_, _| {
+            move |(input, frontier), (control, control_frontier), _output: &mut OutputBuilderSession<'_, u64, CapacityContainerBuilder<Vec<()>>>| {
+                input.for_each(|_cap, data| {
+                    for (change, time, diff) in data.drain(..) {
+                        pending.entry(time).or_default().push((change, diff));
+                    }
+                });
+                control.for_each(|_cap, data| {
+                    for record in data.drain(..) {
+                        if let (Control::Snapshot { epoch, at }, Some(w)) = (record, writer.as_mut()) {
+                            w.snapshots.insert(at, epoch);
+                        }
+                    }
+                });
+                let limit = [frontier.frontier().first(), control_frontier.frontier().first()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .copied();
+                let Some(w) = writer.as_mut() else {
+                    pending.clear();
+                    return;
+                };
+                let progressed = last != Some(limit);
                 last = Some(limit);
-            }
-            if let Err(e) = result {
-                record_error(&errors, e);
-            }
-            if limit.is_none() {
-                output = None;
+                if let Err(e) = w.write(&mut pending, limit, progressed) {
+                    record_error(&errors, e);
+                }
+                if limit.is_none() {
+                    writer = None;
+                }
             }
         },
     );

@@ -233,6 +233,26 @@ impl Job {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (a graceful stop).
+    pub fn terminate(&self) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the job's own process id.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+
+    /// The manifest of the newest committed snapshot.
+    pub fn last_manifest(&self) -> Value {
+        let epoch = *self.snapshots().last().expect("a snapshot");
+        let path = self
+            .state
+            .join("snapshots")
+            .join(format!("{epoch:020}"))
+            .join("manifest.json");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("manifest")).expect("json")
+    }
+
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(
@@ -322,7 +342,11 @@ impl Job {
                 let log = std::fs::read_to_string(self.state.join("job.log")).unwrap_or_default();
                 return (status.success(), log);
             }
-            assert!(Instant::now() < deadline, "the job did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "the job did not exit:\n{}",
+                std::fs::read_to_string(self.state.join("job.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

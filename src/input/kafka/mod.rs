@@ -25,8 +25,8 @@ mod partition;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -37,6 +37,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Scope};
+use timely::scheduling::SyncActivator;
 
 use super::admission::{ingest, Admission};
 use super::reject::{Place, Reject};
@@ -66,8 +67,16 @@ pub struct Shared {
     pub partitions: AtomicU32,
     /// The largest accepted `ts` of any partition (idle advances start there).
     pub max_ts: AtomicU64,
-    /// Snapshot in progress: sources stop reading while it is non-zero.
-    pub pause: AtomicU64,
+    /// The snapshot to capture: its frontier, then its epoch (published in
+    /// that order; 0: none yet).
+    pub snapshot_at: AtomicU64,
+    pub snapshot_epoch: AtomicU64,
+    /// The job is stopping: sources read nothing more; each counts itself
+    /// here once it has stopped.
+    pub stopping: AtomicBool,
+    pub sources_stopped: AtomicUsize,
+    /// Wakes the job's control operator when a source's frontier moves.
+    pub control: Mutex<Option<SyncActivator>>,
 }
 
 impl Shared {
@@ -76,9 +85,51 @@ impl Shared {
             lows: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             partitions: AtomicU32::new(partitions),
             max_ts: AtomicU64::new(0),
-            pause: AtomicU64::new(0),
+            snapshot_at: AtomicU64::new(0),
+            snapshot_epoch: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            sources_stopped: AtomicUsize::new(0),
+            control: Mutex::new(None),
         }
     }
+
+    /// The least frontier of the sources (`None`: none known yet).
+    pub fn input_frontier(&self) -> Option<u64> {
+        self.lows
+            .iter()
+            .map(|l| l.load(Ordering::Acquire))
+            .filter(|&l| l != u64::MAX)
+            .min()
+    }
+
+    /// Publishes snapshot `epoch` at frontier `at` to the sources.
+    pub fn request_capture(&self, epoch: u64, at: u64) {
+        self.snapshot_at.store(at, Ordering::Release);
+        self.snapshot_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The snapshot to capture, `(epoch, at)`, if any.
+    fn capture_requested(&self) -> Option<(u64, u64)> {
+        let epoch = self.snapshot_epoch.load(Ordering::Acquire);
+        (epoch > 0).then(|| (epoch, self.snapshot_at.load(Ordering::Acquire)))
+    }
+
+    fn wake_control(&self) {
+        if let Ok(guard) = self.control.lock() {
+            if let Some(a) = guard.as_ref() {
+                let _ = a.activate();
+            }
+        }
+    }
+}
+
+/// A worker's partitions as they stood for a snapshot at frontier `at`:
+/// admission state, next offset and the accepted events at or above `at`,
+/// and how many rejects the source had emitted by then.
+pub struct SourceCapture {
+    pub epoch: u64,
+    pub partitions: Vec<SavedPartition>,
+    pub rejects: u64,
 }
 
 /// What the Kafka source needs to run.
@@ -116,6 +167,11 @@ struct KafkaSource {
     /// Rejects emitted so far (a snapshot waits until all are written).
     rejects: u64,
     warned: Option<Instant>,
+    /// The last snapshot epoch captured, and the captures not yet taken.
+    captured_epoch: u64,
+    captures: Vec<SourceCapture>,
+    /// The job is stopping and this source has stopped reading.
+    stopped: bool,
 }
 
 /// A worker's source state, reachable from outside the dataflow.
@@ -154,9 +210,11 @@ impl SourceHandle {
             .collect()
     }
 
-    /// Rejects this worker's source has emitted.
-    pub fn rejects_emitted(&self) -> u64 {
-        self.0.borrow().rejects
+    /// The capture of snapshot `epoch`, once it is taken.
+    pub fn take_capture(&self, epoch: u64) -> Option<SourceCapture> {
+        let mut source = self.0.borrow_mut();
+        let i = source.captures.iter().position(|c| c.epoch == epoch)?;
+        Some(source.captures.swap_remove(i))
     }
 }
 
@@ -283,6 +341,32 @@ impl KafkaSource {
             .incremental_assign(&tpl)
             .map_err(|e| broker(&e))?;
         partition_queue(&self.consumer, topic, p).map_err(|e| broker(&e))
+    }
+
+    /// The frontier of a snapshot requested and not yet captured here.
+    fn capture_pending(&self) -> Option<(u64, u64)> {
+        self.config
+            .shared
+            .capture_requested()
+            .filter(|&(epoch, _)| epoch > self.captured_epoch)
+    }
+
+    /// Captures the partitions for a snapshot at `at`. Every partition's
+    /// frontier is at or above `at` (it is the input frontier, the least of
+    /// them, or less), so every event below `at` was read before now, and
+    /// every later one has its `ts` at or above `at`.
+    fn capture(&mut self, epoch: u64, at: u64) {
+        let partitions = self
+            .parts
+            .iter()
+            .map(|(&p, part)| part.save(p, at))
+            .collect();
+        self.captures.push(SourceCapture {
+            epoch,
+            partitions,
+            rejects: self.rejects,
+        });
+        self.captured_epoch = epoch;
     }
 
     /// Drops retained events below the completed frontier `done`, and
@@ -487,6 +571,7 @@ impl KafkaSource {
         };
         if target != u64::MAX && target > *cap.time() {
             cap.downgrade(&target);
+            shared.wake_control();
         }
     }
 
@@ -548,6 +633,9 @@ pub fn build<'scope>(
         parts: BTreeMap::new(),
         rejects: 0,
         warned: None,
+        captured_epoch: 0,
+        captures: Vec::new(),
+        stopped: false,
     };
     me.restore(start);
     me.assign()?;
@@ -566,15 +654,28 @@ pub fn build<'scope>(
                 let mut session = output.session(&cap);
                 me.retained().for_each(|e| session.give(Ok(e.clone())));
             }
-            // While a snapshot is taken nothing is read.
-            if me.config.shared.pause.load(Ordering::Acquire) != 0 {
+            let pending = me.capture_pending();
+            // A stopping job reads nothing more.
+            if me.config.shared.stopping.load(Ordering::Acquire) {
+                if !me.stopped {
+                    me.stopped = true;
+                    me.config
+                        .shared
+                        .sources_stopped
+                        .fetch_add(1, Ordering::AcqRel);
+                }
+                if let Some((epoch, at)) = pending {
+                    me.capture(epoch, at);
+                }
                 me.hold(&mut cap);
-                activator.activate_after(Duration::from_millis(1));
+                activator.activate_after(Duration::from_millis(5));
                 return;
             }
             let done = (me.config.probe).with_frontier(|f| f.first().copied().unwrap_or(u64::MAX));
             me.discover(*cap.time());
-            me.retain(done);
+            // Until captured, a snapshot's events at or above its frontier
+            // are kept.
+            me.retain(pending.map_or(done, |(_, at)| done.min(at)));
             me.poll_main();
             let counts = {
                 let mut session = output.session(&cap);
@@ -582,6 +683,9 @@ pub fn build<'scope>(
             };
             me.config.stats.count(&counts);
             me.advance_idle();
+            if let Some((epoch, at)) = pending {
+                me.capture(epoch, at);
+            }
             me.publish();
             me.hold(&mut cap);
             if counts.read > 0 {

@@ -25,6 +25,8 @@
 //! - [`snapshot`]: the state directory (snapshots, the advance log);
 //! - `worker`: the workers' loop and the snapshot protocol.
 
+mod commit;
+mod control;
 mod decision_log;
 pub mod hunt_record;
 pub mod outputs;
@@ -32,6 +34,7 @@ pub mod snapshot;
 mod worker;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +126,7 @@ impl RunError {
 pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     let mut wait = Duration::from_millis(500);
     check(opts)?;
+    let stop = stop_on_signals()?;
     let hunt = Arc::new(Hunt::load(&opts.hunt)?);
     // Versions only grow: a restart inside the process adds the same ones.
     let versions = Versions::new((*hunt).clone()).shared();
@@ -145,7 +149,12 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
         };
     loop {
         let started = std::time::Instant::now();
-        match run_once(opts, &hunt, &versions, &stats, live.as_ref()) {
+        match run_once(opts, &hunt, &versions, &stats, live.as_ref(), &stop) {
+            Ok(Some(said)) => {
+                eprintln!("{said}");
+                return Ok(());
+            }
+            Ok(None) => return Ok(()),
             Err(e) if e.is_transient() => {
                 if started.elapsed() > Duration::from_secs(60) {
                     wait = Duration::from_millis(500);
@@ -157,7 +166,7 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -198,13 +207,31 @@ fn hunt_changes(
     Ok((log, decisions))
 }
 
+/// A flag SIGTERM and SIGINT set (the job then stops after a last
+/// snapshot); a second signal ends the process at once.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    let stop = Arc::new(AtomicBool::new(false));
+    for (signal, code) in [(SIGTERM, 143), (SIGINT, 130)] {
+        let install = || -> std::io::Result<()> {
+            flag::register_conditional_shutdown(signal, code, stop.clone())?;
+            flag::register(signal, stop.clone())?;
+            Ok(())
+        };
+        install().map_err(|e| RunError::Config(format!("handling signals: {e}")))?;
+    }
+    Ok(stop)
+}
+
 fn run_once(
     opts: &RunOptions,
     hunt: &Arc<Hunt>,
     versions: &SharedVersions,
     stats: &Arc<Stats>,
     live: Option<&Arc<crate::serve::Live>>,
-) -> Result<(), RunError> {
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<String>, RunError> {
     let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
     hunt_record::check_or_record(&opts.state_dir, hunt)?;
     let state = Arc::new(StateDir::open(&opts.state_dir)?);
@@ -249,6 +276,7 @@ fn run_once(
         opened,
         stats: stats.clone(),
         live: live.cloned(),
+        stop: stop.clone(),
     }
     .run()
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::snapshot::Loaded;
 use super::{RunError, RunOptions};
 use crate::kafka::admin::Admin;
-use crate::kafka::producer::{self, Producer};
+use crate::kafka::producer::Producer;
 use crate::kafka::KafkaConfig;
 use crate::model::versions::Versions;
 use crate::output::derived::{self, Derived, Resumed, SharedDerived};
@@ -48,42 +48,55 @@ impl FromStr for Target {
     }
 }
 
-/// The outputs, by the names their marks have in a snapshot.
-pub const NOTIFICATIONS: &str = "notifications";
-pub const REJECTS: &str = "rejects";
-pub const PRESENCE: &str = "presence";
-pub const ELIGIBILITY: &str = "eligibility";
+pub use crate::output::{ELIGIBILITY, NOTIFICATIONS, PRESENCE, REJECTS};
 
 /// How the snapshot protocol makes an output durable and finds its end.
 pub enum Durable {
     Kafka {
         producer: Arc<Producer>,
-        admin: Admin,
         topic: String,
-        partitions: u32,
+        /// Where each partition ended when opened: durable already.
+        opened: Vec<i64>,
     },
     File(Arc<SharedFile>),
     Stdout,
 }
 
 impl Durable {
-    /// Writes out everything handed over so far; returns the end marks.
-    pub fn flush(&self) -> Result<Vec<i64>, RunError> {
+    /// Makes everything up to `marks` durable: a file synced, a topic's
+    /// records delivered; waits for the broker, but not beyond `deadline`
+    /// (false then: try again later).
+    pub fn durable_to(
+        &self,
+        marks: &[i64],
+        deadline: std::time::Instant,
+    ) -> Result<bool, RunError> {
         match self {
             Durable::Kafka {
                 producer,
-                admin,
                 topic,
-                partitions,
-            } => {
-                producer.flush().map_err(OutputError::from)?;
-                Ok(producer::marks(admin, topic, *partitions)?)
-            }
+                opened,
+            } => loop {
+                if let Some(f) = producer.failure() {
+                    return Err(OutputError::from(f).into());
+                }
+                let done = marks.iter().enumerate().all(|(p, &m)| {
+                    opened.get(p).is_some_and(|&o| m <= o)
+                        || producer.delivered(topic, p as u32) >= m
+                });
+                if done {
+                    return Ok(true);
+                }
+                if std::time::Instant::now() > deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            },
             Durable::File(f) => f
                 .sync()
-                .map(|len| vec![len as i64])
+                .map(|_| true)
                 .map_err(|e| OutputError::io(f.path().display(), e).into()),
-            Durable::Stdout => Ok(Vec::new()),
+            Durable::Stdout => Ok(true),
         }
     }
 
@@ -92,6 +105,31 @@ impl Durable {
         match self {
             Durable::Kafka { producer, .. } => producer.failure().map(OutputError::from),
             _ => None,
+        }
+    }
+
+    /// What a topic output waits for, in words.
+    pub fn waiting(&self, marks: &[i64]) -> String {
+        match self {
+            Durable::Kafka {
+                producer,
+                topic,
+                opened,
+            } => marks
+                .iter()
+                .enumerate()
+                .filter(|&(p, &m)| {
+                    opened.get(p).is_none_or(|&o| m > o) && producer.delivered(topic, p as u32) < m
+                })
+                .map(|(p, m)| {
+                    format!(
+                        "partition {p} delivered up to offset {}, marked at {m}",
+                        producer.delivered(topic, p as u32)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
         }
     }
 }
@@ -208,13 +246,12 @@ impl Opener<'_> {
                     marks,
                     below,
                 )?;
-                let (partitions, held) = (out.partitions(), out.held());
                 let durable = Durable::Kafka {
                     producer,
-                    admin,
                     topic: topic.clone(),
-                    partitions,
+                    opened: out.opened(),
                 };
+                let held = out.held();
                 Ok((Box::new(out), durable, held))
             }
             Target::File(path) => {
@@ -249,19 +286,19 @@ impl Opener<'_> {
                 let marks = self.marks(REJECTS);
                 let out =
                     KafkaRejects::open(self.cfg, &admin, producer.clone(), topic, origins, marks)?;
-                let (partitions, held) = (out.partitions(), out.held());
                 let durable = Durable::Kafka {
                     producer,
-                    admin,
                     topic: topic.clone(),
-                    partitions,
+                    opened: out.opened(),
                 };
+                let held = out.held();
                 (Box::new(out), durable, held)
             }
             Target::File(path) => {
                 let (file, lines) = self.file(path, REJECTS)?;
                 let dest = Box::new(Destination::File(file.clone()));
-                let out = FileRejects::new(path.display().to_string(), dest, origins, &lines);
+                let at = Some(file.position());
+                let out = FileRejects::new(path.display().to_string(), dest, origins, &lines, at);
                 let held = out.held();
                 (Box::new(out), Durable::File(file), held)
             }
@@ -269,7 +306,7 @@ impl Opener<'_> {
                 let dest = Box::new(Destination::Stdout(std::io::BufWriter::new(
                     std::io::stdout(),
                 )));
-                let out = FileRejects::new("-".into(), dest, origins, &[]);
+                let out = FileRejects::new("-".into(), dest, origins, &[], None);
                 (Box::new(out), Durable::Stdout, Held::default())
             }
         };
@@ -314,7 +351,15 @@ impl Opener<'_> {
             Box::new(Destination::File(presence.clone())),
             Box::new(Destination::File(eligibility.clone())),
         ];
+        let mark = |name: &str| {
+            Some(
+                self.marks(name)
+                    .and_then(|m| m.first())
+                    .map_or(0, |&m| m as u64),
+            )
+        };
         let resumed = Resumed {
+            marks: [mark(PRESENCE), mark(ELIGIBILITY)],
             held: [presence_since, eligibility_since],
             open: self
                 .loaded

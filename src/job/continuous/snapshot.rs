@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::decision_log::DecisionFile;
-use crate::dataflow::facts::{FactsHandle, SavedPlayer};
-use crate::input::kafka::{Advance, AdvanceLog, SavedPartition, SourceHandle};
+use crate::dataflow::facts::SavedPlayer;
+use crate::input::kafka::{Advance, AdvanceLog, SavedPartition};
 use crate::output::derived::OpenInterval;
 
 /// Snapshots kept on disk.
@@ -158,13 +158,13 @@ impl StateDir {
         Ok(tmp)
     }
 
-    /// Writes one worker's part into `tmp`.
+    /// Writes one worker's part into `tmp`: its partitions, then its
+    /// players (one JSON line each, as captured).
     pub fn write_part(
         tmp: &Path,
         worker: usize,
-        sources: &SourceHandle,
-        facts: &FactsHandle,
-        frontier: u64,
+        partitions: &[SavedPartition],
+        players: &[u8],
     ) -> Result<PartFile, SnapshotError> {
         let name = format!("w{worker}.jsonl");
         let path = tmp.join(&name);
@@ -174,10 +174,9 @@ impl StateDir {
             crc: crc32fast::Hasher::new(),
             bytes: 0,
         };
-        let partitions = sources.save(frontier);
-        serde_json::to_writer(&mut w, &partitions).map_err(|e| io(&path)(e.into()))?;
+        serde_json::to_writer(&mut w, partitions).map_err(|e| io(&path)(e.into()))?;
         w.write_all(b"\n").map_err(io(&path))?;
-        facts.save(&mut w).map_err(io(&path))?;
+        w.write_all(players).map_err(io(&path))?;
         w.inner.flush().map_err(io(&path))?;
         w.inner.get_ref().sync_all().map_err(io(&path))?;
         Ok(PartFile {

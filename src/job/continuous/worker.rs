@@ -1,43 +1,50 @@
 //! The workers of the continuous job: building the job from a snapshot, the
-//! loop that steps it, and the snapshot protocol.
+//! loop that steps it, and the snapshot protocol, in which nothing stops
+//! reading:
 //!
-//! Snapshot protocol (all workers of the process take part):
 //! 0. after a start from a snapshot, none is taken until the job has
 //!    re-created what its outputs held beyond that snapshot ([`Held`]);
-//! 1. worker 0 sets the pause epoch `N`; each source stops reading at its
-//!    next activation, and each worker acknowledges `N` from its loop;
-//! 2. with every source paused, the frontier `F` is the least partition
-//!    frontier; the dataflow runs until the sink has written all times
-//!    below `F` (nothing at or above `F` can complete meanwhile), and each
-//!    worker's reject sink has written every reject its source emitted;
-//! 3. each worker saves its part: its partitions (admission state, next
-//!    offset, accepted events at or above `F`) and its per-player state,
-//!    which then covers exactly the times below `F`;
-//! 4. worker 0 flushes the outputs, notes where each ends (by name),
-//!    commits the snapshot and lifts the pause.
-
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use timely::dataflow::ProbeHandle;
+//! 1. worker 0 asks for snapshot `N`; the control operator
+//!    ([`super::control`]) takes the input frontier as its frontier `F`,
+//!    publishes it to the sources, notes where the rejects outputs stand,
+//!    and sends the marker at `F` to every worker;
+//! 2. each source captures its partitions (admission state, next offset,
+//!    accepted events at or above `F`); each facts operator captures its
+//!    players once every time below `F` is processed and none later; the
+//!    notification sink marks the outputs once every time below `F` is
+//!    written and none later;
+//! 3. each worker, once both captures are in and its rejects sink has
+//!    written what was emitted by then, writes its part (on a thread);
+//! 4. worker 0 commits: the outputs made durable up to their marks, the
+//!    manifest written, the snapshot renamed into place (on a thread).
+//!
+//! A graceful stop (SIGTERM, SIGINT) stops the reading, takes a last
+//! snapshot at the input frontier, and ends the job.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use timely::dataflow::operators::core::Concat;
+use timely::dataflow::ProbeHandle;
 
+use super::commit::Commit;
+use super::control::{self, ControlConfig, Requests};
 use super::hunt_record::ChangeLog;
 use super::outputs::{Durable, Opened};
-use super::snapshot::{Loaded, Manifest, PartFile, StateDir, VERSION};
+use super::snapshot::{Loaded, PartFile, StateDir};
 use super::{RunError, RunOptions};
-use crate::dataflow::facts::{player_hash, FactsHandle, Restore, SavedPlayer};
+use crate::dataflow::facts::{player_hash, Capture, FactsHandle, Restore, SavedPlayer};
 use crate::input::admission::max_ahead_ms;
-use crate::input::hunt_topic::{self, Decision, HuntTopicConfig};
+use crate::input::hunt_topic::{Decision, HuntTopicConfig, Reader};
 use crate::input::kafka::{
-    self as ksource, Advance, SavedPartition, Shared, SourceConfig, SourceHandle, Start,
+    self as ksource, Advance, SavedPartition, Shared, SourceCapture, SourceConfig, SourceHandle,
+    Start,
 };
 use crate::input::stats::{Stats, Summary};
 use crate::job::assemble::{self, Assembly, Outputs};
@@ -45,10 +52,10 @@ use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
 use crate::model::hunt::Hunt;
 use crate::model::versions::SharedVersions;
-use crate::output::derived::SharedDerived;
-use crate::output::rejects::{When, Written};
+use crate::output::rejects::{SharedRejects, When, Written};
 use crate::output::resume::Held;
 use crate::output::sink::ErrorSlot;
+use crate::output::MarkSlot;
 
 /// Everything the job is made of, opened and checked.
 pub(crate) struct Job {
@@ -65,6 +72,8 @@ pub(crate) struct Job {
     pub opened: Opened,
     pub stats: Arc<Stats>,
     pub live: Option<Arc<crate::serve::Live>>,
+    /// Set by SIGTERM or SIGINT: stop after a last snapshot.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What one worker starts from.
@@ -77,17 +86,26 @@ struct WorkerStart {
 /// A partition's next offset, frontier and latest time.
 type PartitionStatus = (Option<i64>, u64, Option<u64>);
 
+/// One worker's part of a snapshot, written: epoch, file, input offsets.
+type Part = (u64, PartFile, Vec<(u32, i64)>);
+
 /// Shared by the workers while the job runs.
 struct Coordinator {
     workers: usize,
     shared: Arc<Shared>,
+    requests: Arc<Requests>,
     written: Arc<AtomicU64>,
-    /// Per worker: the last pause epoch it acknowledged.
-    acked: Vec<AtomicU64>,
-    saved: Mutex<BTreeMap<usize, (u64, PartFile)>>,
+    /// Per worker, its part of the snapshot in progress.
+    saved: Mutex<BTreeMap<usize, Part>>,
     tmp: Mutex<Option<(u64, PathBuf)>>,
+    /// The rejects outputs' marks, taken as each snapshot began.
+    reject_marks: Mutex<BTreeMap<u64, Vec<i64>>>,
+    /// The sink's marks of the other outputs.
+    marks: MarkSlot,
     stop: AtomicBool,
     failure: Mutex<Option<RunError>>,
+    /// Set when the job stopped as asked, with what it says then.
+    stopped: Mutex<Option<String>>,
     status: Mutex<BTreeMap<u32, PartitionStatus>>,
 }
 
@@ -98,22 +116,6 @@ impl Coordinator {
             f.get_or_insert(error);
         }
         self.stop.store(true, Ordering::Release);
-    }
-
-    /// The frontier of a paused job: the least partition frontier.
-    fn paused_frontier(&self) -> u64 {
-        let low = self
-            .shared
-            .lows
-            .iter()
-            .map(|l| l.load(Ordering::Acquire))
-            .min()
-            .unwrap_or(u64::MAX);
-        if low == u64::MAX {
-            self.written.load(Ordering::Acquire)
-        } else {
-            low
-        }
     }
 
     /// The temporary directory of snapshot `epoch`, made by the first
@@ -132,10 +134,27 @@ impl Coordinator {
             }
         }
     }
+
+    /// The snapshot the sources were asked to capture, `(epoch, frontier)`.
+    fn capture_requested(&self) -> Option<(u64, u64)> {
+        let epoch = self.shared.snapshot_epoch.load(Ordering::Acquire);
+        (epoch > 0).then(|| (epoch, self.shared.snapshot_at.load(Ordering::Acquire)))
+    }
+}
+
+/// The rejects outputs' marks are taken as a snapshot begins: any later
+/// reject is read after the sources' captures.
+fn take_reject_marks(rejects: SharedRejects, coord: Arc<Coordinator>) -> Box<dyn Fn(u64, u64)> {
+    Box::new(move |epoch, _at| {
+        let marks = rejects.lock().map(|mut r| r.mark()).unwrap_or_default();
+        if let Ok(mut m) = coord.reject_marks.lock() {
+            m.insert(epoch, marks);
+        }
+    })
 }
 
 impl Job {
-    pub fn run(self) -> Result<(), RunError> {
+    pub fn run(self) -> Result<Option<String>, RunError> {
         let Job {
             opts,
             hunt,
@@ -149,6 +168,7 @@ impl Job {
             opened,
             stats,
             live,
+            stop,
         } = self;
         let workers = opts.workers;
         let (frontier, epoch, starts) = split_start(loaded, workers);
@@ -159,12 +179,15 @@ impl Job {
         let coord = Arc::new(Coordinator {
             workers,
             shared: shared.clone(),
+            requests: Arc::new(Requests::default()),
             written: written.clone(),
-            acked: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             saved: Mutex::new(BTreeMap::new()),
             tmp: Mutex::new(None),
+            reject_marks: Mutex::new(BTreeMap::new()),
+            marks: MarkSlot::default(),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
+            stopped: Mutex::new(None),
             status: Mutex::new(BTreeMap::new()),
         });
         watch_partitions(&cfg, &opts.topic, shared.clone(), coord.clone());
@@ -178,7 +201,7 @@ impl Job {
         } = opened;
         let output = Mutex::new(Some(assemble::chain(Outputs {
             destination: notifications,
-            derived: derived.clone(),
+            derived,
             live: live.clone(),
             below: frontier,
             written: Some(written),
@@ -187,6 +210,20 @@ impl Job {
         let durable = Arc::new(durable);
         let max_ahead_ms = max_ahead_ms(&hunt);
         let job_coord = coord.clone();
+        let hunt_reader = Mutex::new(match &changes {
+            None => None,
+            Some((log, logged)) => {
+                let config = HuntTopicConfig {
+                    kafka: cfg.clone(),
+                    topic: opts.hunt_topic.clone().unwrap_or_default(),
+                    start: hunt.clone(),
+                    versions: versions.clone(),
+                    log: log.clone(),
+                    stats: stats.clone(),
+                };
+                Some((Reader::open(config, logged)?, logged.clone()))
+            }
+        });
 
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let index = worker.index();
@@ -218,22 +255,21 @@ impl Job {
                     advances: advances.clone(),
                 };
                 let (mut inputs, sources) = ksource::build(scope, config, source_start)?;
-                let mut hunt_rejects = None;
-                if let Some((log, logged)) = &changes {
-                    let config = HuntTopicConfig {
-                        kafka: cfg.clone(),
-                        topic: opts.hunt_topic.clone().unwrap_or_default(),
-                        start: hunt.clone(),
-                        versions: versions.clone(),
-                        log: log.clone(),
+                let controls = control::build(
+                    scope,
+                    ControlConfig {
                         shared: shared.clone(),
-                        stats: stats.clone(),
-                    };
-                    let topic = hunt_topic::build(scope, config, logged.clone(), frontier)?;
-                    inputs.notices = Some(topic.notices);
-                    inputs.rejects = inputs.rejects.concat(topic.rejects);
-                    hunt_rejects = Some(topic.rejected);
-                }
+                        requests: coord.requests.clone(),
+                        // Read on worker 0, where the control operator runs.
+                        hunt: (index == 0)
+                            .then(|| hunt_reader.lock().ok().and_then(|mut r| r.take()))
+                            .flatten(),
+                        floor: frontier,
+                        on_snapshot: take_reject_marks(rejects.clone(), coord.clone()),
+                    },
+                );
+                inputs.control = Some(controls.control);
+                inputs.rejects = inputs.rejects.concat(controls.rejects);
                 let restore = (frontier > 0).then(|| Restore {
                     players: start.players,
                     time: frontier - 1,
@@ -255,13 +291,14 @@ impl Job {
                         output: out,
                         rejects: Some(rejects.clone()),
                         when: When::AsRead,
+                        marks: Some(coord.marks.clone()),
                         errors: errors.clone(),
                         probe: probe.clone(),
                     },
                 );
-                Ok::<_, crate::kafka::KafkaError>((sources, assembled, hunt_rejects))
+                Ok::<_, crate::kafka::KafkaError>((sources, assembled, controls.rejected))
             });
-            let (sources, assembled, hunt_rejects) = match built {
+            let (sources, assembled, control_rejects) = match built {
                 Ok(handles) => handles,
                 Err(e) => return coord.fail(e.into()),
             };
@@ -272,30 +309,43 @@ impl Job {
                 sources,
                 facts: assembled.facts,
                 rejects_written: assembled.rejects_written,
-                hunt_rejects,
+                control_rejects,
                 durable: durable.clone(),
                 topic: opts.topic.clone(),
                 every: opts.snapshot_every,
                 last: Instant::now(),
-                epoch,
+                asked: epoch,
+                in_progress: None,
+                committing: None,
                 held: (index == 0).then(|| held.clone()),
-                derived: if index == 0 { derived.clone() } else { None },
-                acked: 0,
-                saved: 0,
+                part: Part0::default(),
+                saved: epoch,
+                writing: None,
                 committed: epoch,
                 status_at: Instant::now(),
                 warned: None,
                 stats: stats.clone(),
                 errors: errors.clone(),
+                stop: stop.clone(),
+                stopping: None,
             };
             while !coord.stop.load(Ordering::Acquire) {
                 worker.step_or_park(Some(Duration::from_millis(1)));
                 me.tick();
             }
+            // The job's dataflow never completes by itself (its sources
+            // hold their capabilities): it is dropped.
+            drop(me);
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
         })
         .map_err(RunError::Dataflow)?;
         for r in guards.join() {
             r.map_err(RunError::Dataflow)?;
+        }
+        if let Some(said) = job_coord.stopped.lock().ok().and_then(|mut s| s.take()) {
+            return Ok(Some(said));
         }
         let failure = job_coord.failure.lock().ok().and_then(|mut f| f.take());
         Err(failure.unwrap_or_else(|| RunError::Dataflow("stopped".into())))
@@ -334,6 +384,21 @@ fn watch_partitions(cfg: &KafkaConfig, topic: &str, shared: Arc<Shared>, coord: 
     });
 }
 
+/// One worker's captures for the snapshot in progress.
+#[derive(Default)]
+struct Part0 {
+    epoch: u64,
+    source: Option<SourceCapture>,
+    facts: Option<Capture>,
+}
+
+/// A graceful stop in progress (worker 0).
+struct Stopping {
+    since: Instant,
+    /// The last snapshot's epoch, once asked for.
+    last: Option<u64>,
+}
+
 struct WorkerLoop {
     index: usize,
     coord: Arc<Coordinator>,
@@ -342,66 +407,117 @@ struct WorkerLoop {
     facts: FactsHandle,
     /// Rejects this worker's reject sink has written.
     rejects_written: Written,
-    /// Worker 0 with `--hunt-topic`: the rejects of the hunt topic emitted.
-    hunt_rejects: Option<Rc<Cell<u64>>>,
+    /// Rejects of the hunt topic the control operator emitted (worker 0).
+    control_rejects: Rc<Cell<u64>>,
     durable: Arc<Vec<(&'static str, Durable)>>,
     topic: String,
     every: Duration,
     last: Instant,
-    /// The last snapshot epoch started.
-    epoch: u64,
+    /// Worker 0: the last snapshot epoch asked for, the one in progress,
+    /// and its commit once started.
+    asked: u64,
+    in_progress: Option<u64>,
+    committing: Option<JoinHandle<Result<u64, RunError>>>,
     /// Worker 0: what the outputs held beyond the snapshot, until passed.
     held: Option<Held>,
-    /// Worker 0: the derived interval files.
-    derived: Option<SharedDerived>,
-    acked: u64,
+    /// This worker's captures, the last epoch whose part it saved, and the
+    /// part being written.
+    part: Part0,
     saved: u64,
+    writing: Option<JoinHandle<Result<Part, RunError>>>,
     /// The last snapshot committed.
     committed: u64,
     status_at: Instant,
     warned: Option<Instant>,
     stats: Arc<Stats>,
     errors: ErrorSlot,
+    /// Set by SIGTERM or SIGINT.
+    stop: Arc<AtomicBool>,
+    stopping: Option<Stopping>,
 }
+
+/// How long a graceful stop may take before it gives up.
+const STOP_WITHIN: Duration = Duration::from_secs(25);
 
 impl WorkerLoop {
     fn tick(&mut self) {
-        let coord = self.coord.clone();
-        let pause = coord.shared.pause.load(Ordering::Acquire);
-        if pause != 0 {
-            if self.acked < pause {
-                // From now on this worker's source reads nothing.
-                self.acked = pause;
-                coord.acked[self.index].store(pause, Ordering::Release);
-            }
-            let all = coord
-                .acked
-                .iter()
-                .all(|a| a.load(Ordering::Acquire) == pause);
-            if all && self.saved < pause && self.rejects_drained() {
-                let f = coord.paused_frontier();
-                if coord.written.load(Ordering::Acquire) >= f {
-                    self.save(pause, f);
-                }
-            }
-            if self.index == 0 {
-                self.commit_if_ready(pause);
-            }
-        } else if self.index == 0 && self.last.elapsed() >= self.every && self.held_passed() {
-            self.epoch += 1;
-            coord.shared.pause.store(self.epoch, Ordering::Release);
+        if self.index == 0 {
+            self.graceful();
+            self.maybe_ask();
+            self.maybe_commit();
         }
+        self.maybe_save();
         if self.status_at.elapsed() >= Duration::from_secs(1) {
             self.status_at = Instant::now();
             self.status();
         }
     }
 
-    /// Whether this worker's reject sink has written every reject its
-    /// source emitted.
-    fn rejects_drained(&self) -> bool {
-        let hunt = self.hunt_rejects.as_ref().map_or(0, |c| c.get());
-        self.rejects_written.get() >= self.sources.rejects_emitted() + hunt
+    /// Worker 0 asks for a snapshot every `every`, once what the outputs
+    /// held is re-created and no snapshot is in progress.
+    fn maybe_ask(&mut self) {
+        if self.in_progress.is_some()
+            || self.stopping.is_some()
+            || self.last.elapsed() < self.every
+            || !self.held_passed()
+        {
+            return;
+        }
+        self.ask();
+    }
+
+    fn ask(&mut self) -> u64 {
+        self.asked += 1;
+        self.in_progress = Some(self.asked);
+        self.coord
+            .requests
+            .snapshot
+            .store(self.asked, Ordering::Release);
+        self.asked
+    }
+
+    /// A stop was asked for: reading stops, and once every source has
+    /// stopped (the input frontier stays put) a last snapshot is taken;
+    /// its commit ends the job.
+    fn graceful(&mut self) {
+        if !self.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let shared = &self.coord.shared;
+        let Some(stopping) = self.stopping.as_mut() else {
+            eprintln!("huntflow: stopping: reading no more, taking a last snapshot");
+            shared.stopping.store(true, Ordering::Release);
+            self.stopping = Some(Stopping {
+                since: Instant::now(),
+                last: None,
+            });
+            return;
+        };
+        if stopping.since.elapsed() > STOP_WITHIN {
+            return self.coord.fail(RunError::Config(format!(
+                "no last snapshot within {} s; the job stops, and starts again from the snapshot before",
+                STOP_WITHIN.as_secs()
+            )));
+        }
+        let all_stopped = shared.sources_stopped.load(Ordering::Acquire) >= self.coord.workers;
+        if stopping.last.is_some() || self.in_progress.is_some() || !all_stopped {
+            return;
+        }
+        if !self.held_passed() {
+            let said = "huntflow: stopped without a new snapshot: the outputs still hold what the job wrote before it was last restarted; the next start resumes from the snapshot before".to_string();
+            return self.finish(said);
+        }
+        let epoch = self.ask();
+        if let Some(s) = self.stopping.as_mut() {
+            s.last = Some(epoch);
+        }
+    }
+
+    fn finish(&self, said: String) {
+        if let Ok(mut s) = self.coord.stopped.lock() {
+            *s = Some(said);
+        }
+        self.coord.stop.store(true, Ordering::Release);
     }
 
     /// Whether the job has re-created what the outputs held beyond the
@@ -430,137 +546,143 @@ impl WorkerLoop {
         passed
     }
 
-    fn save(&mut self, epoch: u64, frontier: u64) {
-        self.publish();
-        let result = self.coord.tmp_dir(&self.state, epoch).and_then(|tmp| {
-            Ok(StateDir::write_part(
-                &tmp,
-                self.index,
-                &self.sources,
-                &self.facts,
-                frontier,
-            )?)
-        });
-        match result {
-            Ok(part) => {
-                self.saved = epoch;
-                if let Ok(mut saved) = self.coord.saved.lock() {
-                    saved.insert(self.index, (epoch, part));
+    /// Every worker: once its source and facts captures of the snapshot
+    /// asked for are in, and its rejects written, writes its part.
+    fn maybe_save(&mut self) {
+        if let Some(w) = self.writing.take_if(|w| w.is_finished()) {
+            match w.join() {
+                Ok(Ok(part)) => {
+                    self.saved = part.0;
+                    if let Ok(mut saved) = self.coord.saved.lock() {
+                        saved.insert(self.index, part);
+                    }
                 }
+                Ok(Err(e)) => self.coord.fail(e),
+                Err(_) => self
+                    .coord
+                    .fail(RunError::Dataflow("writing a snapshot part".into())),
             }
+        }
+        let Some((epoch, _)) = self.coord.capture_requested() else {
+            return;
+        };
+        if epoch <= self.saved || self.writing.is_some() {
+            return;
+        }
+        if self.part.epoch != epoch {
+            self.part = Part0 {
+                epoch,
+                ..Part0::default()
+            };
+        }
+        if self.part.source.is_none() {
+            self.part.source = self.sources.take_capture(epoch);
+        }
+        if self.part.facts.is_none() {
+            self.part.facts = self.facts.take_capture(epoch);
+        }
+        let (Some(source), Some(_)) = (&self.part.source, &self.part.facts) else {
+            return;
+        };
+        let emitted = source.rejects + self.control_rejects.get();
+        if self.rejects_written.get() < emitted {
+            return;
+        }
+        let part = std::mem::take(&mut self.part);
+        let (Some(source), Some(facts)) = (part.source, part.facts) else {
+            return;
+        };
+        match self.coord.tmp_dir(&self.state, epoch) {
+            Ok(tmp) => self.writing = Some(write_part(tmp, self.index, source, facts)),
             Err(e) => self.coord.fail(e),
         }
     }
 
-    /// Every output's end marks, by name, once each is durable; `None`
-    /// while an output waits for the broker (the job stays paused).
-    fn flush_outputs(
-        &mut self,
-        epoch: u64,
-    ) -> Result<Option<BTreeMap<String, Vec<i64>>>, RunError> {
-        let mut marks = BTreeMap::new();
-        for (name, d) in self.durable.iter() {
-            match d.flush() {
-                Ok(m) => {
-                    marks.insert(name.to_string(), m);
-                }
-                Err(e) => {
-                    if let Some(fatal) = d.failure() {
-                        return Err(fatal.into());
-                    }
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
-                    // The broker may be away for a while: try again later.
-                    if self
-                        .warned
-                        .is_none_or(|w| w.elapsed() > Duration::from_secs(5))
-                    {
-                        eprintln!("huntflow: snapshot {epoch} waits for the outputs: {e}");
-                        self.warned = Some(Instant::now());
-                    }
-                    return Ok(None);
-                }
+    /// Worker 0: once every part and every mark of the snapshot in progress
+    /// is in, commits it (on a thread), and notes its end.
+    fn maybe_commit(&mut self) {
+        if let Some(c) = self.committing.take_if(|c| c.is_finished()) {
+            match c.join() {
+                Ok(Ok(epoch)) => self.committed_(epoch),
+                Ok(Err(e)) => self.coord.fail(e),
+                Err(_) => self
+                    .coord
+                    .fail(RunError::Dataflow("committing a snapshot".into())),
             }
+            return;
         }
-        Ok(Some(marks))
-    }
-
-    fn commit_if_ready(&mut self, epoch: u64) {
-        let coord = self.coord.clone();
-        let files: Vec<PartFile> = {
-            let Ok(saved) = coord.saved.lock() else {
-                return;
-            };
-            if saved.len() < coord.workers || saved.values().any(|(e, _)| *e != epoch) {
-                return;
-            }
-            saved.values().map(|(_, f)| f.clone()).collect()
+        let Some(epoch) = self.in_progress else {
+            return;
         };
-        if let Err(e) = self.commit(epoch, files) {
-            coord.fail(e);
+        if self.committing.is_some() {
+            return;
+        }
+        if let Some(failure) = self.failure() {
+            return self.coord.fail(failure);
+        }
+        if let Some(commit) = self.ready_to_commit(epoch) {
+            self.committing = Some(commit.spawn());
         }
     }
 
-    fn commit(&mut self, epoch: u64, files: Vec<PartFile>) -> Result<(), RunError> {
-        let coord = self.coord.clone();
-        let frontier = coord.paused_frontier();
-        let Some(outputs) = self.flush_outputs(epoch)? else {
-            return Ok(());
+    /// The commit of snapshot `epoch`, when all it needs is in.
+    fn ready_to_commit(&self, epoch: u64) -> Option<Commit> {
+        let coord = &self.coord;
+        let (files, offsets) = {
+            let saved = coord.saved.lock().ok()?;
+            if saved.len() < coord.workers || saved.values().any(|(e, _, _)| *e != epoch) {
+                return None;
+            }
+            let files = saved.values().map(|(_, f, _)| f.clone()).collect();
+            let offsets = saved.values().flat_map(|(_, _, o)| o.clone()).collect();
+            (files, offsets)
         };
-        if let Some(e) = self.failure() {
-            return Err(e);
-        }
-        let offsets = self.all_offsets();
-        let tmp = coord.tmp_dir(&self.state, epoch)?;
-        let derived_open = self.save_open_intervals(&tmp)?;
-        let manifest = Manifest {
-            version: VERSION,
+        let marks = coord.marks.lock().ok()?.get(&epoch).cloned()?;
+        let reject_marks = coord.reject_marks.lock().ok()?.get(&epoch).cloned()?;
+        let (_, frontier) = coord.capture_requested()?;
+        Some(Commit {
+            state: self.state.clone(),
+            tmp: coord.tmp_dir(&self.state, epoch).ok()?,
             epoch,
             frontier,
             topic: self.topic.clone(),
             workers: coord.workers,
-            outputs,
-            offsets,
             files,
-            derived_open,
-        };
-        self.state.commit(&tmp, &manifest)?;
+            offsets,
+            marks,
+            reject_marks,
+            durable: self.durable.clone(),
+        })
+    }
+
+    /// Snapshot `epoch` is committed.
+    fn committed_(&mut self, epoch: u64) {
+        let coord = &self.coord;
         if let Ok(mut saved) = coord.saved.lock() {
             saved.clear();
         }
         if let Ok(mut t) = coord.tmp.lock() {
             *t = None;
         }
+        if let Ok(mut m) = coord.marks.lock() {
+            m.retain(|&e, _| e > epoch);
+        }
+        if let Ok(mut m) = coord.reject_marks.lock() {
+            m.retain(|&e, _| e > epoch);
+        }
         self.last = Instant::now();
         self.committed = epoch;
-        coord.shared.pause.store(0, Ordering::Release);
-        Ok(())
-    }
-
-    /// With `--derived`: the intervals open now, saved into `tmp`.
-    fn save_open_intervals(&self, tmp: &Path) -> Result<Option<PartFile>, RunError> {
-        let Some(derived) = &self.derived else {
-            return Ok(None);
-        };
-        let open = derived
-            .lock()
-            .map_err(|_| RunError::Dataflow("derived files lock poisoned".into()))?
-            .open_intervals();
-        Ok(Some(StateDir::write_open(tmp, &open)?))
-    }
-
-    /// Offsets of every worker's partitions, as each published them when
-    /// saving its part.
-    fn all_offsets(&self) -> Vec<(u32, i64)> {
-        self.publish();
-        let Ok(status) = self.coord.status.lock() else {
-            return Vec::new();
-        };
-        status
-            .iter()
-            .filter_map(|(&p, (next, _, _))| next.map(|n| (p, n)))
-            .collect()
+        self.in_progress = None;
+        if self
+            .stopping
+            .as_ref()
+            .is_some_and(|s| s.last == Some(epoch))
+        {
+            let frontier = coord.capture_requested().map_or(0, |(_, at)| at);
+            self.finish(format!(
+                "huntflow: stopped after snapshot {epoch} at frontier {frontier}; every output is written up to it"
+            ));
+        }
     }
 
     /// The first failure of a sink, an output or an input, taken.
@@ -620,4 +742,23 @@ impl WorkerLoop {
             let _ = std::fs::rename(&tmp, &path);
         }
     }
+}
+
+/// Writes a worker's part of snapshot `source.epoch` on a thread of its
+/// own; its result is the part with its partitions' offsets.
+fn write_part(
+    tmp: PathBuf,
+    index: usize,
+    source: SourceCapture,
+    facts: Capture,
+) -> JoinHandle<Result<Part, RunError>> {
+    std::thread::spawn(move || {
+        let file = StateDir::write_part(&tmp, index, &source.partitions, &facts.players)?;
+        let offsets = source
+            .partitions
+            .iter()
+            .filter_map(|p| p.next.map(|n| (p.partition, n)))
+            .collect();
+        Ok((source.epoch, file, offsets))
+    })
 }
