@@ -37,6 +37,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use broker::{cpu_seconds, peak_rss, Kafka, Reader};
@@ -64,6 +65,7 @@ struct Knobs {
     seconds: f64,
     broker_seconds: f64,
     warmup: f64,
+    broker_warmup: f64,
     partitions: u32,
     workers: u32,
     players: u32,
@@ -90,6 +92,7 @@ impl Knobs {
             seconds: knob("HUNTFLOW_CONTINUOUS_SECONDS", 20.0),
             broker_seconds: knob("HUNTFLOW_CONTINUOUS_BROKER_SECONDS", 10.0),
             warmup: knob("HUNTFLOW_CONTINUOUS_WARMUP_SECONDS", 2.0),
+            broker_warmup: knob("HUNTFLOW_CONTINUOUS_BROKER_WARMUP_SECONDS", 10.0),
             partitions: knob("HUNTFLOW_CONTINUOUS_PARTITIONS", 2),
             workers: knob("HUNTFLOW_CONTINUOUS_WORKERS", 2),
             players: knob("HUNTFLOW_CONTINUOUS_PLAYERS", 10_000),
@@ -209,14 +212,11 @@ fn feed(kafka: &Kafka, k: &Knobs, topic: &str, players: &Players, rate: u64, sec
     )
 }
 
-/// The broker's own produce → consume round trip at `rate`.
-fn round_trip(
-    kafka: &Kafka,
-    k: &Knobs,
-    players: &Players,
-    rate: u64,
-) -> (Option<Quantiles>, f64, usize) {
-    let topic = format!("round-trip-{rate}");
+/// The broker's own produce → consume round trip at `rate`, `seconds`
+/// after the warm-up; a topic of its own each time.
+fn round_trip(kafka: &Kafka, k: &Knobs, players: &Players, rate: u64, seconds: f64) -> RoundTrip {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let topic = format!("round-trip-{}-{rate}", RUNS.fetch_add(1, Ordering::Relaxed));
     kafka.topic(&topic, k.partitions);
     let reader = Reader::start(
         kafka,
@@ -229,7 +229,11 @@ fn round_trip(
             }
         },
     );
-    let sent = feed(kafka, k, &topic, players, rate, k.broker_seconds);
+    let broker_pid = kafka.pid().expect("the broker's pid");
+    let cpu0 = cpu_seconds(broker_pid);
+    let sent = feed(kafka, k, &topic, players, rate, seconds);
+    let cpu =
+        (cpu_seconds(broker_pid) - cpu0) / sent.ended.duration_since(sent.began).as_secs_f64();
     let total = sent.ts.len();
     reader.wait_for(Duration::from_secs(30), |v| v.len() >= total);
     let mut arrived = vec![None; total];
@@ -241,7 +245,20 @@ fn round_trip(
     let (samples, missing) = measured(&sent, k.warmup(), |n| {
         arrived[n].map(|a: Instant| a.saturating_duration_since(sent.at[n]))
     });
-    (report::quantiles(&samples), achieved(&sent), missing)
+    RoundTrip {
+        q: report::quantiles(&samples),
+        achieved: achieved(&sent),
+        missing,
+        broker_cpu: cpu,
+    }
+}
+
+/// What a rate's broker round trip gave.
+struct RoundTrip {
+    q: Option<Quantiles>,
+    achieved: f64,
+    missing: usize,
+    broker_cpu: f64,
 }
 
 /// What a rate's job phase gave.
@@ -359,14 +376,28 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
         k.players, k.zones, k.partitions, k.workers, k.idle_ms, k.snapshot_ms, k.warmup, k.seconds, k.broker_seconds
     );
     let mut table = String::from(
-        "| rate (events/s) | sent at (events/s) | broker p50 / p90 / p99 / max (ms) | job p50 / p90 / p99 / max (ms) | job p99 within 0.5 s of a snapshot / elsewhere (ms) | job p50 first / last 2 s (ms) | output lag first / last s, max (ms) | last notification after the last send (ms) | CPU job / broker |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| rate (events/s) | sent at (events/s) | broker p50 / p90 / p99 / max (ms) | job p50 / p90 / p99 / max (ms) | job p99 within 0.5 s of a snapshot / elsewhere (ms) | job p50 first / last 2 s (ms) | output lag first / last s, max (ms) | last notification after the last send (ms) | CPU: job / broker / broker in the round trip |\n|---|---|---|---|---|---|---|---|---|\n",
     );
+    // A fresh broker's JVM compiles its hot paths during its first
+    // seconds of load: a round trip at the highest rate first, not counted.
+    if let Some(&rate) = k.rates.iter().max().filter(|_| k.broker_warmup > 0.0) {
+        let t = Instant::now();
+        let w = round_trip(kafka, k, &players, rate, k.broker_warmup);
+        eprintln!(
+            "broker warm-up: {:.1?} at {rate} events/s ({}), not counted",
+            t.elapsed(),
+            fmt_q(&w.q)
+        );
+    }
     for &rate in &k.rates {
         println!("rate {rate} events/s");
-        let (bq, b_rate, b_missing) = round_trip(kafka, k, &players, rate);
+        let b = round_trip(kafka, k, &players, rate, k.broker_seconds);
         println!(
-            "  broker: {} at {b_rate:.0} events/s; {b_missing} never read",
-            fmt_q(&bq)
+            "  broker: {} sent at {:.0} events/s; {} never read; broker CPU {:.0}%",
+            fmt_q(&b.q),
+            b.achieved,
+            b.missing,
+            b.broker_cpu * 100.0
         );
         let j = job_latency(kafka, k, &hunt, &players, rate);
         let q4 = |q: &Option<Quantiles>| {
@@ -374,14 +405,14 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
                 format!("{:.1} / {:.1} / {:.1} / {:.1}", q.p50, q.p90, q.p99, q.max)
             })
         };
-        let lag = j
-            .lag
-            .map_or("-".into(), |(a, b, m)| format!("{a:.0} / {b:.0}, {m:.0}"));
+        let lag = j.lag.map_or("-".into(), |(first, last, max)| {
+            format!("{first:.0} / {last:.0}, {max:.0}")
+        });
         let _ = writeln!(
             table,
-            "| {rate} | {:.0} | {} | {} | {} / {} ({} events near) | {} / {} | {lag} | {} | {:.0}% / {:.0}% |",
+            "| {rate} | {:.0} | {} | {} | {} / {} ({} events near) | {} / {} | {lag} | {} | {:.0}% / {:.0}% / {:.0}% |",
             j.achieved,
-            q4(&bq),
+            q4(&b.q),
             q4(&j.q),
             fmt_ms(j.near),
             fmt_ms(j.elsewhere),
@@ -390,7 +421,8 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
             fmt_ms(j.drift.1),
             j.drain.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3)),
             j.job_cpu * 100.0,
-            j.broker_cpu * 100.0
+            j.broker_cpu * 100.0,
+            b.broker_cpu * 100.0
         );
         println!(
             "  job sent at {:.0} events/s; p99 within {} ms of one of {} snapshot commits {} ms, elsewhere {} ms; output lag (event time, ms) first s {}, last s {}, max {}; last notification read {} after the last event was sent; CPU job {:.0}%, broker {:.0}%",
@@ -407,7 +439,7 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
             j.broker_cpu * 100.0
         );
         for (what, q, sent_at, missing) in [
-            ("broker", &bq, b_rate, b_missing),
+            ("broker", &b.q, b.achieved, b.missing),
             ("job", &j.q, j.achieved, j.missing),
         ] {
             if let Some(q) = q {
