@@ -13,8 +13,11 @@
 //!    max, a p99 series per bucket of send time with the job's snapshots
 //!    marked, and the output's lag behind the input;
 //! 2. **catch-up**: the 1M-event bench dataset in a 2-partition topic
-//!    (`huntflow produce`), then `huntflow run`; events/s until the job's
-//!    written frontier reaches the end of the input.
+//!    (`huntflow produce`), then `huntflow run`; events/s from the job's
+//!    start until an outside consumer has read every notification below
+//!    the end frontier (the job's written frontier, from `status.json`,
+//!    having reached the least partition frontier with every partition
+//!    read to its end).
 //!
 //! `cargo bench --bench continuous [-- latency | -- catch-up]`; the knobs
 //! are environment variables (benches/README.md). Appends one JSON line
