@@ -22,4 +22,4 @@ perf record -q -F "${HUNTFLOW_PROFILE_HZ:-200}" --call-graph dwarf,16384 -o "$pe
     "$target/release/huntflow" backfill --hunt "$data/hunt/hunt.toml" -w "$workers" \
     --output "$out/notifications.jsonl" "$data"/events/part-*.jsonl 2>/dev/null
 rm -rf "$out"
-perf script -F comm,sym -i "$perf_data" 2>/dev/null | python3 "$here/stages.py" "$top"
+perf script -F comm,ip,sym,dso -i "$perf_data" 2>/dev/null | python3 "$here/stages.py" "$top"
