@@ -89,6 +89,19 @@ fn lines(bytes: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// Records decoded with `HUNTFLOW_MICRO_DECODE_ONLY`.
+const DECODE_COUNT: usize = 100_000;
+
+/// Decodes every line once; the accepted count. Not inlined, so that callgrind can count
+/// its instructions alone (`--toggle-collect='*decode_all*'`).
+#[inline(never)]
+fn decode_all(lines: &[&[u8]], hunt: &Hunt) -> usize {
+    lines
+        .iter()
+        .filter(|l| event::parse(black_box(l), hunt).is_ok())
+        .count()
+}
+
 fn bench_decode(c: &mut Criterion) {
     let (hunt, _, parts) = dataset("decode", &clean(20_000, 1_000));
     let bytes = std::fs::read(&parts[0]).expect("read partition");
@@ -108,6 +121,17 @@ fn bench_decode(c: &mut Criterion) {
             })
             .unwrap_or_else(|| panic!("no {kind} line of 100-150 bytes"))
     };
+    let mixed = &all[..1_000];
+    if let Ok(kind) = std::env::var("HUNTFLOW_MICRO_DECODE_ONLY") {
+        // A fixed number of decodes, for counting instructions under callgrind.
+        let lines: Vec<&[u8]> = match kind.as_str() {
+            "mixed" => mixed.iter().copied().cycle().take(DECODE_COUNT).collect(),
+            kind => vec![pick(kind); DECODE_COUNT],
+        };
+        let ok = decode_all(&lines, &hunt);
+        eprintln!("decode/{kind}: {ok} of {} records accepted", lines.len());
+        std::process::exit(0);
+    }
     let mut group = c.benchmark_group("decode");
     group.measurement_time(Duration::from_secs(6));
     group.throughput(Throughput::Elements(1));
@@ -122,7 +146,6 @@ fn bench_decode(c: &mut Criterion) {
             b.iter(|| event::parse(black_box(line), &hunt).is_ok())
         });
     }
-    let mixed = &all[..1_000];
     assert!(mixed.iter().all(|l| event::parse(l, &hunt).is_ok()));
     group.throughput(Throughput::Elements(mixed.len() as u64));
     group.bench_function("mixed_1000", |b| {

@@ -197,7 +197,7 @@ impl<'de> Deserialize<'de> for Val<'de> {
 
 /// The fields the contract knows, each as its raw JSON value. A repeated key
 /// keeps its last value; unknown keys are skipped.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Fields<'a> {
     id: Option<Val<'a>>,
     kind: Option<Val<'a>>,
@@ -212,6 +212,34 @@ struct Fields<'a> {
     target: Option<Val<'a>>,
     sensor: Option<Val<'a>>,
     value: Option<Val<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    /// Records `value` under `key` (nothing for [`Key::Other`]); `null`
+    /// counts as absent.
+    fn set(&mut self, key: Key, value: Val<'a>) {
+        let slot = match key {
+            Key::Id => &mut self.id,
+            Key::Type => &mut self.kind,
+            Key::Player => &mut self.player,
+            Key::Ts => &mut self.ts,
+            Key::TtlMs => &mut self.ttl_ms,
+            Key::Priority => &mut self.priority,
+            Key::Lat => &mut self.lat,
+            Key::Lon => &mut self.lon,
+            Key::AccuracyM => &mut self.accuracy_m,
+            Key::Action => &mut self.action,
+            Key::Target => &mut self.target,
+            Key::Sensor => &mut self.sensor,
+            Key::Value => &mut self.value,
+            Key::Other => return,
+        };
+        *slot = if matches!(value, Val::Null) {
+            None
+        } else {
+            Some(value)
+        };
+    }
 }
 
 /// The keys the contract knows; any other key is `Other`. Decoded without
@@ -236,28 +264,33 @@ enum Key {
 
 struct KeyVisitor;
 
+/// The key a decoded object key names.
+fn key(name: &str) -> Key {
+    match name {
+        "id" => Key::Id,
+        "type" => Key::Type,
+        "player" => Key::Player,
+        "ts" => Key::Ts,
+        "ttl_ms" => Key::TtlMs,
+        "priority" => Key::Priority,
+        "lat" => Key::Lat,
+        "lon" => Key::Lon,
+        "accuracy_m" => Key::AccuracyM,
+        "action" => Key::Action,
+        "target" => Key::Target,
+        "sensor" => Key::Sensor,
+        "value" => Key::Value,
+        _ => Key::Other,
+    }
+}
+
 impl Visitor<'_> for KeyVisitor {
     type Value = Key;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
-    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-        Ok(match key {
-            "id" => Key::Id,
-            "type" => Key::Type,
-            "player" => Key::Player,
-            "ts" => Key::Ts,
-            "ttl_ms" => Key::TtlMs,
-            "priority" => Key::Priority,
-            "lat" => Key::Lat,
-            "lon" => Key::Lon,
-            "accuracy_m" => Key::AccuracyM,
-            "action" => Key::Action,
-            "target" => Key::Target,
-            "sensor" => Key::Sensor,
-            "value" => Key::Value,
-            _ => Key::Other,
-        })
+    fn visit_str<E>(self, name: &str) -> Result<Key, E> {
+        Ok(key(name))
     }
 }
 
@@ -277,32 +310,11 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields::default();
         while let Some(key) = map.next_key::<Key>()? {
-            let slot = match key {
-                Key::Id => &mut fields.id,
-                Key::Type => &mut fields.kind,
-                Key::Player => &mut fields.player,
-                Key::Ts => &mut fields.ts,
-                Key::TtlMs => &mut fields.ttl_ms,
-                Key::Priority => &mut fields.priority,
-                Key::Lat => &mut fields.lat,
-                Key::Lon => &mut fields.lon,
-                Key::AccuracyM => &mut fields.accuracy_m,
-                Key::Action => &mut fields.action,
-                Key::Target => &mut fields.target,
-                Key::Sensor => &mut fields.sensor,
-                Key::Value => &mut fields.value,
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            let value: Val<'de> = map.next_value()?;
-            // `null` counts as absent.
-            *slot = if value == Val::Null {
-                None
+            if let Key::Other = key {
+                map.next_value::<IgnoredAny>()?;
             } else {
-                Some(value)
-            };
+                fields.set(key, map.next_value()?);
+            }
         }
         Ok(fields)
     }
@@ -311,6 +323,199 @@ impl<'de> Visitor<'de> for FieldsVisitor {
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// A decoder for the usual shape of a record: one flat JSON object whose
+/// strings have no escapes and whose numbers have no exponent and at most 19
+/// digits. It gives exactly the [`Fields`] serde_json gives (numbers converted
+/// as serde_json converts them), or `None` for anything else, which then goes
+/// through serde_json: its decisions and error messages stay the reference.
+/// No allocation: strings are borrowed from the line.
+mod flat {
+    use std::borrow::Cow;
+
+    use super::{key, Fields, Val};
+
+    /// `10^k` for the fraction digits a number may have here.
+    const POW10: [f64; 20] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19,
+    ];
+    /// Most digits a number may have: fewer than 20 never overflow a `u64`.
+    const MAX_DIGITS: usize = 19;
+    /// The bytes that end the plain part of a string: a quote, a backslash,
+    /// a control character.
+    const STOP: [bool; 256] = {
+        let mut stop = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            stop[b] = true;
+            b += 1;
+        }
+        stop[b'"' as usize] = true;
+        stop[b'\\' as usize] = true;
+        stop
+    };
+
+    struct Cursor<'a> {
+        text: &'a str,
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.text.as_bytes().get(self.at).copied()
+        }
+
+        /// JSON white space, as serde_json skips it.
+        fn white(&mut self) {
+            while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, byte: u8) -> Option<()> {
+            (self.peek()? == byte).then(|| self.at += 1)
+        }
+
+        /// A string without escapes or control characters, borrowed.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.at;
+            let rest = &self.text.as_bytes()[start..];
+            let len = rest.iter().position(|&b| STOP[usize::from(b)])?;
+            if rest[len] != b'"' {
+                return None;
+            }
+            self.at = start + len + 1;
+            // The quotes are ASCII, so both ends are character boundaries.
+            self.text.get(start..start + len)
+        }
+
+        fn word(&mut self, word: &[u8], val: Val<'a>) -> Option<Val<'a>> {
+            let found = self.text.as_bytes()[self.at..].starts_with(word);
+            found.then(|| {
+                self.at += word.len();
+                val
+            })
+        }
+
+        /// Digits into `significand`; how many there were.
+        fn digits(&mut self, significand: &mut u64, count: &mut usize) -> Option<usize> {
+            let mut n = 0;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                if *count == MAX_DIGITS {
+                    return None;
+                }
+                *significand = *significand * 10 + u64::from(d - b'0');
+                *count += 1;
+                n += 1;
+                self.at += 1;
+            }
+            Some(n)
+        }
+
+        /// A number: an integer literal is an integer (negative ones as
+        /// serde_json classifies them, `-0` a float), one with a fraction a
+        /// float computed as serde_json computes it (the digits as an integer,
+        /// divided by a power of ten).
+        fn number(&mut self) -> Option<Val<'a>> {
+            let negative = self.peek() == Some(b'-');
+            if negative {
+                self.at += 1;
+            }
+            let (mut significand, mut count) = (0u64, 0usize);
+            match self.peek()? {
+                b'0' => {
+                    self.at += 1;
+                    count = 1;
+                    if let Some(b'0'..=b'9') = self.peek() {
+                        return None;
+                    }
+                }
+                b'1'..=b'9' => {
+                    self.digits(&mut significand, &mut count)?;
+                }
+                _ => return None,
+            }
+            let mut fraction = 0;
+            if self.peek() == Some(b'.') {
+                self.at += 1;
+                fraction = self.digits(&mut significand, &mut count)?;
+                if fraction == 0 {
+                    return None;
+                }
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                return None;
+            }
+            if fraction > 0 {
+                let f = significand as f64 / POW10[fraction];
+                return Some(Val::Float(if negative { -f } else { f }));
+            }
+            if !negative {
+                return Some(Val::Int(significand));
+            }
+            let neg = (significand as i64).wrapping_neg();
+            Some(if neg >= 0 {
+                Val::Float(-(significand as f64))
+            } else {
+                Val::NegInt(neg)
+            })
+        }
+
+        /// A value other than an array or an object.
+        fn value(&mut self) -> Option<Val<'a>> {
+            match self.peek()? {
+                b'"' => Some(Val::Str(Cow::Borrowed(self.string()?))),
+                b'n' => self.word(b"null", Val::Null),
+                b't' => self.word(b"true", Val::Bool),
+                b'f' => self.word(b"false", Val::Bool),
+                b'-' | b'0'..=b'9' => self.number(),
+                _ => None,
+            }
+        }
+    }
+
+    /// The fields of `text`, or `None` when it is not of the shape above.
+    #[cfg(test)]
+    pub(super) fn fields(text: &str) -> Option<Fields<'_>> {
+        let mut fields = Fields::default();
+        decode(text, &mut fields).map(|()| fields)
+    }
+
+    /// Decodes `text` into `fields` (default on entry); `None` when it is
+    /// not of the shape above, `fields` then holding part of it.
+    pub(super) fn decode<'a>(text: &'a str, fields: &mut Fields<'a>) -> Option<()> {
+        let mut c = Cursor { text, at: 0 };
+        c.white();
+        c.eat(b'{')?;
+        c.white();
+        if c.eat(b'}').is_none() {
+            loop {
+                let name = c.string()?;
+                c.white();
+                c.eat(b':')?;
+                c.white();
+                let value = c.value()?;
+                fields.set(key(name), value);
+                c.white();
+                match c.peek()? {
+                    b',' => {
+                        c.at += 1;
+                        c.white();
+                    }
+                    b'}' => {
+                        c.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        c.white();
+        (c.at == text.len()).then_some(())
     }
 }
 
@@ -384,8 +589,11 @@ pub fn parse<'a>(line: &'a [u8], hunt: &Hunt) -> Result<Parsed<'a>, Invalid> {
     }
     let text = std::str::from_utf8(line)
         .map_err(|e| invalid(Reason::Malformed, format!("not UTF-8: {e}")))?;
-    let f: Fields<'a> = serde_json::from_str(text)
-        .map_err(|e| invalid(Reason::Malformed, format!("not a JSON object: {e}")))?;
+    let mut f = Fields::default();
+    if flat::decode(text, &mut f).is_none() {
+        f = serde_json::from_str(text)
+            .map_err(|e| invalid(Reason::Malformed, format!("not a JSON object: {e}")))?;
+    }
 
     // Common fields: present, then well-typed and in range.
     let id = require(&f.id, "id")?;
@@ -576,6 +784,117 @@ mod tests {
     }
 
     const POS: &str = r#""type":"position","player":"p","lat":1,"lon":-2"#;
+
+    /// Whether the flat decoder took `text`; when it did, its fields must be
+    /// serde_json's (floats compared by their exact spelling, so `-0.0`).
+    fn flat_agrees(text: &str) -> bool {
+        let Some(fast) = flat::fields(text) else {
+            return false;
+        };
+        let slow: Fields = serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("{text:?}: decoded flat, serde_json says {e}"));
+        assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text:?}");
+        true
+    }
+
+    #[test]
+    fn the_flat_decoder_agrees_with_serde_json_or_leaves_the_record_to_it() {
+        let taken = [
+            "{}",
+            " \t{ } \r\n",
+            r#"{"id":"a","ts":5,"type":"position","lat":48.8530,"lon":-2.25}"#,
+            r#"{ "id" : "x" , "ts" : 5 }"#,
+            r#"{"ts":0,"lat":-0,"lon":-0.0,"value":0.000}"#,
+            r#"{"ts":9999999999999999999,"value":-9999999999999999999}"#,
+            r#"{"ts":-9223372036854775808,"lat":-9223372036854775809}"#,
+            r#"{"lat":0.123456789012345678,"lon":123456789.0123456789}"#,
+            r#"{"id":true,"id":"x","player":null,"ttl_ms":false}"#,
+            r#"{"id":"é ü 東","x":"y","ID":3,"":""}"#,
+        ];
+        for text in taken {
+            assert!(flat_agrees(text), "{text:?} left to serde_json");
+        }
+        let left = [
+            "",
+            "[1]",
+            r#"{"ts":1e5}"#,
+            r#"{"ts":1E5}"#,
+            r#"{"ts":00}"#,
+            r#"{"ts":01}"#,
+            r#"{"ts":1.}"#,
+            r#"{"ts":.5}"#,
+            r#"{"ts":-}"#,
+            r#"{"ts":+1}"#,
+            r#"{"ts":18446744073709551615}"#,
+            r#"{"ts":18446744073709551616}"#,
+            r#"{"lat":0.12345678901234567890}"#,
+            r#"{"id":"a\"b"}"#,
+            r#"{"\u0069d":"a"}"#,
+            "{\"id\":\"tab\there\"}",
+            r#"{"id":"x"}x"#,
+            r#"{"id":"x"}{"id":"y"}"#,
+            r#"{"id":"x",}"#,
+            r#"{,}"#,
+            r#"{"id":nul}"#,
+            r#"{"id":nullx}"#,
+            r#"{"x":{"y":1}}"#,
+            r#"{"x":[1]}"#,
+            r#"{"id" "x"}"#,
+            r#"{"id":"x""#,
+        ];
+        for text in left {
+            assert!(!flat_agrees(text), "{text:?} decoded flat");
+        }
+    }
+
+    /// Seeded random edits of the demo's records, as robustness tests make
+    /// them: wherever the flat decoder answers, serde_json answers the same.
+    #[test]
+    fn the_flat_decoder_agrees_on_edited_records() {
+        use rand::{Rng, SeedableRng};
+        let demo = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/part-000.jsonl"),
+        )
+        .expect("read the demo");
+        let alphabet: Vec<char> = "{}[]\",:.-+eE0123456789 \t\n\\nultrfasé\u{1}"
+            .chars()
+            .collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut lines, mut flat, mut edited, mut edited_flat) = (0, 0, 0, 0);
+        let texts = demo
+            .split(|&b| b == b'\n')
+            .filter_map(|l| std::str::from_utf8(l).ok());
+        for line in texts.take(3_000) {
+            lines += 1;
+            flat += usize::from(flat_agrees(line));
+            for _ in 0..20 {
+                let mut chars: Vec<char> = line.chars().collect();
+                for _ in 0..rng.random_range(1..=2) {
+                    let at = rng.random_range(0..=chars.len());
+                    let c = alphabet[rng.random_range(0..alphabet.len())];
+                    match rng.random_range(0..3) {
+                        0 if at < chars.len() => chars[at] = c,
+                        1 if at < chars.len() => {
+                            chars.remove(at);
+                        }
+                        _ => chars.insert(at, c),
+                    }
+                }
+                let text: String = chars.into_iter().collect();
+                edited += 1;
+                edited_flat += usize::from(flat_agrees(&text));
+            }
+        }
+        // The usual records take the flat path, and so do many edited ones.
+        assert!(
+            flat * 100 >= lines * 95,
+            "{flat} of {lines} demo lines flat"
+        );
+        assert!(
+            edited_flat * 4 >= edited,
+            "{edited_flat} of {edited} edits flat"
+        );
+    }
 
     #[test]
     fn numbers_are_classified_by_their_spelling() {
