@@ -388,7 +388,10 @@ fn the_map_page_draws_the_demo_and_follows_it_live() {
         None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("map.png"),
     };
     b.screenshot(&shot);
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "a screenshot");
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "a screenshot"
+    );
     eprintln!(
         "browser test: chromium up after {:.1?}, page drawn after {:.1?}, done after {:.1?}",
         launched,

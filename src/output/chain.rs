@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::order::Notification;
+use super::runs::Merged;
 use super::sink::NotificationOutput;
 use super::OutputError;
 
@@ -55,6 +56,17 @@ impl NotificationOutput for Chain {
                 out.restored(time, ns)?;
             } else {
                 out.write_time(time, ns)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_merged(&mut self, time: u64, merged: &Merged<'_>) -> Result<(), OutputError> {
+        for out in &mut self.outputs {
+            if time < self.below {
+                out.restored(time, merged.notifications())?;
+            } else {
+                out.write_merged(time, merged)?;
             }
         }
         Ok(())
