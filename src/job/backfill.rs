@@ -402,6 +402,7 @@ pub fn finish(opts: &BackfillOptions) -> Result<Finished, BackfillError> {
             crate::serve::metrics::count_arrangements(worker, live.clone());
         }
         let players = crate::serve::worker_players(worker_live.as_deref());
+        let job = worker.next_dataflow_index();
         let probe = worker.dataflow::<u64, _, _>(|scope| {
             let probe = timely::dataflow::ProbeHandle::new();
             let throttle = Throttle {
@@ -451,7 +452,9 @@ pub fn finish(opts: &BackfillOptions) -> Result<Finished, BackfillError> {
         if let (Some(plane), Some(live)) = (&worker_plane, &worker_live) {
             crate::serve::cluster::build(worker, plane.clone(), live.clone());
         }
-        while !probe.done() {
+        // Until every output is written: the job's dataflow is gone (the
+        // queries' dataflow, if any, goes on).
+        while !probe.done() || worker.installed_dataflows().contains(&job) {
             worker.step_or_park(None);
         }
         // Every time is complete, on every process: a peer going away now
