@@ -22,7 +22,7 @@ mod common;
 
 use common::{
     dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
-    TEN_MILLION,
+    ONE_MILLION_PLAYERS, SMALL, TEN_MILLION,
 };
 
 struct Run {
@@ -35,12 +35,7 @@ struct Run {
 
 const RUNS: &[Run] = &[
     Run {
-        scenario: Scenario {
-            name: "small",
-            events: 100_000,
-            players: 1_000,
-            zones: 100,
-        },
+        scenario: SMALL,
         workers: &[1, 2],
         on_request: false,
     },
@@ -55,12 +50,7 @@ const RUNS: &[Run] = &[
         on_request: false,
     },
     Run {
-        scenario: Scenario {
-            name: "1M-players",
-            events: 3_000_000,
-            players: 1_000_000,
-            zones: 1_000,
-        },
+        scenario: ONE_MILLION_PLAYERS,
         workers: &[2],
         on_request: false,
     },

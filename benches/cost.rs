@@ -39,19 +39,11 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::{
-    dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION,
+    dataset, filter, results_file, run_child, selected, target_dir, Scenario, ONE_MILLION, SMALL,
 };
 use huntflow::model::hunt::Hunt;
 
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "small",
-        events: 100_000,
-        players: 1_000,
-        zones: 100,
-    },
-    ONE_MILLION,
-];
+const SCENARIOS: &[Scenario] = &[SMALL, ONE_MILLION];
 
 /// Resets this process's peak RSS to its current RSS (Linux 4.0 and later;
 /// elsewhere the peak stays the high-water mark of the whole run).

@@ -19,16 +19,19 @@
 //!   [`input::reject`];
 //! - turned into facts: [`dataflow::facts`] (per-player state);
 //! - combined: [`dataflow::eligibility`], [`dataflow::occupancy`];
-//! - ordered: [`output::order`]; formatted: [`output::format`];
-//! - written: [`output::sink`] through [`output::chain`] to
-//!   [`output::line`], [`output::file`] or [`output::kafka`], and
-//!   [`output::rejects`];
+//! - ordered: [`output::order`]; formatted: [`output::format`], by every
+//!   worker for its share ([`output::runs`]) or by worker 0 alone;
+//! - written: [`output::sink`] or [`output::runs`] through
+//!   [`output::chain`] to [`output::line`], [`output::file`] or
+//!   [`output::kafka`], and [`output::rejects`];
 //! - for both jobs at once: [`job::assemble`]; [`job::backfill`],
-//!   [`job::continuous`].
+//!   [`job::continuous`]; as one process or a cluster of them:
+//!   [`job::cluster`].
 //!
 //! Besides: [`model::hunt`] and [`model::zones`] (the hunt and its
 //! geometry), [`kafka`] (client configuration, producer, admin, tools),
-//! [`serve`] (the analysts' HTTP API), [`generate`] (seeded synthetic
+//! [`serve`] (the analysts' HTTP API; [`serve::cluster`] reaches the
+//! players of a cluster's other processes), [`generate`] (seeded synthetic
 //! hunts and datasets). The contract is `docs/spec.md`; code cites its
 //! sections as `docs/spec.md §N`.
 pub mod dataflow;

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use huntflow::generate::{self, GenerateOptions};
 use huntflow::job::backfill::{self, BackfillOptions};
+use huntflow::job::cluster::{Cluster, ClusterFlags};
 use huntflow::job::continuous::{RunOptions, Target};
 use huntflow::kafka::{tools, KafkaConfig};
 
@@ -65,14 +66,55 @@ struct HuntChangeArgs {
     kafka: KafkaArgs,
 }
 
+/// Timely's cluster flags (`-h` is the hostfile, as in timely: help is `--help`).
 #[derive(Args)]
+struct ClusterArgs {
+    /// Processes in the cluster; each is started with the same arguments but -p.
+    #[arg(short = 'n', long = "processes", value_name = "N", default_value_t = 1)]
+    processes: usize,
+    /// This process's index, 0 to N-1; process 0 writes the outputs.
+    #[arg(
+        short = 'p',
+        long = "process",
+        value_name = "INDEX",
+        default_value_t = 0
+    )]
+    process: usize,
+    /// The cluster's hostfile: one host:port a line, process 0's first (blank lines and
+    /// # comments allowed).
+    #[arg(short = 'h', long = "hostfile", value_name = "FILE")]
+    hostfile: Option<PathBuf>,
+    /// How long to wait for the other processes to start (s).
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    connect_timeout: u64,
+}
+
+impl ClusterArgs {
+    fn flags(&self) -> ClusterFlags {
+        ClusterFlags {
+            processes: self.processes,
+            process: self.process,
+            hostfile: self.hostfile.clone(),
+            connect_timeout: std::time::Duration::from_secs(self.connect_timeout.max(1)),
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
 struct BackfillArgs {
     /// The hunt definition (TOML).
     #[arg(long)]
     hunt: PathBuf,
-    /// Worker threads.
+    /// Worker threads (per process).
     #[arg(short = 'w', long, default_value_t = 1)]
     workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Sort and format every notification on one worker instead of each worker its share
+    /// (the output is the same; for comparison).
+    #[arg(long)]
+    single_writer: bool,
     /// Where notifications go (`-` is standard output).
     #[arg(long, default_value = "-")]
     output: PathBuf,
@@ -95,6 +137,9 @@ struct BackfillArgs {
     /// With --serve: after the backfill, keep serving its final state until stopped.
     #[command(flatten)]
     serve: ServeArgs,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Input partitions: JSON Lines files, or `-` for standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -148,6 +193,7 @@ impl KafkaArgs {
 }
 
 #[derive(Args)]
+#[command(disable_help_flag = true)]
 struct RunArgs {
     /// The hunt definition (TOML).
     #[arg(long)]
@@ -157,9 +203,11 @@ struct RunArgs {
     /// The input topic (one partition of the contract per Kafka partition).
     #[arg(long)]
     topic: String,
-    /// Worker threads; the topic's partitions are spread over them.
+    /// Worker threads (per process); the topic's partitions are spread over them.
     #[arg(short = 'w', long, default_value_t = 1)]
     workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Where notifications go: kafka:TOPIC, a file, or `-` (standard output).
     #[arg(long)]
     output: Target,
@@ -190,6 +238,9 @@ struct RunArgs {
     hunt_topic: Option<String>,
     #[command(flatten)]
     serve: ServeArgs,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
 }
 
 #[derive(Args)]
@@ -277,6 +328,8 @@ struct GenerateArgs {
 fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     let mut opts = BackfillOptions::new(args.hunt, args.inputs);
     opts.workers = args.workers;
+    opts.cluster = args.cluster.flags();
+    opts.single_writer = args.single_writer;
     opts.output = Some(args.output);
     opts.rejects = args.rejects;
     opts.summary = args.summary;
@@ -285,17 +338,32 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
     opts.serve = args.serve.options();
     opts.derived = args.derived;
     opts.hunt_changes = args.hunt_changes;
-    let (summary, live) = backfill::run_serving(&opts)?;
-    eprintln!("{}", summary.to_json());
-    if live.is_some() {
-        eprintln!("backfill complete; serving its final state until stopped");
+    let done = backfill::finish(&opts)?;
+    if done.leader {
+        eprintln!("{}", done.summary.to_json());
+    }
+    if done.serving {
+        if done.leader {
+            eprintln!("backfill complete; serving its final state until stopped");
+        } else {
+            eprintln!("backfill complete; answering process 0's queries until it stops");
+        }
         huntflow::serve::park_forever();
     }
     Ok(())
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cluster = args.cluster.flags();
+    let checked = Cluster::load(args.workers, &cluster)?;
+    if checked.processes() > 1 {
+        anyhow::bail!(
+            "run: the continuous job runs as one process for now (-n {}); backfill runs as a cluster",
+            checked.processes()
+        );
+    }
     let opts = RunOptions {
+        cluster,
         hunt: args.hunt,
         brokers: args.kafka.brokers,
         topic: args.topic,

@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::reference::{reference_with_changes, RefOutput, RefReject, RejectSource};
-use common::{act, assert_same_output, case_options, header, load_hunt, pos, sensor, Scratch};
+use common::reference::{reference_with_changes, RefOutput, RejectSource};
+use common::{
+    act, assert_same_output, case_options, expected_rejects, header, load_hunt, pos, reject_places,
+    sensor, written_case, Scratch, WrittenCase,
+};
 use serde_json::{json, Map, Value};
 
 /// A square zone `[from, to]²` (lon and lat) as a TOML `[[zones]]` table.
@@ -532,41 +535,12 @@ fn run_cli(
     );
     let read =
         |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let rejects = read(&rejects)
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("a reject is JSON");
-            let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-            (
-                text("reason"),
-                text("source"),
-                v["line"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
+    let rejects = reject_places(&read(&rejects));
     CliRun {
         notifications: read(&output),
         summary: read(&summary).trim_end().to_string(),
         rejects,
     }
-}
-
-/// The rejects the reference model expects, as the rejects file names them.
-fn expected_rejects(
-    rejects: &[RefReject],
-    changes: Option<&Path>,
-    inputs: &[PathBuf],
-) -> Vec<(String, String, u64)> {
-    rejects
-        .iter()
-        .map(|r| {
-            let source = match r.source {
-                RejectSource::Changes => changes.expect("a change log"),
-                RejectSource::Partition(i) => &inputs[i],
-            };
-            (r.reason.clone(), source.display().to_string(), r.line)
-        })
-        .collect()
 }
 
 /// Runs the engine at 1, 2 and 4 workers and requires the reference model's notifications,
@@ -622,16 +596,12 @@ fn engine_matches_hand_computed_version_results() {
 /// against the generator's own counts and, with `engine`, compares the engine with it.
 fn generated_case(seed: u64, changes: u32, engine: bool) -> (RefOutput, Vec<u64>) {
     let opts = case_options(seed, changes);
-    let case = huntflow::generate::generate(&opts);
-    let dir = Scratch::new(&format!("vseed{seed}"));
-    let files = huntflow::generate::write_case_files(&case, &dir.join("hunt"), &dir.join("events"))
-        .expect("write case");
-    let hunt = huntflow::model::hunt::Hunt::load(&files.hunt_toml).expect("generated hunt loads");
-    let log = files
-        .hunt_changes
-        .as_ref()
-        .map(|p| std::fs::read(p).expect("read change log"));
-    let model = reference_with_changes(&hunt, log.as_deref(), &case.partitions);
+    let WrittenCase {
+        dir,
+        case,
+        files,
+        model,
+    } = written_case(&opts, &format!("vseed{seed}"));
     let stats = &case.stats;
     let rejected: BTreeMap<String, u64> = stats
         .rejected

@@ -16,6 +16,23 @@ pub struct Scenario {
     pub zones: u32,
 }
 
+/// A quick scenario: 100k events from 1,000 players over 100 zones.
+pub const SMALL: Scenario = Scenario {
+    name: "small",
+    events: 100_000,
+    players: 1_000,
+    zones: 100,
+};
+
+/// A million players, all with a live position, over 1,000 zones: the
+/// memory bound, and the most notifications per event.
+pub const ONE_MILLION_PLAYERS: Scenario = Scenario {
+    name: "1M-players",
+    events: 3_000_000,
+    players: 1_000_000,
+    zones: 1_000,
+};
+
 /// The 1M-event scenario most benches use: 10k players, 100 zones.
 pub const ONE_MILLION: Scenario = Scenario {
     name: "1M",

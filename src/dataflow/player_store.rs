@@ -182,6 +182,38 @@ impl Peers {
         self.floor.store(least.min(*pin), Ordering::Release);
     }
 
+    /// Pins the floor where it is, for a listing at a time chosen with the
+    /// other processes of a cluster (see [`crate::serve::cluster`]): changes
+    /// from the least `through` on stay readable until [`Peers::unpin`].
+    /// Returns the least and the greatest `through` of the stores.
+    pub fn pin(&self) -> (u64, u64) {
+        let mut pin = self.pin.lock().expect("pin lock");
+        let throughs = self.throughs.read().expect("peers lock");
+        let least = self.least_through_of(&throughs);
+        let most = throughs
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0);
+        *pin = least;
+        (least, most)
+    }
+
+    /// Ends what [`Peers::pin`] started.
+    pub fn unpin(&self) {
+        let mut pin = self.pin.lock().expect("pin lock");
+        *pin = u64::MAX;
+        drop(pin);
+        self.refresh();
+    }
+
+    /// The least `through` of the stores: every time below it is final in
+    /// every one.
+    pub fn least_through(&self) -> u64 {
+        let throughs = self.throughs.read().expect("peers lock");
+        self.least_through_of(&throughs)
+    }
+
     /// Runs `read` with the latest time every store has got through (none
     /// before the first), which stays readable in every store meanwhile.
     /// Once the input ended (`ended`), nothing changes any more: the latest
@@ -370,7 +402,7 @@ impl PlayerStore {
 }
 
 /// One player at one complete time, `as_of`.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PlayerAnswer {
     pub as_of: u64,
     /// `None`: nothing about the player is live.

@@ -1,6 +1,7 @@
 //! The file sources of a backfill: one timely source operator per input
-//! partition (a file, a pipe, or standard input), read by worker
-//! `p % workers`. Each reads its partition's records, takes them through
+//! partition (a file, a pipe, or standard input), read by global worker
+//! `p % peers` (in a cluster, the process of that worker is the one that
+//! opens the file). Each reads its partition's records, takes them through
 //! [`ingest`], and emits accepted events and rejects as data, holding a
 //! capability at the partition frontier `max(0, M - L)` so that times
 //! complete as the frontier advances. At end of input the partition closes.
@@ -9,13 +10,21 @@
 //! of a record travels in the record. Every record sent under a capability
 //! at time `c` has event time `>= c`, so a downstream frontier `F` means
 //! every event with `ts < F` has arrived.
+//!
+//! After each batch a source also emits a [`Report`] of what it read (a
+//! second output): the counts for the summary, its frontier, and the error
+//! that closed it if any. Worker 0 receives every report, so that process 0
+//! of a cluster counts the records every process read.
 
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::core::Concatenate;
-use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder};
 use timely::dataflow::operators::Capability;
-use timely::dataflow::{ProbeHandle, Scope};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::admission::{ingest, Admission};
 use super::reader::{read_line_capped, Got, Line, Reader};
@@ -28,10 +37,29 @@ use crate::model::hunt::Hunt;
 /// Records read per activation of a source operator.
 const BATCH_LINES: usize = 4096;
 
-/// One input partition: a reader taken by the worker that owns it.
+/// One input partition: a reader taken by the worker that owns it (`None`
+/// in the processes of a cluster that do not read it).
 pub struct Partition {
     pub name: String,
     pub reader: Mutex<Option<Reader>>,
+    /// Its size in bytes, when it is a regular file this process opened.
+    pub size: Option<u64>,
+}
+
+/// What one partition's source read in one batch, for worker 0.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub partition: u32,
+    /// Read, accepted, rejected by reason and bytes, in this batch.
+    pub counts: Counts,
+    /// The partition frontier after the batch; `None` once closed.
+    pub frontier: Option<u64>,
+    /// The latest event time accepted so far.
+    pub latest: Option<u64>,
+    /// The read error that closed the partition.
+    pub error: Option<String>,
+    /// The partition's size in bytes (in its first report).
+    pub size: Option<u64>,
 }
 
 /// Flow control: a partition more than `max_ahead_ms` ahead (in event time)
@@ -63,6 +91,9 @@ struct FileSource {
     line_no: u64,
     buf: Vec<u8>,
     line: Line,
+    /// For the next report: the error that ended the input, the size.
+    error: Option<String>,
+    size: Option<u64>,
 }
 
 impl FileSource {
@@ -95,6 +126,7 @@ impl FileSource {
                         message: e.to_string(),
                         transient: false,
                     });
+                    self.error = Some(e.to_string());
                     return Batch::End;
                 }
             }
@@ -143,34 +175,57 @@ impl FileSource {
         }
     }
 
-    /// After a batch: counts it and moves the capability to the partition
-    /// frontier. Returns `None` once the partition is closed, else whether
-    /// to read again at once.
-    fn settle(&mut self, batch: Batch, counts: &Counts, cap: &mut Capability<u64>) -> Option<bool> {
-        self.stats.count(counts);
-        if let Batch::End = batch {
-            self.stats
-                .progress(self.index, None, self.admission.latest());
-            return None;
-        }
-        let frontier = self.admission.frontier();
-        self.stats
-            .progress(self.index, Some(frontier), self.admission.latest());
-        cap.downgrade(&frontier);
+    /// After a batch: counts it and reports it, and moves the capabilities
+    /// to the partition frontier. Returns `None` once the partition is
+    /// closed, else whether to read again at once.
+    fn settle(
+        &mut self,
+        batch: Batch,
+        counts: Counts,
+        caps: &mut Caps,
+        reports: &mut Vec<Report>,
+    ) -> Option<bool> {
+        self.stats.count(&counts);
+        let latest = self.admission.latest();
+        let closed = matches!(batch, Batch::End);
+        let frontier = (!closed).then(|| self.admission.frontier());
+        self.stats.progress(self.index, frontier, latest);
+        reports.push(Report {
+            partition: self.index,
+            counts,
+            frontier,
+            latest,
+            error: self.error.take(),
+            size: self.size.take(),
+        });
+        let frontier = frontier?;
+        caps.records.downgrade(&frontier);
+        caps.reports.downgrade(&frontier);
         Some(matches!(batch, Batch::Full))
     }
 }
 
-/// Builds one source operator per partition; worker `p % peers` reads
-/// partition `p`.
+/// A source's capabilities: one for each of its outputs.
+struct Caps {
+    records: Capability<u64>,
+    reports: Capability<u64>,
+}
+
+/// The reports of every source, on worker 0 (see the module's header).
+pub type Reports<'scope> = Stream<'scope, u64, Vec<Report>>;
+
+/// Builds one source operator per partition; global worker `p % peers`
+/// reads partition `p`. Returns the inputs and the sources' reports, which
+/// are all routed to worker 0.
 pub fn build<'scope>(
     scope: Scope<'scope, u64>,
     partitions: Arc<Vec<Partition>>,
     hunt: Arc<Hunt>,
     stats: Arc<Stats>,
     throttle: Option<Throttle>,
-) -> Inputs<'scope> {
+) -> (Inputs<'scope>, Reports<'scope>) {
     let mut streams = Vec::new();
+    let mut reports = Vec::new();
     for index in 0..partitions.len() {
         let owner = index % scope.peers() == scope.index();
         let taken = owner
@@ -182,7 +237,7 @@ pub fn build<'scope>(
                     .and_then(|mut r| r.take())
             })
             .flatten();
-        let mut reading = taken.map(|reader| FileSource {
+        let reading = taken.map(|reader| FileSource {
             index: index as u32,
             name: partitions[index].name.clone(),
             reader,
@@ -192,42 +247,124 @@ pub fn build<'scope>(
             line_no: 0,
             buf: Vec::with_capacity(1024),
             line: Line::default(),
+            error: None,
+            size: partitions[index].size,
         });
-        let throttle = throttle.clone();
-        let stream = source(scope, &format!("Source[{index}]"), move |cap, info| {
-            let activator = scope.activator_for(info.address.clone());
-            if let Some(r) = &reading {
-                let wake = scope.worker().sync_activator_for(info.address.to_vec());
-                r.reader.on_ready(move || {
-                    let _ = wake.activate();
-                });
-            }
-            let mut cap = reading.as_ref().map(|_| cap);
-            move |output| {
-                let (Some(c), Some(r)) = (cap.as_mut(), reading.as_mut()) else {
-                    cap = None;
-                    return;
-                };
-                if r.throttled(throttle.as_ref()) {
-                    activator.activate();
-                    return;
-                }
-                let mut counts = Counts::default();
-                let batch = {
-                    let mut session = output.session(&*c);
-                    r.read_batch(&mut |x| session.give(x), &mut counts)
-                };
-                match r.settle(batch, &counts, c) {
-                    None => {
-                        cap = None;
-                        reading = None;
-                    }
-                    Some(true) => activator.activate(),
-                    Some(false) => {}
-                }
-            }
-        });
-        streams.push(stream);
+        let (records, reported) = source(scope, index, reading, throttle.clone());
+        streams.push(records);
+        reports.push(reported);
     }
-    super::split(scope.concatenate(streams))
+    let reports =
+        scope
+            .concatenate(reports)
+            .unary(Exchange::new(|_: &Report| 0), "Reports", |_, _| {
+                move |input, output| {
+                    input.for_each(|cap, data| output.session(&cap).give_container(data));
+                }
+            });
+    (super::split(scope.concatenate(streams)), reports)
+}
+
+/// The source operator of partition `index`, reading when this worker owns
+/// it (`reading` is `Some`): its records and its reports.
+fn source<'scope>(
+    scope: Scope<'scope, u64>,
+    index: usize,
+    reading: Option<FileSource>,
+    throttle: Option<Throttle>,
+) -> (Stream<'scope, u64, Vec<Ingested>>, Reports<'scope>) {
+    let mut reading = reading;
+    let mut builder = OperatorBuilder::new(format!("Source[{index}]"), scope);
+    let info = builder.operator_info();
+    let (records_out, records) = builder.new_output::<Vec<Ingested>>();
+    let (reports_out, reports) = builder.new_output::<Vec<Report>>();
+    let mut records_out = OutputBuilder::from(records_out);
+    let mut reports_out = OutputBuilder::from(reports_out);
+    builder.build(move |mut capabilities| {
+        let activator = scope.activator_for(info.address.clone());
+        if let Some(r) = &reading {
+            let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            r.reader.on_ready(move || {
+                let _ = wake.activate();
+            });
+        }
+        let reports_cap = capabilities.pop().expect("a capability per output");
+        let records_cap = capabilities.pop().expect("a capability per output");
+        let mut caps = reading.as_ref().map(|_| Caps {
+            records: records_cap,
+            reports: reports_cap,
+        });
+        let mut reported = Vec::new();
+        move |_frontiers| {
+            let (Some(c), Some(r)) = (caps.as_mut(), reading.as_mut()) else {
+                caps = None;
+                return;
+            };
+            if r.throttled(throttle.as_ref()) {
+                activator.activate();
+                return;
+            }
+            let mut counts = Counts::default();
+            let batch = {
+                let mut out = records_out.activate();
+                let mut session = out.session(&c.records);
+                r.read_batch(&mut |x| session.give(x), &mut counts)
+            };
+            let more = {
+                let next = r.settle(batch, counts, c, &mut reported);
+                let mut out = reports_out.activate();
+                out.session(&c.reports).give_container(&mut reported);
+                reported.clear();
+                next
+            };
+            match more {
+                None => {
+                    caps = None;
+                    reading = None;
+                }
+                Some(true) => activator.activate(),
+                Some(false) => {}
+            }
+        }
+    });
+    (records, reports)
+}
+
+/// Adds to `stats` what the reports of partitions read by other processes
+/// say (`local(p)`: this process reads partition `p`, and its sources have
+/// counted it already); `sizes` sums their sizes. Only worker 0 receives
+/// reports.
+pub fn count_reports(
+    reports: Reports<'_>,
+    stats: Arc<Stats>,
+    names: Arc<Vec<String>>,
+    local: impl Fn(u32) -> bool + 'static,
+    sizes: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use timely::dataflow::channels::pact::Pipeline;
+    reports.sink(Pipeline, "CountReports", move |(input, _frontier)| {
+        input.for_each(|_cap, data| {
+            for r in data.drain(..) {
+                if local(r.partition) {
+                    continue;
+                }
+                stats.count(&r.counts);
+                stats.progress(r.partition, r.frontier, r.latest);
+                if let Some(message) = r.error {
+                    let partition = names
+                        .get(r.partition as usize)
+                        .cloned()
+                        .unwrap_or_else(|| r.partition.to_string());
+                    stats.error(InputError {
+                        partition,
+                        message,
+                        transient: false,
+                    });
+                }
+                if let Some(size) = r.size {
+                    sizes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+    });
 }

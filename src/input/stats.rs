@@ -122,7 +122,7 @@ impl Stats {
 }
 
 /// What one batch of a source read, added to [`Stats`] at once.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     pub read: u64,
     pub accepted: u64,

@@ -5,9 +5,14 @@
 //!
 //! ```text
 //!  Inputs { events ──► dataflow::build ──► probe ──► notification sink (worker 0)
-//!           notices ──┘ (hunt versions)                └► Chain: destination ► derived ► API
+//!           notices ──┘ (hunt versions)         │       └► Chain: destination ► derived ► API
+//!                                               └─ or: runs formatted on every worker ─► merged on worker 0 ─► Chain
 //!           rejects ─────────────────────────────────► reject sink ► file / topic }
 //! ```
+//!
+//! The notifications are sorted and formatted either by worker 0 alone
+//! ([`Writer::Single`]) or by every worker for its share, worker 0 merging
+//! ([`Writer::Parallel`], [`crate::output::runs`]); the bytes are the same.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -21,6 +26,7 @@ use crate::model::versions::SharedVersions;
 use crate::output::chain::Chain;
 use crate::output::derived::{DerivedTap, SharedDerived};
 use crate::output::rejects::{self, SharedRejects, When, Written};
+use crate::output::runs;
 use crate::output::sink::{self, ErrorSlot, NotificationOutput};
 use crate::output::MarkSlot;
 use crate::serve::{Live, LiveTap};
@@ -50,18 +56,38 @@ pub struct Assembled {
     pub rejects_written: Written,
 }
 
-/// Builds the dataflow and both sinks over `inputs`.
+/// Who sorts and formats the notifications.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Writer {
+    /// Worker 0 alone ([`sink::notification_sink`]).
+    #[default]
+    Single,
+    /// Every worker its share; worker 0 merges ([`runs::parallel_sink`]).
+    Parallel,
+}
+
+/// Builds the dataflow and both sinks over `inputs`, with a single writer.
 pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
+    assemble_with(inputs, a, Writer::Single)
+}
+
+/// Builds the dataflow and both sinks over `inputs`, the notifications
+/// sorted and formatted by `writer`. Every worker must be given the same
+/// `writer`; the parallel writer takes no snapshots (backfills).
+pub fn assemble_with(inputs: Inputs<'_>, a: Assembly, writer: Writer) -> Assembled {
     let built = dataflow::build(inputs.events, inputs.control, a.dataflow);
     let changes = built.changes.inner.probe_with(&a.probe);
-    sink::notification_sink(
-        changes,
-        built.control,
-        a.versions,
-        a.output,
-        a.marks,
-        a.errors.clone(),
-    );
+    match writer {
+        Writer::Single => sink::notification_sink(
+            changes,
+            built.control,
+            a.versions,
+            a.output,
+            a.marks,
+            a.errors.clone(),
+        ),
+        Writer::Parallel => runs::parallel_sink(changes, a.versions, a.output, a.errors.clone()),
+    }
     let rejects_written = rejects::reject_sink(inputs.rejects, a.rejects, a.when, a.errors);
     Assembled {
         facts: built.facts,

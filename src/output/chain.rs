@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::order::Notification;
+use super::runs::Merged;
 use super::sink::NotificationOutput;
 use super::{Marks, OutputError};
 
@@ -63,6 +64,17 @@ impl NotificationOutput for Chain {
     fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
         for out in &mut self.outputs {
             out.mark(marks)?;
+        }
+        Ok(())
+    }
+
+    fn write_merged(&mut self, time: u64, merged: &Merged<'_>) -> Result<(), OutputError> {
+        for out in &mut self.outputs {
+            if time < self.below {
+                out.restored(time, merged.notifications())?;
+            } else {
+                out.write_merged(time, merged)?;
+            }
         }
         Ok(())
     }

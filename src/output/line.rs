@@ -6,6 +6,7 @@ use std::io::Write;
 
 use super::format::{format_notification, progress_record};
 use super::order::Notification;
+use super::runs::Merged;
 use super::sink::NotificationOutput;
 use super::OutputError;
 
@@ -97,6 +98,14 @@ impl NotificationOutput for LineOutput {
         for n in ns {
             format_notification(&mut self.buf, time, n);
         }
+        if self.buf.len() >= 1 << 16 {
+            self.drain(false)?;
+        }
+        Ok(())
+    }
+
+    fn write_merged(&mut self, _time: u64, merged: &Merged<'_>) -> Result<(), OutputError> {
+        merged.write_lines(&mut self.buf);
         if self.buf.len() >= 1 << 16 {
             self.drain(false)?;
         }

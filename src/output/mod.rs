@@ -1,6 +1,8 @@
 //! Where results go. The dataflow's changes become notifications in the
-//! contract's order ([`order`], [`format`]); the one notification sink
-//! ([`sink`]) hands each completed time, through the [`chain`], to a
+//! contract's order ([`order`], [`format`]); the notification sink — one
+//! writer on worker 0 ([`sink`]), or every worker sorting and formatting
+//! its share and worker 0 merging ([`runs`]) — hands each completed time,
+//! through the [`chain`], to a
 //! destination — JSON Lines ([`line`], [`file`]) or a topic ([`kafka`]) —
 //! and to the taps: the derived interval files ([`derived`]) and the API.
 //! Rejects take one path too ([`rejects`]). After a restart, every
@@ -15,6 +17,7 @@ pub mod line;
 pub mod order;
 pub mod rejects;
 pub mod resume;
+pub mod runs;
 pub mod sink;
 
 use std::collections::BTreeMap;

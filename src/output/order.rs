@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::dataflow::Change;
 use crate::model::event::Id;
 use crate::model::versions::{Item, Versions};
 
 /// One notification, docs/spec.md §6; its `Ord` is the contract's order
 /// within a time.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Notification {
     /// Player notifications: priority (for descending order), player, kind
     /// rank, item id (a zone's for exit and enter, else a reward's).
@@ -29,7 +31,7 @@ pub enum Notification {
 }
 
 /// Kinds of player notification, in their order within a player.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PlayerKind {
     Exit,
     Enter,

@@ -1,9 +1,11 @@
-//! The notification sink: every change goes to worker 0, which buffers it
-//! by time and, once a time is complete, writes that time's notifications
-//! in the contract's order (docs/spec.md §6) to its [`NotificationOutput`],
-//! then reports the new frontier (progress). For a snapshot at frontier
-//! `F`, the outputs are marked once every time below `F` is written and
-//! before any time at or above it.
+//! The notification sink with a single writer: every change goes to
+//! worker 0, which buffers it by time and, once a time is complete, writes
+//! that time's notifications in the contract's order (docs/spec.md §6) to
+//! its [`NotificationOutput`], then reports the new frontier (progress).
+//! For a snapshot at frontier `F`, the outputs are marked once every time
+//! below `F` is written and before any time at or above it.
+//! [`super::runs`] spreads the sorting and formatting over the workers
+//! instead (for backfills); both end in the same [`NotificationOutput`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
 use timely::dataflow::Stream;
 
 use super::order::{notifications, Notification};
+use super::runs::Merged;
 use super::{MarkSlot, Marks, OutputError};
 use crate::dataflow::{Change, Control};
 use crate::model::versions::SharedVersions;
@@ -38,6 +41,13 @@ pub trait NotificationOutput: Send {
     /// outputs ignore them; the API's live state is rebuilt from them.
     fn restored(&mut self, _time: u64, _notifications: &[Notification]) -> Result<(), OutputError> {
         Ok(())
+    }
+    /// Writes the notifications of completed time `time` that the workers
+    /// sorted and formatted (the parallel writer, [`super::runs`]), merged
+    /// in order. By default, as [`NotificationOutput::write_time`]; an
+    /// output that writes the contract's lines takes them as formatted.
+    fn write_merged(&mut self, time: u64, merged: &Merged<'_>) -> Result<(), OutputError> {
+        self.write_time(time, merged.notifications())
     }
     /// Every time below `frontier` is complete and written; `None`: the
     /// stream has ended.
@@ -101,6 +111,66 @@ impl Writer {
             self.output.progress(limit)?;
         }
         self.mark_before(limit.unwrap_or(u64::MAX))
+    }
+}
+
+/// Worker 0's end of either writer: what has come, by time, and the
+/// output; once times are complete, writes each in order, then the new
+/// frontier. (The other workers have no output and keep nothing.)
+pub(crate) struct TimeWriter<T> {
+    output: Option<Box<dyn NotificationOutput>>,
+    pending: BTreeMap<u64, Vec<T>>,
+    last: Option<Option<u64>>,
+    errors: ErrorSlot,
+}
+
+impl<T> TimeWriter<T> {
+    pub(crate) fn new(output: Option<Box<dyn NotificationOutput>>, errors: ErrorSlot) -> Self {
+        TimeWriter {
+            output,
+            pending: BTreeMap::new(),
+            last: None,
+            errors,
+        }
+    }
+
+    /// Something of time `time` to write once the time is complete.
+    pub(crate) fn push(&mut self, time: u64, item: T) {
+        if self.output.is_some() {
+            self.pending.entry(time).or_default().push(item);
+        }
+    }
+
+    /// Every time below `limit` (all when `None`: the stream ended) is
+    /// complete: hands each, in order, to `write`, then reports the
+    /// frontier. The first error goes to the error slot.
+    pub(crate) fn advance(
+        &mut self,
+        limit: Option<u64>,
+        mut write: impl FnMut(&mut dyn NotificationOutput, u64, Vec<T>) -> Result<(), OutputError>,
+    ) {
+        let Some(out) = self.output.as_mut() else {
+            return;
+        };
+        let mut result = Ok(());
+        while let Some(entry) = self.pending.first_entry() {
+            let time = *entry.key();
+            if limit.is_some_and(|f| time >= f) {
+                break;
+            }
+            let items = entry.remove();
+            result = result.and_then(|_| write(out.as_mut(), time, items));
+        }
+        if self.last != Some(limit) {
+            result = result.and_then(|_| out.progress(limit));
+            self.last = Some(limit);
+        }
+        if let Err(e) = result {
+            record_error(&self.errors, e);
+        }
+        if limit.is_none() {
+            self.output = None;
+        }
     }
 }
 

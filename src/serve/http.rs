@@ -137,9 +137,10 @@ struct SolvedBody<'a> {
 
 async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
     let t = Timer::start();
-    let r = match live.player(&id) {
-        None => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
-        Some(a) => {
+    let r = match live.find_player(&id).await {
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("unknown player {id:?}")),
+        Ok(Some(a)) => {
             let v = live.version_at(Some(a.as_of));
             let versions = live.versions.read().expect("versions lock");
             let dict = versions.dictionary();
@@ -197,9 +198,16 @@ async fn player(State(live): Shared, Path(id): Path<String>) -> Response {
 
 async fn why(State(live): Shared, Path((id, reward)): Path<(String, String)>) -> Response {
     let t = Timer::start();
-    let Some(a) = live.player(&id) else {
-        t.done(&live, "why");
-        return error(StatusCode::NOT_FOUND, format!("unknown player {id:?}"));
+    let a = match live.find_player(&id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            t.done(&live, "why");
+            return error(StatusCode::NOT_FOUND, format!("unknown player {id:?}"));
+        }
+        Err(e) => {
+            t.done(&live, "why");
+            return error(StatusCode::SERVICE_UNAVAILABLE, e);
+        }
     };
     let v = live.version_at(Some(a.as_of));
     let r = match v.reward(&reward).and_then(|rn| v.rule(rn)) {

@@ -62,6 +62,43 @@ pub struct Positions {
     pub next: Option<Id>,
 }
 
+/// Players found in a listing, sorted: the first `limit` after `after`,
+/// and whether more follow.
+pub type Found = (Vec<(Id, Option<Spot>)>, bool);
+
+impl Positions {
+    /// The page of `found` (sorted) at `at`.
+    pub fn page(at: Option<u64>, found: Found) -> Positions {
+        let (found, more) = found;
+        let next = more.then(|| found.last().map(|f| f.0.clone())).flatten();
+        let (mut positions, mut removed) = (Vec::new(), Vec::new());
+        for (player, spot) in found {
+            match spot {
+                Some(s) => positions.push((player, s)),
+                None => removed.push(player),
+            }
+        }
+        Positions {
+            as_of: at,
+            positions,
+            removed,
+            next,
+        }
+    }
+}
+
+/// Keeps the `limit` first of `found` by player, sorted; says whether
+/// there were more.
+pub fn first(mut found: Vec<(Id, Option<Spot>)>, more: bool, limit: usize) -> Found {
+    let over = found.len() > limit;
+    if over {
+        found.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
+        found.truncate(limit);
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    (found, more || over)
+}
+
 impl Live {
     /// The players whose position at one complete time changed after
     /// `since` (all with a position when `None`), from the first after
@@ -69,39 +106,34 @@ impl Live {
     pub fn positions(&self, since: Option<u64>, after: Option<&str>, limit: usize) -> Positions {
         let ended = self.state.read().map(|s| s.complete).unwrap_or(false);
         let _reading = self.reading.lock().expect("positions lock");
-        let stores = self.players_read();
         self.peers.pinned(ended, |at| {
-            let mut found: Vec<(Id, Option<Spot>)> = Vec::new();
-            if let Some(at) = at {
-                for store in stores.iter() {
-                    store.positions_at(at, since, |player, spot, _| {
-                        if after.is_none_or(|a| player.as_str() > a) {
-                            found.push((player.clone(), spot));
-                        }
-                    });
-                }
-            }
-            let more = found.len() > limit;
-            if more {
-                found.select_nth_unstable_by(limit, |a, b| a.0.cmp(&b.0));
-                found.truncate(limit);
-            }
-            found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let next = more.then(|| found.last().map(|f| f.0.clone())).flatten();
-            let (mut positions, mut removed) = (Vec::new(), Vec::new());
-            for (player, spot) in found {
-                match spot {
-                    Some(s) => positions.push((player, s)),
-                    None => removed.push(player),
-                }
-            }
-            Positions {
-                as_of: at,
-                positions,
-                removed,
-                next,
-            }
+            let found = match at {
+                Some(at) => self.positions_at(at, since, after, limit),
+                None => (Vec::new(), false),
+            };
+            Positions::page(at, found)
         })
+    }
+
+    /// This process's part of a listing at `at`, which must be final in
+    /// every store and pinned ([`Peers::pinned`](crate::dataflow::player_store::Peers::pinned)).
+    pub fn positions_at(
+        &self,
+        at: u64,
+        since: Option<u64>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Found {
+        let stores = self.players_read();
+        let mut found: Vec<(Id, Option<Spot>)> = Vec::new();
+        for store in stores.iter() {
+            store.positions_at(at, since, |player, spot, _| {
+                if after.is_none_or(|a| player.as_str() > a) {
+                    found.push((player.clone(), spot));
+                }
+            });
+        }
+        first(found, false, limit)
     }
 }
 
@@ -150,7 +182,11 @@ pub async fn positions(
             format!("limit must be in 1..={MAX_LIMIT}"),
         );
     }
-    let page = live.positions(since, q.get("after").map(String::as_str), limit);
+    let after = q.get("after").map(String::as_str);
+    let page = match live.find_positions(since, after, limit).await {
+        Ok(page) => page,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
     let body = PositionsBody {
         as_of: page.as_of,
         next: page.next.as_deref(),

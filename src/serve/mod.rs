@@ -11,8 +11,12 @@
 //!                   │                         └──► Feed (retained, ids T-I) ──► /v1/subscribe
 //!  axum on its own tokio thread; /metrics reads counters and sizes; / is the map page
 //! ```
+//!
+//! In a cluster, process 0 serves the API and reaches the players of the
+//! other processes through the cluster's connections ([`cluster`]).
 
 pub mod auth;
+pub mod cluster;
 pub mod feed;
 pub mod http;
 pub mod map;
@@ -54,6 +58,8 @@ pub struct Live {
     peers: Arc<Peers>,
     /// Held while positions are listed (one listing at a time).
     reading: Mutex<()>,
+    /// In a cluster: how to reach the players of the other processes.
+    cluster: std::sync::OnceLock<Arc<cluster::Plane>>,
     pub feed: Feed,
     pub metrics: Metrics,
     pub stats: Arc<Stats>,
@@ -69,6 +75,7 @@ impl Live {
             players: RwLock::new(Vec::new()),
             peers: Arc::new(Peers::new()),
             reading: Mutex::new(()),
+            cluster: std::sync::OnceLock::new(),
             versions,
             feed: Feed::new(retention),
             metrics: Metrics::default(),

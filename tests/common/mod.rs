@@ -275,3 +275,67 @@ pub fn run_engine(dir: &Path, hunt: &Path, inputs: &[PathBuf], workers: usize) -
         rejected: rejected_map(summary.rejected.iter().map(|(k, v)| (*k, *v))),
     }
 }
+
+/// A generated case written to a fresh scratch directory (`hunt/`, `events/`), with the
+/// reference model's output for it.
+pub struct WrittenCase {
+    pub dir: Scratch,
+    pub case: huntflow::generate::GeneratedCase,
+    pub files: huntflow::generate::CaseFiles,
+    pub model: RefOutput,
+}
+
+/// Generates the case of `opts`, writes it under a scratch directory named after `label`, and
+/// runs the reference model on it (with its change log, if any).
+pub fn written_case(opts: &huntflow::generate::GenerateOptions, label: &str) -> WrittenCase {
+    let case = huntflow::generate::generate(opts);
+    let dir = Scratch::new(label);
+    let files = huntflow::generate::write_case_files(&case, &dir.join("hunt"), &dir.join("events"))
+        .expect("write case");
+    let hunt = Hunt::load(&files.hunt_toml).expect("generated hunt loads");
+    let log = files
+        .hunt_changes
+        .as_ref()
+        .map(|p| std::fs::read(p).expect("read change log"));
+    let model = reference::reference_with_changes(&hunt, log.as_deref(), &case.partitions);
+    WrittenCase {
+        dir,
+        case,
+        files,
+        model,
+    }
+}
+
+/// `(reason, source, line)` of each line of a backfill's rejects file.
+pub fn reject_places(rejects: &str) -> Vec<(String, String, u64)> {
+    rejects
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a reject is JSON");
+            let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (
+                text("reason"),
+                text("source"),
+                v["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The rejects the reference model expects, as the rejects file names them.
+pub fn expected_rejects(
+    rejects: &[reference::RefReject],
+    changes: Option<&Path>,
+    inputs: &[PathBuf],
+) -> Vec<(String, String, u64)> {
+    rejects
+        .iter()
+        .map(|r| {
+            let source = match r.source {
+                reference::RejectSource::Changes => changes.expect("a change log"),
+                reference::RejectSource::Partition(i) => &inputs[i],
+            };
+            (r.reason.clone(), source.display().to_string(), r.line)
+        })
+        .collect()
+}

@@ -74,6 +74,9 @@ pub struct RunOptions {
     pub derived: Option<PathBuf>,
     /// Read hunt changes from this topic (one partition).
     pub hunt_topic: Option<String>,
+    /// `-n`, `-p`, `-h`: the cluster this process is part of (with
+    /// `workers` as `-w`; see [`crate::job::cluster`]).
+    pub cluster: crate::job::cluster::ClusterFlags,
 }
 
 #[derive(Debug, thiserror::Error)]
