@@ -115,7 +115,7 @@ pub fn chain(o: Outputs) -> Box<dyn NotificationOutput> {
         chain = chain.tap(Box::new(DerivedTap(d)));
     }
     if let Some(live) = o.live {
-        chain = chain.tap(Box::new(LiveTap(live)));
+        chain = chain.tap(Box::new(LiveTap::new(live)));
     }
     if let Some(w) = o.written {
         chain = chain.publish(w);

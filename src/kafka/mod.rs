@@ -129,24 +129,40 @@ impl KafkaConfig {
         c
     }
 
+    /// Sets `key` unless the user gave it with `-X`: defaults tuned for
+    /// latency that nothing relies on.
+    fn default(&self, c: &mut ClientConfig, key: &str, value: &str) {
+        if !self.extra.iter().any(|(k, _)| k == key) {
+            c.set(key, value);
+        }
+    }
+
     /// An idempotent producer that retries until the message is written.
     pub fn producer(&self) -> ClientConfig {
         let mut c = self.base();
+        // Batches wait at most 1 ms for more records.
+        if !self
+            .extra
+            .iter()
+            .any(|(k, _)| k == "queue.buffering.max.ms")
+        {
+            self.default(&mut c, "linger.ms", "1");
+        }
         c.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "0")
-            .set("max.in.flight.requests.per.connection", "5")
-            .set("linger.ms", "5");
+            .set("max.in.flight.requests.per.connection", "5");
         c
     }
 
     /// A consumer with manually assigned partitions and no automatic commit.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let mut c = self.base();
-        // A default the user may change: answer fetches quickly, for latency.
-        if !self.extra.iter().any(|(k, _)| k == "fetch.wait.max.ms") {
-            c.set("fetch.wait.max.ms", "20");
-        }
+        // Fetches are answered within 20 ms, and a partition whose local
+        // queue was full is fetched again 5 ms later (librdkafka waits a
+        // second by default, which halves the rate of a catch-up).
+        self.default(&mut c, "fetch.wait.max.ms", "20");
+        self.default(&mut c, "fetch.queue.backoff.ms", "5");
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -23,6 +23,8 @@ pub struct Chain {
     /// Where the written frontier is published (every time below it has
     /// been handed to every output).
     written: Option<Arc<AtomicU64>>,
+    /// The frontier last handed to the outputs.
+    last: Option<Option<u64>>,
 }
 
 impl Chain {
@@ -32,6 +34,7 @@ impl Chain {
             outputs: vec![destination],
             below,
             written: None,
+            last: None,
         }
     }
 
@@ -79,9 +82,22 @@ impl NotificationOutput for Chain {
         Ok(())
     }
 
+    fn progress_due_in(&self) -> Option<std::time::Duration> {
+        self.outputs
+            .iter()
+            .filter_map(|o| o.progress_due_in())
+            .min()
+    }
+
+    /// Hands a new frontier to every output; the same frontier again only
+    /// to those that held a progress record back.
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        let again = self.last == Some(frontier);
+        self.last = Some(frontier);
         for out in &mut self.outputs {
-            out.progress(frontier)?;
+            if !again || out.progress_due_in().is_some() {
+                out.progress(frontier)?;
+            }
         }
         if let Some(w) = &self.written {
             w.store(frontier.unwrap_or(u64::MAX), Ordering::Release);

@@ -198,6 +198,10 @@ impl NotificationOutput for FileNotifications {
         self.line.write_time(time, &self.kept)
     }
 
+    fn progress_due_in(&self) -> Option<Duration> {
+        self.line.progress_due_in()
+    }
+
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         self.line.progress(frontier)
     }

@@ -165,6 +165,10 @@ impl NotificationOutput for KafkaNotifications {
         Ok(())
     }
 
+    fn progress_due_in(&self) -> Option<std::time::Duration> {
+        self.progress.held()
+    }
+
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         if let Some(f) = self.progress.due(frontier) {
             let record = progress_record(f);

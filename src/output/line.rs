@@ -17,6 +17,9 @@ pub struct ProgressPacer {
     last: Option<u64>,
     at: std::time::Instant,
     every: std::time::Duration,
+    /// A higher frontier came too soon after the last record: it is due
+    /// once `every` has passed.
+    holding: bool,
 }
 
 impl ProgressPacer {
@@ -27,6 +30,7 @@ impl ProgressPacer {
             last: after,
             at: std::time::Instant::now(),
             every,
+            holding: false,
         }
     }
 
@@ -36,12 +40,19 @@ impl ProgressPacer {
         let f = frontier.unwrap_or(u64::MAX);
         let rises = self.last.map_or(f > 0, |last| f > last);
         let time = frontier.is_none() || self.last.is_none() || self.at.elapsed() >= self.every;
+        self.holding = rises && !time;
         if !(rises && time) {
             return None;
         }
         self.last = Some(f);
         self.at = std::time::Instant::now();
         Some(f)
+    }
+
+    /// How long until a held-back frontier is due (`None`: none held).
+    pub fn held(&self) -> Option<std::time::Duration> {
+        self.holding
+            .then(|| self.every.saturating_sub(self.at.elapsed()))
     }
 }
 
@@ -112,6 +123,10 @@ impl NotificationOutput for LineOutput {
         Ok(())
     }
 
+    fn progress_due_in(&self) -> Option<std::time::Duration> {
+        self.progress.as_ref().and_then(ProgressPacer::held)
+    }
+
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         // The end of a stream needs no record: every time is complete.
         if let (Some(f), Some(pacer)) = (frontier, self.progress.as_mut()) {
@@ -123,5 +138,26 @@ impl NotificationOutput for LineOutput {
             self.drain(true)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProgressPacer;
+    use std::time::Duration;
+
+    #[test]
+    fn a_frontier_held_back_by_the_pace_is_due_later() {
+        let mut pacer = ProgressPacer::new(Duration::from_millis(40), None);
+        assert_eq!(pacer.due(Some(5)), Some(5), "the first frontier at once");
+        assert_eq!(pacer.held(), None);
+        assert_eq!(pacer.due(Some(7)), None, "too soon");
+        let wait = pacer.held().expect("7 is held back");
+        assert!(wait <= Duration::from_millis(40), "{wait:?}");
+        std::thread::sleep(wait);
+        assert_eq!(pacer.due(Some(7)), Some(7), "due once the pace allows");
+        assert_eq!(pacer.held(), None);
+        assert_eq!(pacer.due(Some(7)), None, "recorded once");
+        assert_eq!(pacer.due(None), Some(u64::MAX), "the end at once");
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -52,6 +53,12 @@ pub trait NotificationOutput: Send {
     /// Every time below `frontier` is complete and written; `None`: the
     /// stream has ended.
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError>;
+    /// How soon [`NotificationOutput::progress`] should be called again
+    /// though the frontier has not moved: an output that paces its
+    /// progress records holds one back, and must not keep it forever.
+    fn progress_due_in(&self) -> Option<Duration> {
+        None
+    }
     /// Notes in `marks` where the output stands now: every notification
     /// handed to it so far is before the mark, none after it.
     fn mark(&mut self, _marks: &mut Marks) -> Result<(), OutputError> {
@@ -194,12 +201,14 @@ pub fn notification_sink<'scope>(
     });
     let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
     let mut last: Option<Option<u64>> = None;
+    let scope = changes.scope();
     changes.binary_frontier(
         control,
         Exchange::new(|_: &(Change, u64, isize)| 0),
         Pipeline,
         "NotificationSink",
-        |_, _| {
+        |_, info| {
+            let activator = scope.activator_for(info.address);
             move |(input, frontier), (control, control_frontier), _output: &mut OutputBuilderSession<'_, u64, CapacityContainerBuilder<Vec<()>>>| {
                 input.for_each(|_cap, data| {
                     for (change, time, diff) in data.drain(..) {
@@ -222,10 +231,13 @@ pub fn notification_sink<'scope>(
                     pending.clear();
                     return;
                 };
-                let progressed = last != Some(limit);
+                let progressed = last != Some(limit) || w.output.progress_due_in().is_some();
                 last = Some(limit);
                 if let Err(e) = w.write(&mut pending, limit, progressed) {
                     record_error(&errors, e);
+                }
+                if let Some(wait) = w.output.progress_due_in() {
+                    activator.activate_after(wait);
                 }
                 if limit.is_none() {
                     writer = None;

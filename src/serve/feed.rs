@@ -181,6 +181,11 @@ impl Feed {
         self.notify.notify_waiters();
     }
 
+    /// How long until a held-back progress mark is due (`None`: none).
+    pub fn progress_due_in(&self) -> Option<Duration> {
+        self.ring.lock().ok().and_then(|r| r.progress.held())
+    }
+
     /// The frontier advanced (`None`: the stream ended).
     pub fn progress(&self, frontier: Option<u64>) {
         let Ok(mut ring) = self.ring.lock() else {

@@ -138,11 +138,19 @@ impl Live {
 /// The tap of the output chain that feeds the API: the live state from
 /// every completed time (restored state included, which rebuilds it after
 /// a restart), the subscription feed and the metrics from what is written.
-pub struct LiveTap(pub Arc<Live>);
+pub struct LiveTap {
+    live: Arc<Live>,
+    /// The frontier last seen.
+    last: Option<Option<u64>>,
+}
 
 impl LiveTap {
+    pub fn new(live: Arc<Live>) -> Self {
+        LiveTap { live, last: None }
+    }
+
     fn note(&self, time: u64, ns: &[Notification]) {
-        if let Ok(mut s) = self.0.state.write() {
+        if let Ok(mut s) = self.live.state.write() {
             s.notes(time, ns);
         }
     }
@@ -152,10 +160,10 @@ impl NotificationOutput for LiveTap {
     fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
         self.note(time, ns);
         for n in ns {
-            self.0.metrics.notifications[metrics::kind_index(n)]
+            self.live.metrics.notifications[metrics::kind_index(n)]
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        self.0.feed.notifications(time, ns);
+        self.live.feed.notifications(time, ns);
         Ok(())
     }
 
@@ -164,8 +172,18 @@ impl NotificationOutput for LiveTap {
         Ok(())
     }
 
+    fn progress_due_in(&self) -> Option<std::time::Duration> {
+        self.live.feed.progress_due_in()
+    }
+
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
-        let live = &self.0;
+        let live = &self.live;
+        if self.last == Some(frontier) {
+            // Only the feed's held-back mark is due.
+            live.feed.progress(frontier);
+            return Ok(());
+        }
+        self.last = Some(frontier);
         if let Some(f) = frontier {
             if let Some(at) = live.stats.completed_at(f) {
                 live.metrics.completion.observe(at.elapsed().as_secs_f64());
