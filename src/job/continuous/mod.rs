@@ -5,8 +5,9 @@
 //!  topic partitions ──► Kafka source (per worker) ──► dataflow ──► sink (worker 0) ──► output topic / file
 //!        │                 │ rejects ──► reject sink (per worker) ─────────────────► rejects topic / file
 //!        │                 │                                                 ▲
-//!        │   every N s: pause sources ─► wait until output frontier = F ─► save state ─► flush outputs
-//!        │                                                                   └► snapshot N (atomic rename)
+//!        │   every N s: control operator sends the marker at the input frontier F; sources capture
+//!        │   at once, state and output marks as the marker passes ─► parts written ─► outputs durable
+//!        │   to the marks ─► snapshot N (atomic rename); reading never stops
 //!        └── restart: load snapshot N, seek to its offsets, re-derive state at F-1 (not written),
 //!            read each output since snapshot N's marks and skip exactly what is already there
 //! ```
