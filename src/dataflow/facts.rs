@@ -20,11 +20,11 @@
 //! plus the facts last emitted. Superseded positions and readings are dropped,
 //! and a player with nothing live is forgotten.
 
+use crate::model::versions::Dictionary;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -80,17 +80,34 @@ struct Facts {
     scratch: Scratch,
     /// Snapshots to capture, by frontier: epoch.
     snapshots: BTreeMap<u64, u64>,
-    /// Captured snapshots: epoch, frontier and every player's state, one
-    /// JSON line each (see [`FactsHandle::take_capture`]).
+    /// Captured snapshots: epoch, frontier and every player's state (see
+    /// [`FactsHandle::take_capture`]).
     captured: Vec<Capture>,
 }
 
 /// The per-player state of one worker as it stood when every time below a
-/// snapshot's frontier had been processed, and nothing later.
+/// snapshot's frontier had been processed, and nothing later: a copy taken
+/// on the worker, written out ([`Capture::players_jsonl`]) elsewhere, so
+/// that a snapshot holds the dataflow up only for the copy.
 pub struct Capture {
     pub epoch: u64,
     pub at: u64,
-    pub players: Vec<u8>,
+    players: Vec<(Id, PlayerState)>,
+    dictionary: Dictionary,
+}
+
+impl Capture {
+    /// Every player's state, one JSON line each, items by id, players in
+    /// id order.
+    pub fn players_jsonl(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (player, state) in &self.players {
+            let line = serde_json::to_writer(&mut out, &(player, state.save(&self.dictionary)));
+            debug_assert!(line.is_ok(), "writing to memory");
+            out.push(b'\n');
+        }
+        out
+    }
 }
 
 /// Buffers reused by every settle.
@@ -125,22 +142,31 @@ impl Facts {
                 break;
             }
             let (at, epoch) = entry.remove_entry();
-            let players = self.save_players();
-            self.captured.push(Capture { epoch, at, players });
+            let capture = self.capture(epoch, at);
+            self.captured.push(capture);
         }
     }
 
-    /// Every player's state, one JSON line each, items by id.
-    fn save_players(&self) -> Vec<u8> {
-        let versions = self.versions.read().expect("versions lock");
-        let dict = versions.dictionary();
-        let mut out = Vec::new();
-        let written = self.players.each_sorted(|player, state| {
-            serde_json::to_writer(&mut out, &(player, state.save(dict)))?;
-            out.write_all(b"\n")
+    /// A copy of every player's state, in id order.
+    fn capture(&self, epoch: u64, at: u64) -> Capture {
+        let dictionary = self
+            .versions
+            .read()
+            .expect("versions lock")
+            .dictionary()
+            .clone();
+        let mut players = Vec::with_capacity(self.players.len());
+        let listed = self.players.each_sorted(|player, state| {
+            players.push((player.clone(), state.clone()));
+            Ok(())
         });
-        debug_assert!(written.is_ok(), "writing to memory");
-        out
+        debug_assert!(listed.is_ok(), "copying in memory");
+        Capture {
+            epoch,
+            at,
+            players,
+            dictionary,
+        }
     }
 
     /// The least time with work left: a pending event, a timer or a version

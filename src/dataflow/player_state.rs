@@ -37,7 +37,7 @@ impl Latest {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Position {
     pub(crate) at: Latest,
     pub(crate) lat: f64,
@@ -47,14 +47,14 @@ pub(crate) struct Position {
     pub(crate) zones: Option<(u64, Vec<u32>)>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Reading {
     pub(crate) sensor: u32,
     pub(crate) at: Latest,
     pub(crate) value: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct PlayerState {
     pub(crate) position: Option<Position>,
     /// The latest reading of each sensor (a dictionary number).

@@ -21,7 +21,7 @@ use super::event::Id;
 use super::hunt::{Hunt, HuntText, SensorCondition, Window};
 
 /// The ids of one kind of item, numbered in order of first appearance.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Names {
     ids: Vec<Id>,
     index: FxHashMap<Id, u32>,
@@ -59,7 +59,7 @@ impl Names {
 }
 
 /// Every item id of every version, numbered.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Dictionary {
     pub zones: Names,
     pub rewards: Names,

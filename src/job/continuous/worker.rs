@@ -753,7 +753,8 @@ fn write_part(
     facts: Capture,
 ) -> JoinHandle<Result<Part, RunError>> {
     std::thread::spawn(move || {
-        let file = StateDir::write_part(&tmp, index, &source.partitions, &facts.players)?;
+        let players = facts.players_jsonl();
+        let file = StateDir::write_part(&tmp, index, &source.partitions, &players)?;
         let offsets = source
             .partitions
             .iter()
