@@ -549,8 +549,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("huntflow: {e:#}");
+            eprintln!("huntflow: {}", report(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each cause left out when the message before
+/// it ends with it already (most library errors name their cause).
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

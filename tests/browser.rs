@@ -400,6 +400,70 @@ fn the_map_page_draws_the_demo_and_follows_it_live() {
     );
 }
 
+/// The `ts` of line `n` of the demo's first partition.
+fn demo_ts(n: usize) -> u64 {
+    let line = demo_lines(n, n + 1);
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    v["ts"].as_u64().unwrap()
+}
+
+#[test]
+fn the_page_draws_a_hunt_change_once_it_is_in_effect() {
+    let work = common::Scratch::new("browser-change");
+    // The demo hunt with a square zone added and the tower gone, in effect
+    // from a time inside the input.
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo");
+    let new = work.join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::copy(demo.join("zones.geojson"), new.join("zones.geojson")).unwrap();
+    let toml = std::fs::read_to_string(demo.join("hunt.toml"))
+        .unwrap()
+        .replace(
+            "[[zones]]\nid = \"tower\"\npriority = 1\ncircle = { lat = 48.8665, lon = 2.3620, radius_m = 400.0 }\n",
+            "",
+        )
+        + "\n[[zones]]\nid = \"square\"\npriority = 8\ncircle = { lat = 48.8560, lon = 2.3550, radius_m = 500.0 }\n";
+    assert!(!toml.contains("\"tower\""), "the tower is in the demo hunt");
+    std::fs::write(new.join("hunt.toml"), toml).unwrap();
+    let effective = demo_ts(9000);
+    let changes = work.join("changes.jsonl");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .args(["hunt-change", "--hunt"])
+        .arg(new.join("hunt.toml"))
+        .args(["--effective", &effective.to_string(), "--to"])
+        .arg(&changes)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+
+    let changes_arg = changes.to_str().unwrap();
+    let mut served = serve_with(
+        &work.path,
+        &["--hunt-changes", changes_arg],
+        Some(demo_lines(0, 8000)),
+    );
+    let addr = served.addr.clone();
+    assert!(settled(&addr) < effective);
+    let mut b = Browser::launch();
+    b.open(&format!("http://{addr}/"));
+    b.wait_for("document.body.dataset.ready === '1'", 60);
+    let zones = "[...document.querySelectorAll('#zones li')].map(l => l.innerText).join(' ')";
+    let before = b.eval(zones);
+    assert!(before.as_str().unwrap().contains("tower"), "{before}");
+    assert!(!before.as_str().unwrap().contains("square"), "{before}");
+
+    served.feed(&demo_lines(8000, 12_000));
+    assert!(settled(&addr) >= effective);
+    let after = b.wait_for(
+        &format!(
+            "(() => {{ const z = {zones}; return z.includes('square') && !z.includes('tower') && z; }})()"
+        ),
+        30,
+    );
+    let effective_shown = b.eval("+document.getElementById('hunt-name').dataset.effective");
+    assert_eq!(effective_shown, effective, "{after}");
+}
+
 #[test]
 fn with_a_token_the_page_asks_for_it_and_then_works() {
     let work = common::Scratch::new("browser-token");

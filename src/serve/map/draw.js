@@ -62,6 +62,11 @@ function fitView() {
   const wm = Math.max(1, (e - w) * cos * M_PER_DEG), hm = Math.max(1, (n - s) * M_PER_DEG);
   const scale = 0.92 * Math.min(canvas.clientWidth / wm, canvas.clientHeight / hm);
   S.view = { lat0, lon0, cos, scale, ox: canvas.clientWidth / 2, oy: canvas.clientHeight / 2 };
+  S.dirty.map = S.dirty.dots = true;
+}
+
+// Where each zone's label goes: the centre of its bounding box.
+function placeLabels() {
   for (const z of S.zones) {
     let [a, b, c, d] = [Infinity, Infinity, -Infinity, -Infinity];
     eachCoord(z, ([lon, lat]) => {
@@ -69,7 +74,6 @@ function fitView() {
     });
     z.centre = [(a + c) / 2, (b + d) / 2];
   }
-  S.dirty.map = S.dirty.dots = true;
 }
 
 // ---- drawing ------------------------------------------------------------
@@ -223,6 +227,8 @@ function setAsOf(t) {
   S.asOf = t;
   $("as-of").textContent = t.toLocaleString("en") + " ms";
   $("as-of").dataset.asOf = t;
+  // A pending hunt change is now in effect: draw its zones.
+  if (S.pending && S.pending.some((v) => v.effective <= t)) S.huntDue = true;
 }
 
 function frame() {

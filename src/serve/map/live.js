@@ -248,21 +248,46 @@ function failed(e) {
 }
 
 // ---- start --------------------------------------------------------------
+// The hunt version in effect (zones, rewards) and the changes pending;
+// zones kept by a new version keep their counts until the next answer.
+function setHunt(h) {
+  $("hunt-name").textContent = `huntflow · ${h.hunt.name}`;
+  $("hunt-name").dataset.effective = h.effective;
+  document.title = `huntflow: ${h.hunt.name}`;
+  const counts = new Map(S.zones.map((z) => [z.id, z.count]));
+  S.zones = h.hunt.zones.map((z) => ({ ...z, count: counts.get(z.id) ?? 0 }));
+  placeLabels();
+  S.rewards = h.hunt.rewards;
+  S.pending = h.pending;
+  S.huntDue = false;
+  S.dirty.zones = S.dirty.map = true;
+}
+
+// Once a pending change is in effect, the hunt and the occupancy again.
+async function reloadHunt() {
+  if (!S.huntDue || S.reloading) return;
+  S.reloading = true;
+  try {
+    setHunt(await api("/v1/hunt"));
+    await loadZones();
+  } finally {
+    S.reloading = false;
+  }
+}
+
 async function start() {
   if (S.started) return;
   try {
     const h = await api("/v1/hunt");
     S.started = true;
-    $("hunt-name").textContent = `huntflow · ${h.hunt.name}`;
-    document.title = `huntflow: ${h.hunt.name}`;
-    S.zones = h.hunt.zones.map((z) => ({ ...z, count: 0 }));
-    S.rewards = h.hunt.rewards;
+    setHunt(h);
     await resync();
     fitView();
     document.body.dataset.ready = "1";
     if (!S.ticking) {
       S.ticking = true;
       setInterval(() => { if (S.started) pollPositions().catch(failed); }, POLL_MS);
+      setInterval(() => { if (S.started) reloadHunt().catch(failed); }, 250);
       const health = () => pollHealth().catch(() => {});
       health();
       setInterval(health, POLL_MS);
