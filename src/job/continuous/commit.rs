@@ -25,18 +25,18 @@ pub struct Commit {
     pub files: Vec<PartFile>,
     pub offsets: Vec<(u32, i64)>,
     /// The sink's marks; the rejects' are taken apart (when the snapshot
-    /// began).
+    /// began). Processes of a cluster other than 0 write no output: none.
     pub marks: Marks,
-    pub reject_marks: Vec<i64>,
+    pub reject_marks: Option<Vec<i64>>,
     pub durable: Arc<Vec<(&'static str, Durable)>>,
 }
 
 impl Commit {
     /// Commits on a thread of its own; the handle tells how it went.
     pub fn spawn(mut self) -> JoinHandle<Result<u64, RunError>> {
-        self.marks
-            .outputs
-            .insert(REJECTS.into(), std::mem::take(&mut self.reject_marks));
+        if let Some(marks) = self.reject_marks.take() {
+            self.marks.outputs.insert(REJECTS.into(), marks);
+        }
         std::thread::Builder::new()
             .name("huntflow-commit".into())
             .spawn(move || self.run())
