@@ -1,0 +1,249 @@
+//! The continuous job as a cluster of two processes on 127.0.0.1, against
+//! Apache Kafka (see `scripts/kafka.sh`): a process killed at random
+//! moments stops the other within seconds with a message naming it; both
+//! started again resume together, and the output topic ends up equal to a
+//! backfill of the dumped input, without a gap or a duplicate. A state
+//! directory refuses a process started with another cluster layout.
+
+mod common;
+#[allow(dead_code)]
+mod kafka_harness;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use huntflow::kafka::tools;
+use kafka_harness::{check_against_backfill, Broker, Job, Topics};
+use rand::{Rng, SeedableRng};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn demo_hunt() -> PathBuf {
+    repo().join("dataflows/demo/hunt.toml")
+}
+
+fn demo_files() -> Vec<PathBuf> {
+    let dir = repo().join("datasets/demo");
+    vec![dir.join("part-000.jsonl"), dir.join("part-001.jsonl")]
+}
+
+/// A hostfile of `n` processes on free ports of 127.0.0.1.
+fn hostfile(dir: &Path, n: usize) -> PathBuf {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    let text: String = listeners
+        .iter()
+        .map(|l| format!("127.0.0.1:{}\n", l.local_addr().expect("address").port()))
+        .collect();
+    let path = dir.join(format!("hosts-{n}"));
+    std::fs::write(&path, text).expect("write hostfile");
+    path
+}
+
+/// The job's arguments for process `p` of `n` (one worker each).
+fn args(t: &Topics, hosts: &Path, (n, w, p): (usize, usize, usize)) -> Vec<String> {
+    let hunt = demo_hunt();
+    [
+        "--hunt",
+        hunt.to_str().unwrap(),
+        "--topic",
+        &t.events,
+        "--output",
+        &format!("kafka:{}", t.notifications),
+        "--rejects",
+        &format!("kafka:{}", t.rejects),
+        "--idle-ms",
+        "0",
+        "--snapshot-ms",
+        "300",
+        "--connect-timeout",
+        "30",
+        "-w",
+        &w.to_string(),
+        "-n",
+        &n.to_string(),
+        "-p",
+        &p.to_string(),
+        "-h",
+        hosts.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Processes 0 and 1 of a cluster of two, one worker each.
+fn start_both(broker: &Broker, states: &[PathBuf; 2], t: &Topics, hosts: &Path) -> [Job; 2] {
+    [
+        Job::start(broker, &states[0], &args(t, hosts, (2, 1, 0))),
+        Job::start(broker, &states[1], &args(t, hosts, (2, 1, 1))),
+    ]
+}
+
+/// The job's log from byte `from` on.
+fn log_since(state: &Path, from: u64) -> String {
+    let text = std::fs::read(state.join("job.log")).unwrap_or_default();
+    String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned()
+}
+
+fn log_len(state: &Path) -> u64 {
+    std::fs::metadata(state.join("job.log")).map_or(0, |m| m.len())
+}
+
+#[test]
+fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
+    let broker = Broker::shared();
+    let t = Topics::new("cluster-crash");
+    let work = common::Scratch::new("cluster-kafka-crash");
+    let cfg = broker.config();
+    huntflow::kafka::admin::Admin::new(&cfg)
+        .unwrap()
+        .ensure_topic(&t.events, 4)
+        .unwrap();
+    // Input keeps arriving while processes are killed and restarted (a
+    // process takes some seconds to start: it reads what its outputs hold).
+    let feeder = {
+        let (cfg, events) = (cfg.clone(), t.events.clone());
+        std::thread::spawn(move || {
+            tools::produce(&cfg, &events, 4, &demo_files(), Some(6_000.0), false).unwrap()
+        })
+    };
+    let hosts = hostfile(&work.path, 2);
+    let states = [work.join("state-0"), work.join("state-1")];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut committed_before_kill = 0;
+    for round in 0..4 {
+        let from = [log_len(&states[0]), log_len(&states[1])];
+        let mut jobs = start_both(broker, &states, &t, &hosts);
+        std::thread::sleep(Duration::from_millis(rng.random_range(5000..9000)));
+        for job in jobs.iter_mut() {
+            job.assert_running();
+        }
+        if !jobs[0].snapshots().is_empty() {
+            committed_before_kill += 1;
+        }
+        let victim = rng.random_range(0..2usize);
+        jobs[victim].kill9();
+        let started = Instant::now();
+        let other = 1 - victim;
+        let (ok, _) = jobs[other].wait_exit(Duration::from_secs(20));
+        let said = log_since(&states[other], from[other]);
+        assert!(
+            !ok,
+            "round {round}: process {other} exited with success:\n{said}"
+        );
+        assert!(
+            said.contains(&format!("lost process {victim} (127.0.0.1:")),
+            "round {round}: process {other} did not name process {victim}:\n{said}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "round {round}: process {other} took {:?} to notice",
+            started.elapsed()
+        );
+    }
+    assert!(
+        committed_before_kill >= 2,
+        "too few rounds got as far as a snapshot: {committed_before_kill}"
+    );
+    feeder.join().unwrap();
+    let mut jobs = start_both(broker, &states, &t, &hosts);
+    let written = jobs[0].wait_caught_up(broker, &t.events, Duration::from_secs(240));
+    jobs[1].assert_running();
+    // Both processes read their share: process 1 reads partitions 1 and 3.
+    let status = jobs[1].status().expect("process 1's status");
+    let parts: Vec<u64> = status["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(parts, vec![1, 3], "{status}");
+    check_against_backfill(
+        broker,
+        &work.path,
+        &demo_hunt(),
+        &t.events,
+        &t.notifications,
+        &t.rejects,
+        written,
+    );
+}
+
+/// Waits until every one of `jobs` has committed a snapshot.
+fn wait_for_snapshot(jobs: &mut [Job]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs.iter().any(|j| j.snapshots().is_empty()) {
+        for job in jobs.iter_mut() {
+            job.assert_running();
+        }
+        assert!(Instant::now() < deadline, "no snapshot within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_state_dir_refuses_another_cluster_layout() {
+    let broker = Broker::shared();
+    let t = Topics::new("cluster-layout");
+    let work = common::Scratch::new("cluster-kafka-layout");
+    let cfg = broker.config();
+    tools::produce(&cfg, &t.events, 2, &demo_files()[..1], None, false).unwrap();
+    let hosts = hostfile(&work.path, 2);
+    let states = [work.join("state-0"), work.join("state-1")];
+    {
+        let mut jobs = start_both(broker, &states, &t, &hosts);
+        wait_for_snapshot(&mut jobs);
+    }
+    let state1 = states[1].display().to_string();
+    // One process alone (-n 1) on process 1's state directory.
+    let mut single = args(&t, &hosts, (1, 1, 0));
+    let at = single.iter().position(|a| a == "-h").unwrap();
+    single.drain(at..at + 2);
+    let (code, said) = Job::run_to_end(broker, &states[1], &single);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&state1) && said.contains("built with -n 2, started with -n 1"),
+        "{said}"
+    );
+    // Three processes.
+    let hosts3 = hostfile(&work.path, 3);
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts3, (3, 1, 1)));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains(&state1) && said.contains("built with -n 2, started with -n 3"),
+        "{said}"
+    );
+    // Other worker threads.
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts, (2, 2, 1)));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("built with -w 1, started with -w 2"),
+        "{said}"
+    );
+    // Another process's state directory.
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts, (2, 1, 0)));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("built by process -p 1, started as -p 0"),
+        "{said}"
+    );
+    // A single process's state directory joined to a cluster.
+    let lone = work.join("state-lone");
+    {
+        let mut one = args(&t, &hosts, (1, 1, 0));
+        let at = one.iter().position(|a| a == "-h").unwrap();
+        one.drain(at..at + 2);
+        let mut job = Job::start(broker, &lone, &one);
+        wait_for_snapshot(std::slice::from_mut(&mut job));
+    }
+    let (code, said) = Job::run_to_end(broker, &lone, &args(&t, &hosts, (2, 1, 0)));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("built by a single process (-n 1), started with -n 2"),
+        "{said}"
+    );
+}
