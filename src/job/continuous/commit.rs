@@ -28,6 +28,10 @@ pub struct Commit {
     /// began). Processes of a cluster other than 0 write no output: none.
     pub marks: Marks,
     pub reject_marks: Option<Vec<i64>>,
+    /// Where the rejects output stood when the commit began: every reject
+    /// read before the sources' captures is written by then (some after
+    /// the rejects' marks), and is made durable too.
+    pub rejects_end: Option<Vec<i64>>,
     pub durable: Arc<Vec<(&'static str, Durable)>>,
 }
 
@@ -74,7 +78,10 @@ impl Commit {
             &self.marks.outputs
         };
         for (name, d) in self.durable.iter() {
-            let marks = outputs.get(*name).cloned().unwrap_or_default();
+            let marks = match (&self.rejects_end, *name == REJECTS) {
+                (Some(end), true) => end.clone(),
+                _ => outputs.get(*name).cloned().unwrap_or_default(),
+            };
             let mut warned = Instant::now();
             loop {
                 let deadline = Instant::now() + Duration::from_secs(5);

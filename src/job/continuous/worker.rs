@@ -420,6 +420,7 @@ impl Job {
                 sources,
                 facts: assembled.facts,
                 rejects_written: assembled.rejects_written,
+                rejects_out: (index == 0).then(|| rejects.clone()).flatten(),
                 control_rejects,
                 durable: durable.clone(),
                 topic: opts.topic.clone(),
@@ -443,6 +444,15 @@ impl Job {
             while !coord.stop.load(Ordering::Acquire) {
                 worker.step_or_park(Some(Duration::from_millis(1)));
                 me.tick();
+            }
+            if in_cluster && local == 0 {
+                // Ending the workers of a cluster's process waits for its
+                // peers to close their connections, which they do only once
+                // this process has ended: it ends at once, and they notice.
+                let failure = coord.failure.lock().ok().and_then(|mut f| f.take());
+                let why = failure.map_or_else(|| "stopped".to_string(), |e| e.to_string());
+                eprintln!("huntflow: {why}");
+                std::process::exit(2);
             }
             // The job's dataflow never completes by itself (its sources
             // hold their capabilities): it is dropped.
@@ -535,6 +545,8 @@ struct WorkerLoop {
     facts: FactsHandle,
     /// Rejects this worker's reject sink has written.
     rejects_written: Written,
+    /// (Worker 0) the rejects output.
+    rejects_out: Option<SharedRejects>,
     /// Rejects of the hunt topic the control operator emitted (worker 0).
     control_rejects: Rc<Cell<u64>>,
     durable: Arc<Vec<(&'static str, Durable)>>,
@@ -773,6 +785,10 @@ impl WorkerLoop {
         }
         let marks = coord.marks.lock().ok()?.get(&epoch).cloned()?;
         let reject_marks = Some(coord.reject_marks.lock().ok()?.get(&epoch).cloned()?);
+        let rejects_end = self
+            .rejects_out
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut r| r.mark()));
         let (_, frontier) = coord.capture_requested()?;
         Some(Commit {
             state: self.state.clone(),
@@ -785,6 +801,7 @@ impl WorkerLoop {
             offsets,
             marks,
             reject_marks,
+            rejects_end,
             durable: self.durable.clone(),
         })
     }
@@ -887,6 +904,7 @@ impl WorkerLoop {
             offsets,
             marks: Marks::default(),
             reject_marks: None,
+            rejects_end: None,
             durable: self.durable.clone(),
         };
         self.committing = Some(commit.spawn());
