@@ -13,7 +13,9 @@
 //! a second connection for the heartbeat, and a handshake: each connection starts with both processes' index,
 //! `-n`, `-w` and a fingerprint of the job's arguments, so that a process
 //! started with other arguments, or twice with one index, is refused with a
-//! message instead of computing garbage. Nothing is printed on standard
+//! message instead of computing garbage; and with the snapshots each holds
+//! (the continuous job resumes from the newest every process holds:
+//! [`Cluster::connect`], then [`Connected::execute`]). Nothing is printed on standard
 //! output (timely's own connection code prints there).
 //!
 //! Failures: when a connection fails (a peer's process ended, its machine

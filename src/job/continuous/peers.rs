@@ -275,3 +275,87 @@ pub fn relay(control: &Stream<'_, u64, Vec<Control>>, shared: Arc<Shared>, leade
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::cluster::ClusterFlags;
+
+    fn scratch(label: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("huntflow-peers-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn cluster(dir: &Path, (n, w, p): (usize, usize, usize), hosts: &str) -> Cluster {
+        let hostfile = dir.join(format!("hosts-{n}-{w}-{p}"));
+        std::fs::write(&hostfile, hosts).unwrap();
+        let flags = ClusterFlags {
+            processes: n,
+            process: p,
+            hostfile: (n > 1).then_some(hostfile),
+            ..ClusterFlags::default()
+        };
+        Cluster::load(w, &flags).unwrap()
+    }
+
+    fn held(oldest: u64, newest: u64) -> HeldEpochs {
+        HeldEpochs { oldest, newest }
+    }
+
+    #[test]
+    fn all_resume_from_the_newest_snapshot_every_process_holds() {
+        let dir = scratch("resume");
+        let c = cluster(&dir, (2, 1, 0), "a:1\nb:1\n");
+        assert_eq!(resume_epoch(&[held(0, 0), held(0, 0)], &c).unwrap(), 0);
+        assert_eq!(resume_epoch(&[held(7, 9), held(8, 10)], &c).unwrap(), 9);
+        assert_eq!(resume_epoch(&[held(0, 0), held(1, 1)], &c).unwrap(), 0);
+        let e = resume_epoch(&[held(3, 4), held(6, 8)], &c)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("process 1 (b:1) holds snapshots 6 to 8, process 0 (a:1) none newer than 4"),
+            "{e}"
+        );
+        assert_eq!(super::held(&[4, 5, 6]), held(4, 6));
+        assert_eq!(super::held(&[]), held(0, 0));
+    }
+
+    #[test]
+    fn a_state_dir_keeps_the_cluster_it_was_built_by() {
+        let dir = scratch("layout");
+        let hosts = "a:1\nb:1\n";
+        let built = cluster(&dir, (2, 2, 1), hosts);
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        check_layout(&state, &built, false).unwrap();
+        check_layout(&state, &built, true).unwrap();
+        let refused = |c: &Cluster| check_layout(&state, c, true).unwrap_err().to_string();
+        let e = refused(&cluster(&dir, (3, 2, 1), "a:1\nb:1\nc:1\n"));
+        assert!(e.contains("built with -n 2, started with -n 3"), "{e}");
+        assert!(e.contains(&state.display().to_string()), "{e}");
+        let e = refused(&cluster(&dir, (2, 1, 1), hosts));
+        assert!(e.contains("built with -w 2, started with -w 1"), "{e}");
+        let e = refused(&cluster(&dir, (2, 2, 0), hosts));
+        assert!(e.contains("built by process -p 1, started as -p 0"), "{e}");
+        let e = refused(&cluster(&dir, (2, 2, 1), "a:1\nc:1\n"));
+        assert!(
+            e.contains("built with process 1 at b:1 in the hostfile, started with c:1"),
+            "{e}"
+        );
+        let e = refused(&Cluster::single(2));
+        assert!(e.contains("built with -n 2, started with -n 1"), "{e}");
+        // A single process's state directory, with snapshots.
+        let lone = dir.join("lone");
+        std::fs::create_dir_all(&lone).unwrap();
+        check_layout(&lone, &Cluster::single(1), true).unwrap();
+        let e = check_layout(&lone, &built, true).unwrap_err().to_string();
+        assert!(
+            e.contains("built by a single process (-n 1), started with -n 2"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
