@@ -75,12 +75,76 @@ fn args(t: &Topics, hosts: &Path, (n, w, p): (usize, usize, usize)) -> Vec<Strin
     .to_vec()
 }
 
-/// Processes 0 and 1 of a cluster of two, one worker each.
-fn start_both(broker: &Broker, states: &[PathBuf; 2], t: &Topics, hosts: &Path) -> [Job; 2] {
-    [
-        Job::start(broker, &states[0], &args(t, hosts, (2, 1, 0))),
-        Job::start(broker, &states[1], &args(t, hosts, (2, 1, 1))),
-    ]
+/// A test's broker, topics, scratch directory, hostfile of two processes
+/// and their state directories.
+struct Case {
+    broker: &'static Broker,
+    t: Topics,
+    work: common::Scratch,
+    hosts: PathBuf,
+    states: [PathBuf; 2],
+}
+
+impl Case {
+    fn new(name: &str) -> Case {
+        let work = common::Scratch::new(&format!("cluster-kafka-{name}"));
+        let hosts = hostfile(&work.path, 2);
+        let states = [work.join("state-0"), work.join("state-1")];
+        Case {
+            broker: Broker::shared(),
+            t: Topics::new(name),
+            work,
+            hosts,
+            states,
+        }
+    }
+
+    /// Process `p` of two, `w` workers each.
+    fn start(&self, w: usize, p: usize) -> Job {
+        Job::start(
+            self.broker,
+            &self.states[p],
+            &args(&self.t, &self.hosts, (2, w, p)),
+        )
+    }
+
+    fn start_both(&self, w: usize) -> [Job; 2] {
+        [self.start(w, 0), self.start(w, 1)]
+    }
+
+    /// Starts both processes, waits until they caught up, checks the
+    /// partitions process 1 reads, and compares the output topic with a
+    /// backfill of the dumped input.
+    fn catch_up_and_compare(&self, w: usize, partitions_of_1: &[u64]) {
+        let mut jobs = self.start_both(w);
+        let written = jobs[0].wait_caught_up(self.broker, &self.t.events, Duration::from_secs(240));
+        jobs[1].assert_running();
+        let status = jobs[1].status().expect("process 1's status");
+        let parts: Vec<u64> = status["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .map(|p| p["partition"].as_u64().expect("partition"))
+            .collect();
+        assert_eq!(parts, partitions_of_1, "{status}");
+        check_against_backfill(
+            self.broker,
+            &self.work.path,
+            &demo_hunt(),
+            &self.t.events,
+            &self.t.notifications,
+            &self.t.rejects,
+            written,
+        );
+    }
+}
+
+/// The job's arguments for a single process (`-n 1`, no hostfile).
+fn alone(t: &Topics, hosts: &Path) -> Vec<String> {
+    let mut single = args(t, hosts, (1, 1, 0));
+    let at = single.iter().position(|a| a == "-h").expect("-h");
+    single.drain(at..at + 2);
+    single
 }
 
 /// The job's log from byte `from` on.
@@ -95,29 +159,26 @@ fn log_len(state: &Path) -> u64 {
 
 #[test]
 fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
-    let broker = Broker::shared();
-    let t = Topics::new("cluster-crash");
-    let work = common::Scratch::new("cluster-kafka-crash");
-    let cfg = broker.config();
+    let c = Case::new("cluster-crash");
+    let cfg = c.broker.config();
     huntflow::kafka::admin::Admin::new(&cfg)
         .unwrap()
-        .ensure_topic(&t.events, 4)
+        .ensure_topic(&c.t.events, 4)
         .unwrap();
     // Input keeps arriving while processes are killed and restarted (a
     // process takes some seconds to start: it reads what its outputs hold).
     let feeder = {
-        let (cfg, events) = (cfg.clone(), t.events.clone());
+        let (cfg, events) = (cfg.clone(), c.t.events.clone());
         std::thread::spawn(move || {
             tools::produce(&cfg, &events, 4, &demo_files(), Some(6_000.0), false).unwrap()
         })
     };
-    let hosts = hostfile(&work.path, 2);
-    let states = [work.join("state-0"), work.join("state-1")];
+    let states = &c.states;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut committed_before_kill = 0;
     for round in 0..4 {
         let from = [log_len(&states[0]), log_len(&states[1])];
-        let mut jobs = start_both(broker, &states, &t, &hosts);
+        let mut jobs = c.start_both(1);
         std::thread::sleep(Duration::from_millis(rng.random_range(5000..9000)));
         for job in jobs.iter_mut() {
             job.assert_running();
@@ -150,27 +211,32 @@ fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
         "too few rounds got as far as a snapshot: {committed_before_kill}"
     );
     feeder.join().unwrap();
-    let mut jobs = start_both(broker, &states, &t, &hosts);
-    let written = jobs[0].wait_caught_up(broker, &t.events, Duration::from_secs(240));
-    jobs[1].assert_running();
-    // Both processes read their share: process 1 reads partitions 1 and 3.
-    let status = jobs[1].status().expect("process 1's status");
-    let parts: Vec<u64> = status["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["partition"].as_u64().unwrap())
-        .collect();
-    assert_eq!(parts, vec![1, 3], "{status}");
-    check_against_backfill(
-        broker,
-        &work.path,
-        &demo_hunt(),
-        &t.events,
-        &t.notifications,
-        &t.rejects,
-        written,
-    );
+    // Process 1 reads partitions 1 and 3.
+    c.catch_up_and_compare(1, &[1, 3]);
+}
+
+#[test]
+fn a_process_that_reads_no_partition_follows_the_others() {
+    // Two partitions over 2×2 workers: process 1's workers read none.
+    let c = Case::new("cluster-idle-process");
+    tools::produce(
+        &c.broker.config(),
+        &c.t.events,
+        2,
+        &demo_files(),
+        None,
+        false,
+    )
+    .unwrap();
+    {
+        let mut jobs = c.start_both(2);
+        wait_for_snapshot(&mut jobs);
+        std::thread::sleep(Duration::from_millis(1500));
+        jobs[0].kill9();
+        let (ok, said) = jobs[1].wait_exit(Duration::from_secs(20));
+        assert!(!ok && said.contains("lost process 0"), "{said}");
+    }
+    c.catch_up_and_compare(2, &[]);
 }
 
 /// Waits until every one of `jobs` has committed a snapshot.
@@ -187,23 +253,24 @@ fn wait_for_snapshot(jobs: &mut [Job]) {
 
 #[test]
 fn a_state_dir_refuses_another_cluster_layout() {
-    let broker = Broker::shared();
-    let t = Topics::new("cluster-layout");
-    let work = common::Scratch::new("cluster-kafka-layout");
-    let cfg = broker.config();
-    tools::produce(&cfg, &t.events, 2, &demo_files()[..1], None, false).unwrap();
-    let hosts = hostfile(&work.path, 2);
-    let states = [work.join("state-0"), work.join("state-1")];
+    let c = Case::new("cluster-layout");
+    let (broker, t, work, hosts, states) = (c.broker, &c.t, &c.work, &c.hosts, &c.states);
+    tools::produce(
+        &broker.config(),
+        &t.events,
+        2,
+        &demo_files()[..1],
+        None,
+        false,
+    )
+    .unwrap();
     {
-        let mut jobs = start_both(broker, &states, &t, &hosts);
+        let mut jobs = c.start_both(1);
         wait_for_snapshot(&mut jobs);
     }
     let state1 = states[1].display().to_string();
     // One process alone (-n 1) on process 1's state directory.
-    let mut single = args(&t, &hosts, (1, 1, 0));
-    let at = single.iter().position(|a| a == "-h").unwrap();
-    single.drain(at..at + 2);
-    let (code, said) = Job::run_to_end(broker, &states[1], &single);
+    let (code, said) = Job::run_to_end(broker, &states[1], &alone(t, hosts));
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains(&state1) && said.contains("built with -n 2, started with -n 1"),
@@ -211,21 +278,21 @@ fn a_state_dir_refuses_another_cluster_layout() {
     );
     // Three processes.
     let hosts3 = hostfile(&work.path, 3);
-    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts3, (3, 1, 1)));
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(t, &hosts3, (3, 1, 1)));
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains(&state1) && said.contains("built with -n 2, started with -n 3"),
         "{said}"
     );
     // Other worker threads.
-    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts, (2, 2, 1)));
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(t, hosts, (2, 2, 1)));
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("built with -w 1, started with -w 2"),
         "{said}"
     );
     // Another process's state directory.
-    let (code, said) = Job::run_to_end(broker, &states[1], &args(&t, &hosts, (2, 1, 0)));
+    let (code, said) = Job::run_to_end(broker, &states[1], &args(t, hosts, (2, 1, 0)));
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("built by process -p 1, started as -p 0"),
@@ -234,13 +301,10 @@ fn a_state_dir_refuses_another_cluster_layout() {
     // A single process's state directory joined to a cluster.
     let lone = work.join("state-lone");
     {
-        let mut one = args(&t, &hosts, (1, 1, 0));
-        let at = one.iter().position(|a| a == "-h").unwrap();
-        one.drain(at..at + 2);
-        let mut job = Job::start(broker, &lone, &one);
+        let mut job = Job::start(broker, &lone, &alone(t, hosts));
         wait_for_snapshot(std::slice::from_mut(&mut job));
     }
-    let (code, said) = Job::run_to_end(broker, &lone, &args(&t, &hosts, (2, 1, 0)));
+    let (code, said) = Job::run_to_end(broker, &lone, &args(t, hosts, (2, 1, 0)));
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("built by a single process (-n 1), started with -n 2"),
