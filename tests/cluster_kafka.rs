@@ -239,6 +239,46 @@ fn a_process_that_reads_no_partition_follows_the_others() {
     c.catch_up_and_compare(2, &[]);
 }
 
+#[test]
+fn a_process_ahead_of_process_0_drops_its_newer_snapshot() {
+    let c = Case::new("cluster-ahead");
+    tools::produce(
+        &c.broker.config(),
+        &c.t.events,
+        4,
+        &demo_files(),
+        None,
+        false,
+    )
+    .unwrap();
+    let mut jobs = c.start_both(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs.iter().any(|j| j.snapshots().len() < 2) {
+        assert!(Instant::now() < deadline, "no two snapshots within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    jobs[0].kill9();
+    let (ok, said) = jobs[1].wait_exit(Duration::from_secs(20));
+    assert!(!ok && said.contains("lost process 0"), "{said}");
+    // As if process 0 had been killed before it committed its newest
+    // snapshot, which process 1 holds.
+    let newest = *jobs[0].snapshots().last().expect("a snapshot");
+    let dir = c.states[0].join(format!("snapshots/{newest:020}"));
+    std::fs::remove_dir_all(dir).unwrap();
+    assert!(jobs[1].snapshots().contains(&newest));
+    drop(jobs);
+    let from = log_len(&c.states[1]);
+    c.catch_up_and_compare(1, &[1, 3]);
+    let said = log_since(&c.states[1], from);
+    assert!(
+        said.contains(&format!(
+            "resuming from snapshot {}, the newest every process holds",
+            newest - 1
+        )),
+        "{said}"
+    );
+}
+
 /// Waits until every one of `jobs` has committed a snapshot.
 fn wait_for_snapshot(jobs: &mut [Job]) {
     let deadline = Instant::now() + Duration::from_secs(60);
