@@ -108,6 +108,12 @@ impl Case {
         )
     }
 
+    /// The demo `files` into the events topic, with `partitions` partitions.
+    fn produce(&self, partitions: u32, files: &[PathBuf]) {
+        let cfg = self.broker.config();
+        tools::produce(&cfg, &self.t.events, partitions, files, None, false).unwrap();
+    }
+
     fn start_both(&self, w: usize) -> [Job; 2] {
         [self.start(w, 0), self.start(w, 1)]
     }
@@ -219,22 +225,12 @@ fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
 fn a_process_that_reads_no_partition_follows_the_others() {
     // Two partitions over 2×2 workers: process 1's workers read none.
     let c = Case::new("cluster-idle-process");
-    tools::produce(
-        &c.broker.config(),
-        &c.t.events,
-        2,
-        &demo_files(),
-        None,
-        false,
-    )
-    .unwrap();
+    c.produce(2, &demo_files());
     {
         let mut jobs = c.start_both(2);
-        wait_for_snapshot(&mut jobs);
+        wait_for_snapshots(&mut jobs, 1);
         std::thread::sleep(Duration::from_millis(1500));
-        jobs[0].kill9();
-        let (ok, said) = jobs[1].wait_exit(Duration::from_secs(20));
-        assert!(!ok && said.contains("lost process 0"), "{said}");
+        kill_process_0(&mut jobs);
     }
     c.catch_up_and_compare(2, &[]);
 }
@@ -242,24 +238,10 @@ fn a_process_that_reads_no_partition_follows_the_others() {
 #[test]
 fn a_process_ahead_of_process_0_drops_its_newer_snapshot() {
     let c = Case::new("cluster-ahead");
-    tools::produce(
-        &c.broker.config(),
-        &c.t.events,
-        4,
-        &demo_files(),
-        None,
-        false,
-    )
-    .unwrap();
+    c.produce(4, &demo_files());
     let mut jobs = c.start_both(1);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while jobs.iter().any(|j| j.snapshots().len() < 2) {
-        assert!(Instant::now() < deadline, "no two snapshots within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    jobs[0].kill9();
-    let (ok, said) = jobs[1].wait_exit(Duration::from_secs(20));
-    assert!(!ok && said.contains("lost process 0"), "{said}");
+    wait_for_snapshots(&mut jobs, 2);
+    kill_process_0(&mut jobs);
     // As if process 0 had been killed before it committed its newest
     // snapshot, which process 1 holds.
     let newest = *jobs[0].snapshots().last().expect("a snapshot");
@@ -279,34 +261,33 @@ fn a_process_ahead_of_process_0_drops_its_newer_snapshot() {
     );
 }
 
-/// Waits until every one of `jobs` has committed a snapshot.
-fn wait_for_snapshot(jobs: &mut [Job]) {
+/// Waits until every one of `jobs` holds `n` snapshots.
+fn wait_for_snapshots(jobs: &mut [Job], n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while jobs.iter().any(|j| j.snapshots().is_empty()) {
+    while jobs.iter().any(|j| j.snapshots().len() < n) {
         for job in jobs.iter_mut() {
             job.assert_running();
         }
-        assert!(Instant::now() < deadline, "no snapshot within 60 s");
+        assert!(Instant::now() < deadline, "not {n} snapshots within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Kills process 0; process 1 stops by itself, naming it.
+fn kill_process_0(jobs: &mut [Job; 2]) {
+    jobs[0].kill9();
+    let (ok, said) = jobs[1].wait_exit(Duration::from_secs(20));
+    assert!(!ok && said.contains("lost process 0"), "{said}");
 }
 
 #[test]
 fn a_state_dir_refuses_another_cluster_layout() {
     let c = Case::new("cluster-layout");
     let (broker, t, work, hosts, states) = (c.broker, &c.t, &c.work, &c.hosts, &c.states);
-    tools::produce(
-        &broker.config(),
-        &t.events,
-        2,
-        &demo_files()[..1],
-        None,
-        false,
-    )
-    .unwrap();
+    c.produce(2, &demo_files()[..1]);
     {
         let mut jobs = c.start_both(1);
-        wait_for_snapshot(&mut jobs);
+        wait_for_snapshots(&mut jobs, 1);
     }
     let state1 = states[1].display().to_string();
     // One process alone (-n 1) on process 1's state directory.
@@ -342,7 +323,7 @@ fn a_state_dir_refuses_another_cluster_layout() {
     let lone = work.join("state-lone");
     {
         let mut job = Job::start(broker, &lone, &alone(t, hosts));
-        wait_for_snapshot(std::slice::from_mut(&mut job));
+        wait_for_snapshots(std::slice::from_mut(&mut job), 1);
     }
     let (code, said) = Job::run_to_end(broker, &lone, &args(t, hosts, (2, 1, 0)));
     assert_eq!(code, Some(2), "{said}");
