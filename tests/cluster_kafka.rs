@@ -261,6 +261,94 @@ fn a_process_ahead_of_process_0_drops_its_newer_snapshot() {
     );
 }
 
+#[test]
+fn process_0_serves_the_players_of_every_process() {
+    let c = Case::new("cluster-serve");
+    c.produce(4, &demo_files());
+    let addr = format!(
+        "127.0.0.1:{}",
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    );
+    let start = |p: usize| {
+        let mut a = args(&c.t, &c.hosts, (2, 1, p));
+        a.extend(["--serve".to_string(), addr.clone()]);
+        Job::start(c.broker, &c.states[p], &a)
+    };
+    let mut jobs = [start(0), start(1)];
+    let written = jobs[0].wait_caught_up(c.broker, &c.t.events, Duration::from_secs(240));
+    jobs[1].assert_running();
+    // The players of the output, by the process whose worker owns them.
+    let dump = c.work.join("dump-served");
+    tools::dump(&c.broker.config(), &c.t.notifications, &dump).unwrap();
+    let lines: Vec<serde_json::Value> = kafka_harness::read_parts(&dump)
+        .concat()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut players: Vec<String> = lines
+        .iter()
+        .filter_map(|v| v["player"].as_str().map(str::to_string))
+        .collect();
+    players.sort();
+    players.dedup();
+    let owner = |p: &str| huntflow::dataflow::facts::player_hash(p) % 2;
+    let mut asked = [0, 0];
+    for p in players.iter().take(40) {
+        let (status, got) = common::http::json(&addr, &format!("/v1/players/{p}"));
+        assert_eq!(status, 200, "player {p}: {got}");
+        let as_of = got["as_of"].as_u64().expect("as_of");
+        assert!(
+            as_of < written,
+            "player {p}: as_of {as_of}, written {written}"
+        );
+        // Its zones: those it entered and did not leave, by the output.
+        let mut zones = std::collections::BTreeSet::new();
+        for v in lines.iter().filter(|v| v["player"] == p.as_str()) {
+            if v["time"].as_u64().unwrap() > as_of {
+                continue;
+            }
+            let zone = v["zone"].as_str().map(str::to_string);
+            match (v["kind"].as_str(), zone) {
+                (Some("enter"), Some(z)) => zones.insert(z),
+                (Some("exit"), Some(z)) => zones.remove(&z),
+                _ => false,
+            };
+        }
+        let want: Vec<&String> = zones.iter().collect();
+        assert_eq!(
+            got["zones"],
+            serde_json::json!(want),
+            "player {p} at {as_of}"
+        );
+        asked[owner(p) as usize] += 1;
+    }
+    assert!(
+        asked[0] > 5 && asked[1] > 5,
+        "players by process: {asked:?}"
+    );
+    let (status, _) = common::http::json(&addr, "/v1/players/nobody-at-all");
+    assert_eq!(status, 404);
+    // Process 0 counts what every process read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = jobs[0].status().expect("process 0's status");
+        let (read, accepted, rejected) = (&s["read"], &s["accepted"], &s["rejected"]);
+        if read == 50_000 {
+            assert_eq!(
+                accepted.as_u64().unwrap() + rejected.as_u64().unwrap(),
+                50_000,
+                "{s}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "process 0 counts {read}: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until every one of `jobs` holds `n` snapshots.
 fn wait_for_snapshots(jobs: &mut [Job], n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -47,6 +47,8 @@ use crate::kafka::{KafkaConfig, KafkaError};
 use crate::model::hunt::{Hunt, HuntError};
 use crate::model::versions::{SharedVersions, Versions};
 use crate::output::OutputError;
+use crate::serve::cluster::Plane;
+use crate::serve::Live;
 use hunt_record::ChangeLog;
 pub use outputs::Target;
 use snapshot::{SnapshotError, StateDir};
@@ -146,27 +148,35 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
             .map(|_| HuntChangeCounts::default()),
         ..Stats::default()
     });
-    let live =
-        match &opts.serve {
-            None => None,
-            Some(serve) => Some(serve.launch(versions.clone(), stats.clone()).map_err(
-                |source| RunError::Serve {
+    // The API: served by process 0; the other processes of a cluster keep
+    // their players where process 0 can ask for them.
+    let live = match &opts.serve {
+        None => None,
+        Some(serve) if cluster.is_leader() => Some(
+            serve
+                .launch(versions.clone(), stats.clone())
+                .map_err(|source| RunError::Serve {
                     addr: serve.addr,
                     source,
-                },
-            )?),
-        };
+                })?,
+        ),
+        Some(serve) => Some(Live::new(versions.clone(), stats.clone(), serve.retention)),
+    };
+    let plane = match &live {
+        Some(live) if cluster.processes() > 1 => {
+            let plane = Plane::new(cluster.processes(), cluster.threads());
+            live.join_cluster(plane.clone());
+            Some(plane)
+        }
+        _ => None,
+    };
     loop {
         let started = std::time::Instant::now();
-        match run_once(
-            opts,
-            &cluster,
-            &hunt,
-            &versions,
-            &stats,
-            live.as_ref(),
-            &stop,
-        ) {
+        let serving = Serving {
+            live: live.clone(),
+            plane: plane.clone(),
+        };
+        match run_once(opts, &cluster, &hunt, &versions, &stats, serving, &stop) {
             Ok(Some(said)) => {
                 eprintln!("{said}");
                 return Ok(());
@@ -207,9 +217,6 @@ fn check(opts: &RunOptions) -> Result<Cluster, RunError> {
                 cluster.processes()
             ))
         };
-        if opts.serve.is_some() {
-            return Err(refuse("--serve"));
-        }
         if opts.hunt_topic.is_some() {
             return Err(refuse("--hunt-topic"));
         }
@@ -230,7 +237,8 @@ fn fingerprint(opts: &RunOptions, hunt: &Hunt) -> u64 {
         .text(format!("{:?}", opts.derived).as_bytes())
         .number(opts.idle.map_or(0, |d| d.as_millis() as u64 + 1))
         .number(opts.output_partitions.map_or(0, |n| u64::from(n) + 1))
-        .number(opts.slice as u64);
+        .number(opts.slice as u64)
+        .number(u64::from(opts.serve.is_some()));
     d.finish()
 }
 
@@ -275,13 +283,19 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
     Ok(stop)
 }
 
+/// The API's state, and in a cluster how process 0 reaches the others.
+struct Serving {
+    live: Option<Arc<Live>>,
+    plane: Option<Arc<Plane>>,
+}
+
 fn run_once(
     opts: &RunOptions,
     cluster: &Cluster,
     hunt: &Arc<Hunt>,
     versions: &SharedVersions,
     stats: &Arc<Stats>,
-    live: Option<&Arc<crate::serve::Live>>,
+    serving: Serving,
     stop: &Arc<AtomicBool>,
 ) -> Result<Option<String>, RunError> {
     let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
@@ -340,7 +354,7 @@ fn run_once(
     } else {
         None
     };
-    if let Some(live) = live {
+    if let Some(live) = &serving.live {
         // The API state is rebuilt from the snapshot like the rest.
         live.reset();
     }
@@ -358,7 +372,8 @@ fn run_once(
         input_partitions,
         opened,
         stats: stats.clone(),
-        live: live.cloned(),
+        live: serving.live,
+        plane: serving.plane,
         stop: stop.clone(),
     }
     .run()

@@ -35,6 +35,7 @@ use timely::dataflow::{Scope, Stream};
 use super::RunError;
 use crate::dataflow::Control;
 use crate::input::kafka::{Shared, SourceHandle};
+use crate::input::stats::{Counts, Stats};
 use crate::job::cluster::{Cluster, HeldEpochs};
 
 /// The file naming the cluster a state directory was built by.
@@ -189,6 +190,8 @@ pub enum Report {
         epoch: u64,
         rejects: Vec<(u64, u64)>,
     },
+    /// What a process other than 0 read since its last report.
+    Counts(Counts),
 }
 
 /// Reports a worker has yet to send.
@@ -198,13 +201,15 @@ pub type Outbox = Rc<RefCell<Vec<Report>>>;
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
 /// Builds a worker's reports to worker 0, and worker 0's end, which hands
-/// each report to `receive`. The reports' operator keeps its capability at
-/// time 0: nothing but worker 0's end follows its stream.
+/// each report to `receive`; `counts`: this process's counts, which this
+/// worker reports. The reports' operator keeps its capability at time 0:
+/// nothing but worker 0's end follows its stream.
 pub fn reports<'scope>(
     scope: Scope<'scope, u64>,
     shared: Arc<Shared>,
     sources: SourceHandle,
     outbox: Outbox,
+    counts: Option<Arc<Stats>>,
     receive: Box<dyn Fn(Report)>,
 ) {
     let index = scope.index();
@@ -212,6 +217,7 @@ pub fn reports<'scope>(
         let activator = scope.activator_for(info.address);
         let mut last_low = None;
         let mut status_at: Option<Instant> = None;
+        let mut reported = Counts::default();
         move |output| {
             let mut session = output.session(&cap);
             let low = shared.low(index);
@@ -233,6 +239,14 @@ pub fn reports<'scope>(
                         frontier,
                         latest,
                     });
+                }
+                if let Some(stats) = &counts {
+                    let now = stats.totals();
+                    let new = now.since(&reported);
+                    if new != Counts::default() {
+                        session.give(Report::Counts(new));
+                        reported = now;
+                    }
                 }
             }
             for r in outbox.borrow_mut().drain(..) {

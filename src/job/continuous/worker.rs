@@ -79,6 +79,8 @@ pub(crate) struct Job {
     pub opened: Option<Opened>,
     pub stats: Arc<Stats>,
     pub live: Option<Arc<crate::serve::Live>>,
+    /// In a cluster with the API: how process 0 asks the others.
+    pub plane: Option<Arc<crate::serve::cluster::Plane>>,
     /// Set by SIGTERM or SIGINT: stop after a last snapshot.
     pub stop: Arc<AtomicBool>,
 }
@@ -155,8 +157,9 @@ impl Coordinator {
         }
     }
 
-    /// (Process 0) a report from a worker of the cluster.
-    fn receive(&self, report: Report) {
+    /// (Process 0) a report from a worker of the cluster; what other
+    /// processes read is added to `stats`.
+    fn receive(&self, report: Report, stats: &Stats) {
         match report {
             Report::Low { worker, low } => {
                 let slot = self
@@ -175,10 +178,12 @@ impl Coordinator {
                 frontier,
                 latest,
             } => {
+                stats.progress(partition, Some(frontier), latest);
                 if let Ok(mut status) = self.status.lock() {
                     status.insert(partition, (next, frontier, latest));
                 }
             }
+            Report::Counts(counts) => stats.count(&counts),
             Report::Committed {
                 process,
                 epoch,
@@ -230,6 +235,7 @@ impl Job {
             opened,
             stats,
             live,
+            plane,
             stop,
         } = self;
         let workers = opts.workers;
@@ -342,12 +348,17 @@ impl Job {
                 let outbox = Outbox::default();
                 if in_cluster {
                     let receiver = coord.clone();
+                    let counted = stats.clone();
+                    // The first worker of each process but 0 reports its
+                    // process's counts.
+                    let counts = (local == 0 && !leader).then(|| stats.clone());
                     peers::reports(
                         scope,
                         shared.clone(),
                         sources.clone(),
                         outbox.clone(),
-                        Box::new(move |r| receiver.receive(r)),
+                        counts,
+                        Box::new(move |r| receiver.receive(r, &counted)),
                     );
                 }
                 let controls = control::build(
@@ -409,6 +420,9 @@ impl Job {
                 Ok(handles) => handles,
                 Err(e) => return coord.fail(e.into()),
             };
+            if let (Some(plane), Some(live)) = (&plane, &live) {
+                crate::serve::cluster::build(worker, plane.clone(), live.clone());
+            }
             let mut me = WorkerLoop {
                 index,
                 local,
