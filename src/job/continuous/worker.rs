@@ -20,6 +20,14 @@
 //!
 //! A graceful stop (SIGTERM, SIGINT) stops the reading, takes a last
 //! snapshot at the input frontier, and ends the job.
+//!
+//! In a cluster ([`super::peers`]) worker 0 (on process 0) asks for the
+//! snapshots and its control operator follows the least frontier of every
+//! process's sources; the markers reach the other processes' sources
+//! through a relay; the first worker of each other process commits that
+//! process's snapshot in its own state directory and reports it; worker 0
+//! commits once every process has, and worker 0 has written every reject
+//! read before the captures. A stop ends the process at once.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -418,7 +426,13 @@ impl Job {
             });
             let (sources, assembled, control_rejects, outbox) = match built {
                 Ok(handles) => handles,
-                Err(e) => return coord.fail(e.into()),
+                Err(e) => {
+                    coord.fail(e.into());
+                    if in_cluster {
+                        end_process(&coord);
+                    }
+                    return;
+                }
             };
             if let (Some(plane), Some(live)) = (&plane, &live) {
                 crate::serve::cluster::build(worker, plane.clone(), live.clone());
@@ -460,13 +474,7 @@ impl Job {
                 me.tick();
             }
             if in_cluster && local == 0 {
-                // Ending the workers of a cluster's process waits for its
-                // peers to close their connections, which they do only once
-                // this process has ended: it ends at once, and they notice.
-                let failure = coord.failure.lock().ok().and_then(|mut f| f.take());
-                let why = failure.map_or_else(|| "stopped".to_string(), |e| e.to_string());
-                eprintln!("huntflow: {why}");
-                std::process::exit(2);
+                end_process(&coord);
             }
             // The job's dataflow never completes by itself (its sources
             // hold their capabilities): it is dropped.
@@ -484,6 +492,17 @@ impl Job {
         let failure = job_coord.failure.lock().ok().and_then(|mut f| f.take());
         Err(failure.unwrap_or_else(|| RunError::Dataflow("stopped".into())))
     }
+}
+
+/// Ends a process of a cluster whose job stopped, with its failure. Ending
+/// its workers would wait for its peers to close their connections, which
+/// they do only once this process has ended: it ends at once, and they
+/// notice.
+fn end_process(coord: &Coordinator) -> ! {
+    let failure = coord.failure.lock().ok().and_then(|mut f| f.take());
+    let why = failure.map_or_else(|| "stopped".to_string(), |e| e.to_string());
+    eprintln!("huntflow: {why}");
+    std::process::exit(2);
 }
 
 /// Splits a loaded snapshot by this process's `workers` workers (global
