@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use huntflow::generate::{self, GenerateOptions};
 use huntflow::job::backfill::{self, BackfillOptions};
-use huntflow::job::cluster::{Cluster, ClusterFlags};
+use huntflow::job::cluster::ClusterFlags;
 use huntflow::job::continuous::{RunOptions, Target};
 use huntflow::kafka::{tools, KafkaConfig};
 
@@ -355,13 +355,6 @@ fn backfill(args: BackfillArgs) -> anyhow::Result<()> {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let cluster = args.cluster.flags();
-    let checked = Cluster::load(args.workers, &cluster)?;
-    if checked.processes() > 1 {
-        anyhow::bail!(
-            "run: the continuous job runs as one process for now (-n {}); backfill runs as a cluster",
-            checked.processes()
-        );
-    }
     let opts = RunOptions {
         cluster,
         hunt: args.hunt,

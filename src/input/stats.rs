@@ -96,6 +96,20 @@ impl Stats {
         latest
     }
 
+    /// What was read so far, as one batch.
+    pub fn totals(&self) -> Counts {
+        let mut rejected = [0; 8];
+        for (n, slot) in rejected.iter_mut().zip(&self.rejected) {
+            *n = slot.load(Ordering::Relaxed);
+        }
+        Counts {
+            read: self.read.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected,
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
     /// Adds what one batch read.
     pub fn count(&self, c: &Counts) {
         self.read.fetch_add(c.read, Ordering::Relaxed);
@@ -131,6 +145,24 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// What was read since `before` (an earlier total of the same source).
+    pub fn since(&self, before: &Counts) -> Counts {
+        let mut rejected = [0; 8];
+        for ((n, now), then) in rejected
+            .iter_mut()
+            .zip(&self.rejected)
+            .zip(&before.rejected)
+        {
+            *n = now.saturating_sub(*then);
+        }
+        Counts {
+            read: self.read.saturating_sub(before.read),
+            accepted: self.accepted.saturating_sub(before.accepted),
+            rejected,
+            bytes: self.bytes.saturating_sub(before.bytes),
+        }
+    }
+
     pub fn reject(&mut self, invalid: &Invalid) {
         if let Some(n) = self.rejected.get_mut(invalid.reason.index()) {
             *n += 1;

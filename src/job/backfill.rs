@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::assemble::{self, Assembly, Outputs, Writer};
-use super::cluster::{Cluster, ClusterError, ClusterFlags};
+use super::cluster::{Cluster, ClusterError, ClusterFlags, Digest};
 use crate::input::admission::max_ahead_ms;
 use crate::input::changes::{self, ChangeLog};
 use crate::input::files::{self, Partition, Throttle};
@@ -238,29 +238,19 @@ fn check(opts: &BackfillOptions) -> Result<Cluster, BackfillError> {
 /// A digest of what every process of a cluster must agree on: what it
 /// computes and the shape of its dataflow.
 fn fingerprint(opts: &BackfillOptions, hunt: &Hunt, changes: Option<&[u8]>) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    let mut text = |bytes: &[u8]| {
-        h.write_u64(bytes.len() as u64);
-        h.write(bytes);
-    };
-    text(b"backfill");
-    text(hunt.text.toml.as_bytes());
-    text(hunt.text.geojson.as_deref().unwrap_or("").as_bytes());
-    text(changes.unwrap_or(b"no change log"));
+    let mut d = Digest::default();
+    d.text(b"backfill")
+        .text(hunt.text.toml.as_bytes())
+        .text(hunt.text.geojson.as_deref().unwrap_or("").as_bytes())
+        .text(changes.unwrap_or(b"no change log"));
     for input in &opts.inputs {
-        text(input.as_os_str().as_encoded_bytes());
+        d.text(input.as_os_str().as_encoded_bytes());
     }
-    let flags = [
-        opts.inputs.len() as u64,
-        opts.slice as u64,
-        u64::from(opts.serve.is_some()),
-        u64::from(opts.single_writer),
-    ];
-    for f in flags {
-        h.write_u64(f);
-    }
-    h.finish()
+    d.number(opts.inputs.len() as u64)
+        .number(opts.slice as u64)
+        .number(u64::from(opts.serve.is_some()))
+        .number(u64::from(opts.single_writer));
+    d.finish()
 }
 
 /// What process 0 writes, opened: everything but the API.

@@ -13,7 +13,9 @@
 //! a second connection for the heartbeat, and a handshake: each connection starts with both processes' index,
 //! `-n`, `-w` and a fingerprint of the job's arguments, so that a process
 //! started with other arguments, or twice with one index, is refused with a
-//! message instead of computing garbage. Nothing is printed on standard
+//! message instead of computing garbage; and with the snapshots each holds
+//! (the continuous job resumes from the newest every process holds:
+//! [`Cluster::connect`], then [`Connected::execute`]). Nothing is printed on standard
 //! output (timely's own connection code prints there).
 //!
 //! Failures: when a connection fails (a peer's process ended, its machine
@@ -279,15 +281,27 @@ impl Cluster {
         T: Send + 'static,
         F: Fn(&mut Worker) -> T + Send + Sync + 'static,
     {
+        self.connect(fingerprint, HeldEpochs::default())?
+            .execute(func)
+    }
+
+    /// Connects to the other processes (nothing to do for one process),
+    /// telling them which snapshots this process `held`; the result says
+    /// which every process holds and starts the workers.
+    pub fn connect(&self, fingerprint: u64, held: HeldEpochs) -> Result<Connected, ClusterError> {
         let config = self.timely_config();
         let CommunicationConfig::Cluster {
             threads,
             process,
-            addresses,
+            ref addresses,
             ..
         } = config.communication
         else {
-            return timely::execute(config, func).map_err(ClusterError::Start);
+            return Ok(Connected {
+                config,
+                held: vec![held],
+                sockets: None,
+            });
         };
         let hello = Hello {
             index: process as u64,
@@ -295,12 +309,60 @@ impl Cluster {
             threads: threads as u64,
             fingerprint,
             channel: DATA,
+            held,
         };
-        let Connections { data, beats } = connect(&addresses, hello, self.connect_timeout)?;
+        let Connections { data, beats, held } = connect(addresses, hello, self.connect_timeout)?;
         watch_failures(addresses.clone());
         for (peer, stream) in beats {
             heartbeat(peer, addresses[peer].clone(), stream);
         }
+        Ok(Connected {
+            config,
+            held,
+            sockets: Some(data),
+        })
+    }
+}
+
+/// The snapshots a process of the continuous job holds: epochs `oldest` to
+/// `newest` (both 0: none; a backfill holds none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldEpochs {
+    pub oldest: u64,
+    pub newest: u64,
+}
+
+/// A process connected to the others, its workers not started yet.
+pub struct Connected {
+    config: timely::Config,
+    /// By process, the snapshots each holds.
+    held: Vec<HeldEpochs>,
+    /// timely's connections, one per process (`None` for this one); `None`
+    /// for a single process.
+    sockets: Option<Vec<Option<TcpStream>>>,
+}
+
+impl Connected {
+    /// By process, the snapshots each holds (as each said when connecting).
+    pub fn held(&self) -> &[HeldEpochs] {
+        &self.held
+    }
+
+    /// Starts this process's workers, each running `func`.
+    pub fn execute<T, F>(self, func: F) -> Result<WorkerGuards<T>, ClusterError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Worker) -> T + Send + Sync + 'static,
+    {
+        let Some(data) = self.sockets else {
+            return timely::execute(self.config, func).map_err(ClusterError::Start);
+        };
+        let CommunicationConfig::Cluster {
+            threads, process, ..
+        } = self.config.communication
+        else {
+            return Err(ClusterError::Start("not a cluster".into()));
+        };
         let hooks = Hooks::default();
         let local =
             ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
@@ -308,8 +370,33 @@ impl Cluster {
             initialize_networking_from_sockets(local, data, process, threads, hooks)
                 .map_err(|e| ClusterError::Start(e.to_string()))?;
         let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
-        timely::execute::execute_from(builders, Box::new(comms), config.worker, func)
+        timely::execute::execute_from(builders, Box::new(comms), self.config.worker, func)
             .map_err(ClusterError::Start)
+    }
+}
+
+/// A digest of what every process of a cluster must agree on (the
+/// handshake's fingerprint): texts and numbers, in order.
+#[derive(Default)]
+pub struct Digest(rustc_hash::FxHasher);
+
+impl Digest {
+    pub fn text(&mut self, bytes: &[u8]) -> &mut Self {
+        use std::hash::Hasher;
+        self.0.write_u64(bytes.len() as u64);
+        self.0.write(bytes);
+        self
+    }
+
+    pub fn number(&mut self, n: u64) -> &mut Self {
+        use std::hash::Hasher;
+        self.0.write_u64(n);
+        self
+    }
+
+    pub fn finish(&self) -> u64 {
+        use std::hash::Hasher;
+        self.0.finish()
     }
 }
 
@@ -390,12 +477,14 @@ struct Hello {
     fingerprint: u64,
     /// [`DATA`] (timely's) or [`BEAT`] (the heartbeat).
     channel: u64,
+    /// The snapshots this process holds (the continuous job).
+    held: HeldEpochs,
 }
 
 const MAGIC: &[u8; 8] = b"huntflow";
 /// The handshake's version.
-const VERSION: u64 = 1;
-const HELLO_BYTES: usize = 8 + 6 * 8;
+const VERSION: u64 = 2;
+const HELLO_BYTES: usize = 8 + 8 * 8;
 /// The connection timely's workers talk over.
 const DATA: u64 = 0;
 /// The connection of the heartbeat (see [`heartbeat`]).
@@ -416,6 +505,8 @@ impl Hello {
             self.threads,
             self.fingerprint,
             self.channel,
+            self.held.oldest,
+            self.held.newest,
         ];
         for (i, f) in fields.iter().enumerate() {
             out[8 + i * 8..16 + i * 8].copy_from_slice(&f.to_be_bytes());
@@ -435,6 +526,10 @@ impl Hello {
             threads: field(3),
             fingerprint: field(4),
             channel: field(5),
+            held: HeldEpochs {
+                oldest: field(6),
+                newest: field(7),
+            },
         })
     }
 
@@ -507,12 +602,17 @@ fn settle(stream: &TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// timely's connection to a peer, and the snapshots the peer holds.
+type Peer = (TcpStream, HeldEpochs);
+
 /// The connections of one process to the others.
 struct Connections {
     /// timely's, one per process, `None` at this process's index.
     data: Vec<Option<TcpStream>>,
     /// The heartbeats', by process.
     beats: Vec<(usize, TcpStream)>,
+    /// By process, the snapshots each holds.
+    held: Vec<HeldEpochs>,
 }
 
 /// Connects this process (`mine.index`) to every other, twice (timely's
@@ -549,9 +649,12 @@ fn connect(
     });
     let (lower, lower_beats) = lower?;
     let (higher, higher_beats) = higher?;
-    let mut data: Vec<Option<TcpStream>> = lower.into_iter().map(Some).collect();
+    let mut held: Vec<HeldEpochs> = lower.iter().map(|(_, h)| *h).collect();
+    held.push(mine.held);
+    held.extend(higher.iter().map(|(_, h)| *h));
+    let mut data: Vec<Option<TcpStream>> = lower.into_iter().map(|(s, _)| Some(s)).collect();
     data.push(None);
-    data.extend(higher.into_iter().map(Some));
+    data.extend(higher.into_iter().map(|(s, _)| Some(s)));
     for s in data.iter().flatten() {
         settle(s).map_err(|e| ClusterError::Start(format!("setting up a connection: {e}")))?;
     }
@@ -565,7 +668,7 @@ fn connect(
                 .map(|(i, s)| (me + 1 + i, s)),
         )
         .collect();
-    Ok(Connections { data, beats })
+    Ok(Connections { data, beats, held })
 }
 
 fn resolve(address: &str) -> std::io::Result<Vec<SocketAddr>> {
@@ -579,7 +682,7 @@ fn connect_lower(
     mine: &Hello,
     deadline: Instant,
     timeout: Duration,
-) -> Result<(Vec<TcpStream>, Vec<TcpStream>), ClusterError> {
+) -> Result<(Vec<Peer>, Vec<TcpStream>), ClusterError> {
     let me = mine.index as usize;
     let mut data = Vec::with_capacity(me);
     let mut beats = Vec::with_capacity(me);
@@ -589,19 +692,20 @@ fn connect_lower(
             channel: BEAT,
             ..*mine
         };
-        beats.push(connect_one(peer, address, &beat, deadline, timeout)?);
+        beats.push(connect_one(peer, address, &beat, deadline, timeout)?.0);
     }
     Ok((data, beats))
 }
 
-/// One connection to process `peer`, handshake done.
+/// One connection to process `peer`, handshake done, and what the peer
+/// holds.
 fn connect_one(
     peer: usize,
     address: &str,
     mine: &Hello,
     deadline: Instant,
     timeout: Duration,
-) -> Result<TcpStream, ClusterError> {
+) -> Result<(TcpStream, HeldEpochs), ClusterError> {
     let mut stream = loop {
         let attempt = resolve(address).and_then(|addrs| {
             let mut err = std::io::Error::other("the name resolves to no address");
@@ -646,7 +750,7 @@ fn connect_one(
     if let Some(why) = mine.disagreement(&theirs, address) {
         return Err(ClusterError::Handshake(why));
     }
-    Ok(stream)
+    Ok((stream, theirs.held))
 }
 
 /// Accepts processes `me+1..n` (timely's connection and the heartbeat's
@@ -657,10 +761,11 @@ fn accept_higher(
     mine: &Hello,
     deadline: Instant,
     timeout: Duration,
-) -> Result<(Vec<TcpStream>, Vec<TcpStream>), ClusterError> {
+) -> Result<(Vec<Peer>, Vec<TcpStream>), ClusterError> {
     let me = mine.index as usize;
     let n = addresses.len();
     let mut data: Vec<Option<TcpStream>> = (me + 1..n).map(|_| None).collect();
+    let mut held: Vec<HeldEpochs> = (me + 1..n).map(|_| HeldEpochs::default()).collect();
     let mut beats: Vec<Option<TcpStream>> = (me + 1..n).map(|_| None).collect();
     listener
         .set_nonblocking(true)
@@ -717,6 +822,7 @@ fn accept_higher(
         let slots = if theirs.channel == BEAT {
             &mut beats
         } else {
+            held[peer - me - 1] = theirs.held;
             &mut data
         };
         let slot = &mut slots[peer - me - 1];
@@ -728,7 +834,7 @@ fn accept_higher(
         *slot = Some(stream);
     }
     Ok((
-        data.into_iter().flatten().collect(),
+        data.into_iter().flatten().zip(held).collect(),
         beats.into_iter().flatten().collect(),
     ))
 }
@@ -939,6 +1045,10 @@ mod tests {
             threads: 2,
             fingerprint: 7,
             channel: DATA,
+            held: HeldEpochs {
+                oldest: 3,
+                newest: 4,
+            },
         };
         let theirs = Hello { index: 1, ..mine };
         assert_eq!(Hello::decode(&theirs.encode()), Some(theirs));

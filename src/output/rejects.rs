@@ -13,9 +13,13 @@
 //! whatever the number of workers ([`When::Complete`]). The continuous job
 //! writes each reject as it is read, on the worker that read it
 //! ([`When::AsRead`]): a snapshot then records input offsets that cover
-//! exactly the rejects written, and a restart re-reads the rest.
+//! exactly the rejects written, and a restart re-reads the rest. In a
+//! cluster, the continuous job's rejects go to worker 0 as they are read,
+//! and are written there in the order each worker read them
+//! ([`When::Gathered`]); its snapshot waits until worker 0 has written, for
+//! each input partition, the rejects emitted before the capture.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
@@ -148,6 +152,7 @@ pub type SharedRejects = Arc<Mutex<Box<dyn RejectSink>>>;
 pub enum When {
     Complete,
     AsRead,
+    Gathered,
 }
 
 /// Rejects as JSON Lines to a file or standard output, skipping those it
@@ -225,11 +230,22 @@ impl RejectSink for FileRejects {
 /// How many rejects this worker's sink has written ([`When::AsRead`]): a
 /// snapshot waits until it has written every reject its source emitted.
 #[derive(Clone, Default)]
-pub struct Written(Rc<Cell<u64>>);
+pub struct Written(Rc<Cell<u64>>, Rc<RefCell<BTreeMap<u32, u64>>>);
 
 impl Written {
     pub fn get(&self) -> u64 {
         self.0.get()
+    }
+
+    /// ([`When::Gathered`], on worker 0) the rejects written of the input
+    /// partitions `of` selects.
+    pub fn of(&self, of: impl Fn(u32) -> bool) -> u64 {
+        self.1
+            .borrow()
+            .iter()
+            .filter(|(&p, _)| of(p))
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -245,6 +261,7 @@ pub fn reject_sink<'scope>(
     match when {
         When::Complete => complete(rejects, sink, errors),
         When::AsRead => as_read(rejects, sink, errors, written.clone()),
+        When::Gathered => gathered(rejects, sink, errors, written.clone()),
     }
     written
 }
@@ -301,6 +318,19 @@ fn complete(rejects: Stream<'_, u64, Vec<Reject>>, sink: Option<SharedRejects>, 
     );
 }
 
+/// On worker 0, as they arrive from every worker ([`When::Gathered`]).
+fn gathered(
+    rejects: Stream<'_, u64, Vec<Reject>>,
+    sink: Option<SharedRejects>,
+    errors: ErrorSlot,
+    written: Written,
+) {
+    let exchange = Exchange::new(|_: &Reject| 0);
+    rejects.sink(exchange, "RejectSink", move |(input, _frontier)| {
+        input.for_each(|_cap, data| write_counted(&sink, data, &written, &errors));
+    });
+}
+
 /// On the worker that read them, at once.
 fn as_read(
     rejects: Stream<'_, u64, Vec<Reject>>,
@@ -309,16 +339,31 @@ fn as_read(
     written: Written,
 ) {
     rejects.sink(Pipeline, "RejectSink", move |(input, _frontier)| {
-        input.for_each(|_cap, data| {
-            let result = match &sink {
-                Some(s) => write_all(s, data.iter()),
-                None => Ok(data.len() as u64),
-            };
-            match result {
-                Ok(n) => written.0.set(written.0.get() + n),
-                Err(e) => record_error(&errors, e),
-            }
-            data.clear();
-        });
+        input.for_each(|_cap, data| write_counted(&sink, data, &written, &errors));
     });
+}
+
+/// Writes a batch of rejects (where there is a sink), counting them in
+/// all and by input partition.
+fn write_counted(
+    sink: &Option<SharedRejects>,
+    data: &mut Vec<Reject>,
+    written: &Written,
+    errors: &ErrorSlot,
+) {
+    let result = match sink {
+        Some(s) => write_all(s, data.iter()),
+        None => Ok(data.len() as u64),
+    };
+    match result {
+        Ok(n) => {
+            written.0.set(written.0.get() + n);
+            let mut by = written.1.borrow_mut();
+            for r in data.iter() {
+                *by.entry(r.partition).or_default() += 1;
+            }
+        }
+        Err(e) => record_error(errors, e),
+    }
+    data.clear();
 }

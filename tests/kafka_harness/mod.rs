@@ -203,6 +203,36 @@ pub struct Job {
 }
 
 impl Job {
+    /// `huntflow run` on `broker` with state directory `state`.
+    fn command<S: AsRef<OsStr>>(broker: &Broker, state: &Path, args: &[S]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_huntflow"));
+        cmd.arg("run")
+            .arg("--brokers")
+            .arg(broker.addr())
+            .arg("--state-dir")
+            .arg(state)
+            .args(args);
+        cmd
+    }
+
+    /// Runs the job to its end (one that refuses to start); its exit code
+    /// and standard error.
+    #[allow(dead_code)] // not every test crate uses it
+    pub fn run_to_end<S: AsRef<OsStr>>(
+        broker: &Broker,
+        state: &Path,
+        args: &[S],
+    ) -> (Option<i32>, String) {
+        let out = Self::command(broker, state, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run huntflow");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn start<S: AsRef<OsStr>>(broker: &Broker, state: &Path, args: &[S]) -> Job {
         std::fs::create_dir_all(state).expect("state dir");
         let log = std::fs::OpenOptions::new()
@@ -210,13 +240,7 @@ impl Job {
             .append(true)
             .open(state.join("job.log"))
             .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_huntflow"))
-            .arg("run")
-            .arg("--brokers")
-            .arg(broker.addr())
-            .arg("--state-dir")
-            .arg(state)
-            .args(args)
+        let child = Self::command(broker, state, args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -61,8 +61,21 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 
 /// State shared by the sources of one process.
 pub struct Shared {
-    /// Per worker, the least frontier of its partitions (`u64::MAX`: none).
+    /// Per worker of this process, the least frontier of its partitions
+    /// (`u64::MAX`: none).
     pub lows: Vec<AtomicU64>,
+    /// The global index of this process's first worker (0 but in a cluster).
+    pub first: usize,
+    /// In a cluster: per worker of every process, its least frontier as it
+    /// last reported it (kept on process 0, for the control operator).
+    pub global: Option<Vec<AtomicU64>>,
+    /// In a cluster: the frontier of the control records as this process
+    /// received them; a worker without partitions follows it, and retained
+    /// events stay until it passes them (a snapshot's marker may still be
+    /// on its way to the sources).
+    pub relayed: Option<AtomicU64>,
+    /// Serializes snapshot requests relayed by several workers.
+    requests: Mutex<()>,
     /// Partitions of the topic, as last seen in its metadata.
     pub partitions: AtomicU32,
     /// The largest accepted `ts` of any partition (idle advances start there).
@@ -83,6 +96,10 @@ impl Shared {
     pub fn new(workers: usize, partitions: u32) -> Self {
         Shared {
             lows: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            first: 0,
+            global: None,
+            relayed: None,
+            requests: Mutex::new(()),
             partitions: AtomicU32::new(partitions),
             max_ts: AtomicU64::new(0),
             snapshot_at: AtomicU64::new(0),
@@ -93,13 +110,47 @@ impl Shared {
         }
     }
 
-    /// The least frontier of the sources (`None`: none known yet).
+    /// State shared by the sources of process `process` of a cluster of
+    /// `processes` processes of `workers` workers each.
+    pub fn in_cluster(workers: usize, partitions: u32, process: usize, processes: usize) -> Self {
+        let peers = workers * processes;
+        Shared {
+            first: process * workers,
+            global: (process == 0).then(|| (0..peers).map(|_| AtomicU64::new(0)).collect()),
+            relayed: Some(AtomicU64::new(0)),
+            ..Shared::new(workers, partitions)
+        }
+    }
+
+    /// The least frontier of the sources (`None`: none known yet): of this
+    /// process's, or in a cluster (on process 0) of every process's.
     pub fn input_frontier(&self) -> Option<u64> {
-        self.lows
+        self.global
+            .as_ref()
+            .unwrap_or(&self.lows)
             .iter()
             .map(|l| l.load(Ordering::Acquire))
             .filter(|&l| l != u64::MAX)
             .min()
+    }
+
+    /// The least frontier of global worker `worker` (this process's).
+    pub fn low(&self, worker: usize) -> u64 {
+        self.lows
+            .get(worker.wrapping_sub(self.first))
+            .map_or(u64::MAX, |l| l.load(Ordering::Acquire))
+    }
+
+    /// Publishes snapshot `epoch` at frontier `at`, relayed from the
+    /// control records; an older request than the one published is
+    /// ignored.
+    pub fn relay_capture(&self, epoch: u64, at: u64) {
+        let Ok(_guard) = self.requests.lock() else {
+            return;
+        };
+        if epoch > self.snapshot_epoch.load(Ordering::Acquire) {
+            self.request_capture(epoch, at);
+        }
     }
 
     /// Publishes snapshot `epoch` at frontier `at` to the sources.
@@ -114,7 +165,7 @@ impl Shared {
         (epoch > 0).then(|| (epoch, self.snapshot_at.load(Ordering::Acquire)))
     }
 
-    fn wake_control(&self) {
+    pub fn wake_control(&self) {
         if let Ok(guard) = self.control.lock() {
             if let Some(a) = guard.as_ref() {
                 let _ = a.activate();
@@ -556,13 +607,18 @@ impl KafkaSource {
             .map(|p| p.admission.frontier())
             .min()
             .unwrap_or(u64::MAX);
-        shared.lows[self.index].store(own, Ordering::Release);
-        let target = if own == u64::MAX {
+        let local = self.index - shared.first;
+        if let Some(low) = shared.lows.get(local) {
+            low.store(own, Ordering::Release);
+        }
+        let target = if let (u64::MAX, Some(relayed)) = (own, &shared.relayed) {
+            relayed.load(Ordering::Acquire)
+        } else if own == u64::MAX {
             shared
                 .lows
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i != self.index)
+                .filter(|(i, _)| *i != local)
                 .map(|(_, l)| l.load(Ordering::Acquire))
                 .min()
                 .unwrap_or(u64::MAX)
@@ -674,8 +730,11 @@ pub fn build<'scope>(
             let done = (me.config.probe).with_frontier(|f| f.first().copied().unwrap_or(u64::MAX));
             me.discover(*cap.time());
             // Until captured, a snapshot's events at or above its frontier
-            // are kept.
-            me.retain(pending.map_or(done, |(_, at)| done.min(at)));
+            // are kept; in a cluster, also until the control records
+            // (which may carry a marker not yet relayed) have passed.
+            let relayed = me.config.shared.relayed.as_ref();
+            let done_relayed = relayed.map_or(done, |r| done.min(r.load(Ordering::Acquire)));
+            me.retain(pending.map_or(done_relayed, |(_, at)| done_relayed.min(at)));
             me.poll_main();
             let counts = {
                 let mut session = output.session(&cap);

@@ -25,18 +25,22 @@ pub struct Commit {
     pub files: Vec<PartFile>,
     pub offsets: Vec<(u32, i64)>,
     /// The sink's marks; the rejects' are taken apart (when the snapshot
-    /// began).
+    /// began). Processes of a cluster other than 0 write no output: none.
     pub marks: Marks,
-    pub reject_marks: Vec<i64>,
+    pub reject_marks: Option<Vec<i64>>,
+    /// Where the rejects output stood when the commit began: every reject
+    /// read before the sources' captures is written by then (some after
+    /// the rejects' marks), and is made durable too.
+    pub rejects_end: Option<Vec<i64>>,
     pub durable: Arc<Vec<(&'static str, Durable)>>,
 }
 
 impl Commit {
     /// Commits on a thread of its own; the handle tells how it went.
     pub fn spawn(mut self) -> JoinHandle<Result<u64, RunError>> {
-        self.marks
-            .outputs
-            .insert(REJECTS.into(), std::mem::take(&mut self.reject_marks));
+        if let Some(marks) = self.reject_marks.take() {
+            self.marks.outputs.insert(REJECTS.into(), marks);
+        }
         std::thread::Builder::new()
             .name("huntflow-commit".into())
             .spawn(move || self.run())
@@ -74,7 +78,10 @@ impl Commit {
             &self.marks.outputs
         };
         for (name, d) in self.durable.iter() {
-            let marks = outputs.get(*name).cloned().unwrap_or_default();
+            let marks = match (&self.rejects_end, *name == REJECTS) {
+                (Some(end), true) => end.clone(),
+                _ => outputs.get(*name).cloned().unwrap_or_default(),
+            };
             let mut warned = Instant::now();
             loop {
                 let deadline = Instant::now() + Duration::from_secs(5);

@@ -31,6 +31,7 @@ mod control;
 mod decision_log;
 pub mod hunt_record;
 pub mod outputs;
+mod peers;
 pub mod snapshot;
 mod worker;
 
@@ -41,11 +42,14 @@ use std::time::Duration;
 
 use crate::input::hunt_topic::Decision;
 use crate::input::stats::{HuntChangeCounts, InputError, Stats};
+use crate::job::cluster::{Cluster, Digest};
 use crate::kafka::admin::Admin;
 use crate::kafka::{KafkaConfig, KafkaError};
 use crate::model::hunt::{Hunt, HuntError};
 use crate::model::versions::{SharedVersions, Versions};
 use crate::output::OutputError;
+use crate::serve::cluster::Plane;
+use crate::serve::Live;
 use hunt_record::ChangeLog;
 pub use outputs::Target;
 use snapshot::{SnapshotError, StateDir};
@@ -100,6 +104,10 @@ pub enum RunError {
         given: PathBuf,
         difference: String,
     },
+    #[error("{}: this state directory was built by another cluster layout ({difference}); each process resumes only from the state directory it built, with the same -n, -w, -p and hostfile: start it as it was built, or from a new state directory", state.display())]
+    Layout { state: PathBuf, difference: String },
+    #[error(transparent)]
+    Cluster(#[from] crate::job::cluster::ClusterError),
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
     #[error("serving on {addr}: {source}")]
@@ -129,7 +137,7 @@ impl RunError {
 /// where they stand. A permanent failure stops it with its message.
 pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     let mut wait = Duration::from_millis(500);
-    check(opts)?;
+    let cluster = check(opts)?;
     let stop = stop_on_signals()?;
     let hunt = Arc::new(Hunt::load(&opts.hunt)?);
     // Versions only grow: a restart inside the process adds the same ones.
@@ -141,25 +149,43 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
             .map(|_| HuntChangeCounts::default()),
         ..Stats::default()
     });
-    let live =
-        match &opts.serve {
-            None => None,
-            Some(serve) => Some(serve.launch(versions.clone(), stats.clone()).map_err(
-                |source| RunError::Serve {
+    // The API: served by process 0; the other processes of a cluster keep
+    // their players where process 0 can ask for them.
+    let live = match &opts.serve {
+        None => None,
+        Some(serve) if cluster.is_leader() => Some(
+            serve
+                .launch(versions.clone(), stats.clone())
+                .map_err(|source| RunError::Serve {
                     addr: serve.addr,
                     source,
-                },
-            )?),
-        };
+                })?,
+        ),
+        Some(serve) => Some(Live::new(versions.clone(), stats.clone(), serve.retention)),
+    };
+    let plane = match &live {
+        Some(live) if cluster.processes() > 1 => {
+            let plane = Plane::new(cluster.processes(), cluster.threads());
+            live.join_cluster(plane.clone());
+            Some(plane)
+        }
+        _ => None,
+    };
     loop {
         let started = std::time::Instant::now();
-        match run_once(opts, &hunt, &versions, &stats, live.as_ref(), &stop) {
+        let serving = Serving {
+            live: live.clone(),
+            plane: plane.clone(),
+        };
+        match run_once(opts, &cluster, &hunt, &versions, &stats, serving, &stop) {
             Ok(Some(said)) => {
                 eprintln!("{said}");
                 return Ok(());
             }
             Ok(None) => return Ok(()),
-            Err(e) if e.is_transient() => {
+            // A process of a cluster cannot start again alone: it ends, the
+            // others notice, and all are started again together.
+            Err(e) if e.is_transient() && cluster.processes() == 1 => {
                 if started.elapsed() > Duration::from_secs(60) {
                     wait = Duration::from_millis(500);
                 }
@@ -175,7 +201,7 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
     }
 }
 
-fn check(opts: &RunOptions) -> Result<(), RunError> {
+fn check(opts: &RunOptions) -> Result<Cluster, RunError> {
     if opts.workers == 0 {
         return Err(RunError::Config("workers must be at least 1".into()));
     }
@@ -184,7 +210,37 @@ fn check(opts: &RunOptions) -> Result<(), RunError> {
             "notifications and rejects cannot both go to standard output".into(),
         ));
     }
-    Ok(())
+    let cluster = Cluster::load(opts.workers, &opts.cluster)?;
+    if cluster.processes() > 1 {
+        let refuse = |flag: &str| {
+            RunError::Config(format!(
+                "{flag} is not available with -n {} yet: the continuous job runs as a cluster without it",
+                cluster.processes()
+            ))
+        };
+        if opts.hunt_topic.is_some() {
+            return Err(refuse("--hunt-topic"));
+        }
+    }
+    Ok(cluster)
+}
+
+/// A digest of what every process of a cluster must agree on (brokers and
+/// librdkafka settings may differ from machine to machine).
+fn fingerprint(opts: &RunOptions, hunt: &Hunt) -> u64 {
+    let mut d = Digest::default();
+    d.text(b"run")
+        .text(hunt.text.toml.as_bytes())
+        .text(hunt.text.geojson.as_deref().unwrap_or("").as_bytes())
+        .text(opts.topic.as_bytes())
+        .text(format!("{:?}", opts.output).as_bytes())
+        .text(format!("{:?}", opts.rejects).as_bytes())
+        .text(format!("{:?}", opts.derived).as_bytes())
+        .number(opts.idle.map_or(0, |d| d.as_millis() as u64 + 1))
+        .number(opts.output_partitions.map_or(0, |n| u64::from(n) + 1))
+        .number(opts.slice as u64)
+        .number(u64::from(opts.serve.is_some()));
+    d.finish()
 }
 
 /// The hunt topic (one partition, created if missing) and the decisions
@@ -228,18 +284,45 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
     Ok(stop)
 }
 
+/// The API's state, and in a cluster how process 0 reaches the others.
+struct Serving {
+    live: Option<Arc<Live>>,
+    plane: Option<Arc<Plane>>,
+}
+
 fn run_once(
     opts: &RunOptions,
+    cluster: &Cluster,
     hunt: &Arc<Hunt>,
     versions: &SharedVersions,
     stats: &Arc<Stats>,
-    live: Option<&Arc<crate::serve::Live>>,
+    serving: Serving,
     stop: &Arc<AtomicBool>,
 ) -> Result<Option<String>, RunError> {
     let cfg = KafkaConfig::new(&opts.brokers, &opts.kafka_options)?;
     hunt_record::check_or_record(&opts.state_dir, hunt)?;
-    let state = Arc::new(StateDir::open(&opts.state_dir)?);
-    let loaded = state.load_latest()?;
+    let state = StateDir::open(&opts.state_dir)?;
+    let (state, loaded, connected) = if cluster.processes() > 1 {
+        let state = state.keeping(snapshot::KEEP_IN_CLUSTER);
+        let epochs = state.epochs()?;
+        peers::check_layout(&opts.state_dir, cluster, !epochs.is_empty())?;
+        let connected = cluster.connect(fingerprint(opts, hunt), peers::held(&epochs))?;
+        let epoch = peers::resume_epoch(connected.held(), cluster)?;
+        if epochs.last().is_some_and(|&e| e > epoch) {
+            eprintln!(
+                "huntflow: resuming from snapshot {epoch}, the newest every process holds; the newer ones in {} are dropped",
+                opts.state_dir.display()
+            );
+        }
+        state.discard_after(epoch)?;
+        let loaded = state.load_epoch(epoch)?;
+        (state, loaded, connected)
+    } else {
+        peers::check_layout(&opts.state_dir, cluster, false)?;
+        let loaded = state.load_latest()?;
+        (state, loaded, cluster.connect(0, Default::default())?)
+    };
+    let state = Arc::new(state);
     if let Some(l) = &loaded {
         if l.manifest.topic != opts.topic {
             return Err(RunError::Config(format!(
@@ -259,16 +342,27 @@ fn run_once(
         None => None,
         Some(topic) => Some(hunt_changes(opts, &admin, topic, versions)?),
     };
-    let opened = {
+    // Process 0 writes every output.
+    let opened = if cluster.is_leader() {
         let registry = versions.read().expect("versions lock");
-        outputs::open(opts, &cfg, &registry, loaded.as_ref(), input_partitions)?
+        Some(outputs::open(
+            opts,
+            &cfg,
+            &registry,
+            loaded.as_ref(),
+            input_partitions,
+        )?)
+    } else {
+        None
     };
-    if let Some(live) = live {
+    if let Some(live) = &serving.live {
         // The API state is rebuilt from the snapshot like the rest.
         live.reset();
     }
     worker::Job {
         opts: opts.clone(),
+        cluster: cluster.clone(),
+        connected,
         hunt: hunt.clone(),
         versions: versions.clone(),
         changes,
@@ -279,7 +373,8 @@ fn run_once(
         input_partitions,
         opened,
         stats: stats.clone(),
-        live: live.cloned(),
+        live: serving.live,
+        plane: serving.plane,
         stop: stop.clone(),
     }
     .run()

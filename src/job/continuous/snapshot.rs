@@ -13,7 +13,7 @@
 //! renamed to `snapshots/N` (and the directory synced): a crash leaves
 //! either the whole snapshot or none of it. Loading checks every file's
 //! length and CRC-32 and falls back to an older snapshot if one is damaged.
-//! The last two snapshots are kept.
+//! The last two snapshots are kept (three by each process of a cluster).
 //!
 //! A worker part is one JSON line with the worker's input partitions
 //! (admission state, next offset, accepted events at or above the frontier),
@@ -31,8 +31,12 @@ use crate::dataflow::facts::SavedPlayer;
 use crate::input::kafka::{Advance, AdvanceLog, SavedPartition};
 use crate::output::derived::OpenInterval;
 
-/// Snapshots kept on disk.
+/// Snapshots kept on disk by a single process.
 const KEEP: usize = 2;
+/// Snapshots kept on disk by each process of a cluster: a process is at
+/// most one snapshot ahead of process 0, so the newest snapshot every
+/// process holds is always among them.
+pub const KEEP_IN_CLUSTER: usize = 3;
 /// The format of the snapshots this build writes and reads.
 pub const VERSION: u32 = 2;
 
@@ -100,6 +104,7 @@ struct Versioned {
 pub struct StateDir {
     root: PathBuf,
     log: DecisionFile,
+    keep: usize,
 }
 
 /// A loaded snapshot.
@@ -123,7 +128,38 @@ impl StateDir {
         Ok(StateDir {
             root: root.to_owned(),
             log: DecisionFile::new(root.join("advances.jsonl")),
+            keep: KEEP,
         })
+    }
+
+    /// Keeps the last `keep` snapshots (at least one).
+    pub fn keeping(mut self, keep: usize) -> Self {
+        self.keep = keep.max(1);
+        self
+    }
+
+    /// The epochs of the committed snapshots, oldest first.
+    pub fn epochs(&self) -> Result<Vec<u64>, SnapshotError> {
+        Ok(self.committed()?.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// Snapshot `epoch`, whole (0: none, the start).
+    pub fn load_epoch(&self, epoch: u64) -> Result<Option<Loaded>, SnapshotError> {
+        if epoch == 0 {
+            return Ok(None);
+        }
+        Self::load(&self.snapshots().join(format!("{epoch:020}"))).map(Some)
+    }
+
+    /// Removes the snapshots newer than `epoch`: the job resumes from
+    /// `epoch`, and takes those epochs again.
+    pub fn discard_after(&self, epoch: u64) -> Result<(), SnapshotError> {
+        for (e, dir) in self.committed()? {
+            if e > epoch {
+                fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+        }
+        sync_dir(&self.snapshots())
     }
 
     pub fn root(&self) -> &Path {
@@ -210,8 +246,8 @@ impl StateDir {
         fs::rename(tmp, &done).map_err(io(&done))?;
         sync_dir(&self.snapshots())?;
         let committed = self.committed()?;
-        if committed.len() > KEEP {
-            for (_, old) in &committed[..committed.len() - KEEP] {
+        if committed.len() > self.keep {
+            for (_, old) in &committed[..committed.len() - self.keep] {
                 fs::remove_dir_all(old).map_err(io(old))?;
             }
         }

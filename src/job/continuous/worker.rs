@@ -20,6 +20,14 @@
 //!
 //! A graceful stop (SIGTERM, SIGINT) stops the reading, takes a last
 //! snapshot at the input frontier, and ends the job.
+//!
+//! In a cluster ([`super::peers`]) worker 0 (on process 0) asks for the
+//! snapshots and its control operator follows the least frontier of every
+//! process's sources; the markers reach the other processes' sources
+//! through a relay; the first worker of each other process commits that
+//! process's snapshot in its own state directory and reports it; worker 0
+//! commits once every process has, and worker 0 has written every reject
+//! read before the captures. A stop ends the process at once.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -37,6 +45,7 @@ use super::commit::Commit;
 use super::control::{self, ControlConfig, Requests};
 use super::hunt_record::ChangeLog;
 use super::outputs::{Durable, Opened};
+use super::peers::{self, Outbox, Report};
 use super::snapshot::{Loaded, PartFile, StateDir};
 use super::{RunError, RunOptions};
 use crate::dataflow::facts::{player_hash, Capture, FactsHandle, Restore, SavedPlayer};
@@ -48,6 +57,7 @@ use crate::input::kafka::{
 };
 use crate::input::stats::{Stats, Summary};
 use crate::job::assemble::{self, Assembly, Outputs};
+use crate::job::cluster::{Cluster, Connected};
 use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
 use crate::model::hunt::Hunt;
@@ -55,11 +65,15 @@ use crate::model::versions::SharedVersions;
 use crate::output::rejects::{SharedRejects, When, Written};
 use crate::output::resume::Held;
 use crate::output::sink::ErrorSlot;
-use crate::output::MarkSlot;
+use crate::output::{MarkSlot, Marks};
 
 /// Everything the job is made of, opened and checked.
 pub(crate) struct Job {
     pub opts: RunOptions,
+    /// The cluster this process is part of (one process: a cluster of one).
+    pub cluster: Cluster,
+    /// Connected to the other processes, the workers not started yet.
+    pub connected: Connected,
     pub hunt: Arc<Hunt>,
     pub versions: SharedVersions,
     /// With `--hunt-topic`: the decision log and the decisions logged.
@@ -69,9 +83,12 @@ pub(crate) struct Job {
     pub loaded: Option<Loaded>,
     pub advances: Vec<Advance>,
     pub input_partitions: u32,
-    pub opened: Opened,
+    /// The outputs: process 0's; `None` on the other processes.
+    pub opened: Option<Opened>,
     pub stats: Arc<Stats>,
     pub live: Option<Arc<crate::serve::Live>>,
+    /// In a cluster with the API: how process 0 asks the others.
+    pub plane: Option<Arc<crate::serve::cluster::Plane>>,
     /// Set by SIGTERM or SIGINT: stop after a last snapshot.
     pub stop: Arc<AtomicBool>,
 }
@@ -86,16 +103,29 @@ struct WorkerStart {
 /// A partition's next offset, frontier and latest time.
 type PartitionStatus = (Option<i64>, u64, Option<u64>);
 
-/// One worker's part of a snapshot, written: epoch, file, input offsets.
-type Part = (u64, PartFile, Vec<(u32, i64)>);
+/// One worker's part of a snapshot, written: epoch, file, input offsets,
+/// and the rejects its source had emitted when it captured the snapshot.
+type Part = (u64, PartFile, Vec<(u32, i64)>, u64);
+
+/// A snapshot another process committed, and the rejects its workers had
+/// emitted when they captured it (global worker, count).
+type PeerCommit = (u64, Vec<(u64, u64)>);
 
 /// Shared by the workers while the job runs.
 struct Coordinator {
+    /// This process's workers, the cluster's, this process's index and the
+    /// cluster's processes.
     workers: usize,
+    peers: usize,
+    process: usize,
+    processes: usize,
+    /// (Process 0) by process, the last snapshot it committed and the
+    /// rejects its workers had emitted then (global worker, count).
+    from_peers: Mutex<BTreeMap<usize, PeerCommit>>,
     shared: Arc<Shared>,
     requests: Arc<Requests>,
     written: Arc<AtomicU64>,
-    /// Per worker, its part of the snapshot in progress.
+    /// Per worker (global index), its part of the snapshot in progress.
     saved: Mutex<BTreeMap<usize, Part>>,
     tmp: Mutex<Option<(u64, PathBuf)>>,
     /// The rejects outputs' marks, taken as each snapshot began.
@@ -135,6 +165,45 @@ impl Coordinator {
         }
     }
 
+    /// (Process 0) a report from a worker of the cluster; what other
+    /// processes read is added to `stats`.
+    fn receive(&self, report: Report, stats: &Stats) {
+        match report {
+            Report::Low { worker, low } => {
+                let slot = self
+                    .shared
+                    .global
+                    .as_ref()
+                    .and_then(|g| g.get(worker as usize));
+                if let Some(slot) = slot {
+                    slot.store(low, Ordering::Release);
+                    self.shared.wake_control();
+                }
+            }
+            Report::Partition {
+                partition,
+                next,
+                frontier,
+                latest,
+            } => {
+                stats.progress(partition, Some(frontier), latest);
+                if let Ok(mut status) = self.status.lock() {
+                    status.insert(partition, (next, frontier, latest));
+                }
+            }
+            Report::Counts(counts) => stats.count(&counts),
+            Report::Committed {
+                process,
+                epoch,
+                rejects,
+            } => {
+                if let Ok(mut peers) = self.from_peers.lock() {
+                    peers.insert(process as usize, (epoch, rejects));
+                }
+            }
+        }
+    }
+
     /// The snapshot the sources were asked to capture, `(epoch, frontier)`.
     fn capture_requested(&self) -> Option<(u64, u64)> {
         let epoch = self.shared.snapshot_epoch.load(Ordering::Acquire);
@@ -144,8 +213,12 @@ impl Coordinator {
 
 /// The rejects outputs' marks are taken as a snapshot begins: any later
 /// reject is read after the sources' captures.
-fn take_reject_marks(rejects: SharedRejects, coord: Arc<Coordinator>) -> Box<dyn Fn(u64, u64)> {
+fn take_reject_marks(
+    rejects: Option<SharedRejects>,
+    coord: Arc<Coordinator>,
+) -> Box<dyn Fn(u64, u64)> {
     Box::new(move |epoch, _at| {
+        let Some(rejects) = &rejects else { return };
         let marks = rejects.lock().map(|mut r| r.mark()).unwrap_or_default();
         if let Ok(mut m) = coord.reject_marks.lock() {
             m.insert(epoch, marks);
@@ -157,6 +230,8 @@ impl Job {
     pub fn run(self) -> Result<Option<String>, RunError> {
         let Job {
             opts,
+            cluster,
+            connected,
             hunt,
             versions,
             changes,
@@ -168,16 +243,33 @@ impl Job {
             opened,
             stats,
             live,
+            plane,
             stop,
         } = self;
         let workers = opts.workers;
-        let (frontier, epoch, starts) = split_start(loaded, workers);
+        let in_cluster = cluster.processes() > 1;
+        let leader = cluster.is_leader();
+        let first = cluster.first_worker_of(cluster.process());
+        let (frontier, epoch, starts) = split_start(loaded, cluster.peers(), first, workers);
         let starts: Vec<Mutex<Option<WorkerStart>>> =
             starts.into_iter().map(|s| Mutex::new(Some(s))).collect();
-        let shared = Arc::new(Shared::new(workers, input_partitions));
+        let shared = Arc::new(if in_cluster {
+            Shared::in_cluster(
+                workers,
+                input_partitions,
+                cluster.process(),
+                cluster.processes(),
+            )
+        } else {
+            Shared::new(workers, input_partitions)
+        });
         let written = Arc::new(AtomicU64::new(frontier));
         let coord = Arc::new(Coordinator {
             workers,
+            peers: cluster.peers(),
+            process: cluster.process(),
+            processes: cluster.processes(),
+            from_peers: Mutex::new(BTreeMap::new()),
             shared: shared.clone(),
             requests: Arc::new(Requests::default()),
             written: written.clone(),
@@ -192,20 +284,25 @@ impl Job {
         });
         watch_partitions(&cfg, &opts.topic, shared.clone(), coord.clone());
         let errors: ErrorSlot = Arc::new(Mutex::new(None));
-        let Opened {
-            notifications,
-            rejects,
-            derived,
-            durable,
-            held,
-        } = opened;
-        let output = Mutex::new(Some(assemble::chain(Outputs {
-            destination: notifications,
-            derived,
-            live: live.clone(),
-            below: frontier,
-            written: Some(written),
-        })));
+        let (notifications, rejects, derived, durable, held) = match opened {
+            Some(o) => (
+                Some(o.notifications),
+                Some(o.rejects),
+                o.derived,
+                o.durable,
+                o.held,
+            ),
+            None => (None, None, None, Vec::new(), Held::default()),
+        };
+        let output = Mutex::new(notifications.map(|destination| {
+            assemble::chain(Outputs {
+                destination,
+                derived,
+                live: live.clone(),
+                below: frontier,
+                written: Some(written),
+            })
+        }));
         let output = Arc::new(output);
         let durable = Arc::new(durable);
         let max_ahead_ms = max_ahead_ms(&hunt);
@@ -225,9 +322,10 @@ impl Job {
             }
         });
 
-        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let guards = connected.execute(move |worker| {
             let index = worker.index();
-            let start = starts[index]
+            let local = index - first;
+            let start = starts[local]
                 .lock()
                 .ok()
                 .and_then(|mut s| s.take())
@@ -255,6 +353,22 @@ impl Job {
                     advances: advances.clone(),
                 };
                 let (mut inputs, sources) = ksource::build(scope, config, source_start)?;
+                let outbox = Outbox::default();
+                if in_cluster {
+                    let receiver = coord.clone();
+                    let counted = stats.clone();
+                    // The first worker of each process but 0 reports its
+                    // process's counts.
+                    let counts = (local == 0 && !leader).then(|| stats.clone());
+                    peers::reports(
+                        scope,
+                        shared.clone(),
+                        sources.clone(),
+                        outbox.clone(),
+                        counts,
+                        Box::new(move |r| receiver.receive(r, &counted)),
+                    );
+                }
                 let controls = control::build(
                     scope,
                     ControlConfig {
@@ -268,6 +382,9 @@ impl Job {
                         on_snapshot: take_reject_marks(rejects.clone(), coord.clone()),
                     },
                 );
+                if in_cluster {
+                    peers::relay(&controls.control, shared.clone(), leader);
+                }
                 inputs.control = Some(controls.control);
                 inputs.rejects = inputs.rejects.concat(controls.rejects);
                 let restore = (frontier > 0).then(|| Restore {
@@ -289,26 +406,49 @@ impl Job {
                         versions: versions.clone(),
                         dataflow,
                         output: out,
-                        rejects: Some(rejects.clone()),
-                        when: When::AsRead,
+                        // In a cluster, worker 0 writes every worker's.
+                        rejects: if in_cluster && index != 0 {
+                            None
+                        } else {
+                            rejects.clone()
+                        },
+                        when: if in_cluster {
+                            When::Gathered
+                        } else {
+                            When::AsRead
+                        },
                         marks: Some(coord.marks.clone()),
                         errors: errors.clone(),
                         probe: probe.clone(),
                     },
                 );
-                Ok::<_, crate::kafka::KafkaError>((sources, assembled, controls.rejected))
+                Ok::<_, crate::kafka::KafkaError>((sources, assembled, controls.rejected, outbox))
             });
-            let (sources, assembled, control_rejects) = match built {
+            let (sources, assembled, control_rejects, outbox) = match built {
                 Ok(handles) => handles,
-                Err(e) => return coord.fail(e.into()),
+                Err(e) => {
+                    coord.fail(e.into());
+                    if in_cluster {
+                        end_process(&coord);
+                    }
+                    return;
+                }
             };
+            if let (Some(plane), Some(live)) = (&plane, &live) {
+                crate::serve::cluster::build(worker, plane.clone(), live.clone());
+            }
             let mut me = WorkerLoop {
                 index,
+                local,
+                in_cluster,
+                outbox,
+                reporting: Vec::new(),
                 coord: coord.clone(),
                 state: state.clone(),
                 sources,
                 facts: assembled.facts,
                 rejects_written: assembled.rejects_written,
+                rejects_out: (index == 0).then(|| rejects.clone()).flatten(),
                 control_rejects,
                 durable: durable.clone(),
                 topic: opts.topic.clone(),
@@ -333,14 +473,16 @@ impl Job {
                 worker.step_or_park(Some(Duration::from_millis(1)));
                 me.tick();
             }
+            if in_cluster && local == 0 {
+                end_process(&coord);
+            }
             // The job's dataflow never completes by itself (its sources
             // hold their capabilities): it is dropped.
             drop(me);
             for dataflow in worker.installed_dataflows() {
                 worker.drop_dataflow(dataflow);
             }
-        })
-        .map_err(RunError::Dataflow)?;
+        })?;
         for r in guards.join() {
             r.map_err(RunError::Dataflow)?;
         }
@@ -352,19 +494,40 @@ impl Job {
     }
 }
 
-/// Splits a loaded snapshot by worker: partitions by `p % workers`,
-/// players by the same routing as the dataflow's exchange.
-fn split_start(loaded: Option<Loaded>, workers: usize) -> (u64, u64, Vec<WorkerStart>) {
+/// Ends a process of a cluster whose job stopped, with its failure. Ending
+/// its workers would wait for its peers to close their connections, which
+/// they do only once this process has ended: it ends at once, and they
+/// notice.
+fn end_process(coord: &Coordinator) -> ! {
+    let failure = coord.failure.lock().ok().and_then(|mut f| f.take());
+    let why = failure.map_or_else(|| "stopped".to_string(), |e| e.to_string());
+    eprintln!("huntflow: {why}");
+    std::process::exit(2);
+}
+
+/// Splits a loaded snapshot by this process's `workers` workers (global
+/// workers `first` on, of `peers` in the cluster): partitions by
+/// `p % peers`, players by the same routing as the dataflow's exchange.
+fn split_start(
+    loaded: Option<Loaded>,
+    peers: usize,
+    first: usize,
+    workers: usize,
+) -> (u64, u64, Vec<WorkerStart>) {
     let mut starts: Vec<WorkerStart> = (0..workers).map(|_| WorkerStart::default()).collect();
     let Some(loaded) = loaded else {
         return (0, 0, starts);
     };
+    let mine = |w: usize| w.checked_sub(first).filter(|&l| l < workers);
     for p in loaded.partitions {
-        starts[p.partition as usize % workers].partitions.push(p);
+        if let Some(l) = mine(p.partition as usize % peers) {
+            starts[l].partitions.push(p);
+        }
     }
     for player in loaded.players {
-        let w = (player_hash(player.player()) % workers as u64) as usize;
-        starts[w].players.push(player);
+        if let Some(l) = mine((player_hash(player.player()) % peers as u64) as usize) {
+            starts[l].players.push(player);
+        }
     }
     (loaded.manifest.frontier, loaded.manifest.epoch, starts)
 }
@@ -400,13 +563,23 @@ struct Stopping {
 }
 
 struct WorkerLoop {
+    /// This worker's global index, and its index in this process.
     index: usize,
+    local: usize,
+    in_cluster: bool,
+    /// Reports to worker 0 (in a cluster).
+    outbox: Outbox,
+    /// (Other processes) the rejects the parts of the snapshot being
+    /// committed counted, for its report.
+    reporting: Vec<(u64, u64)>,
     coord: Arc<Coordinator>,
     state: Arc<StateDir>,
     sources: SourceHandle,
     facts: FactsHandle,
     /// Rejects this worker's reject sink has written.
     rejects_written: Written,
+    /// (Worker 0) the rejects output.
+    rejects_out: Option<SharedRejects>,
     /// Rejects of the hunt topic the control operator emitted (worker 0).
     control_rejects: Rc<Cell<u64>>,
     durable: Arc<Vec<(&'static str, Durable)>>,
@@ -441,10 +614,19 @@ const STOP_WITHIN: Duration = Duration::from_secs(25);
 
 impl WorkerLoop {
     fn tick(&mut self) {
+        if self.in_cluster && self.local == 0 && self.stop.load(Ordering::Acquire) {
+            // The processes of a cluster stop together: this one at once,
+            // the others as they notice; all resume from the newest
+            // snapshot every process committed.
+            eprintln!("huntflow: stopping at once (a process of a cluster takes no last snapshot of its own)");
+            std::process::exit(0);
+        }
         if self.index == 0 {
             self.graceful();
             self.maybe_ask();
             self.maybe_commit();
+        } else if self.local == 0 {
+            self.maybe_commit_part();
         }
         self.maybe_save();
         if self.status_at.elapsed() >= Duration::from_secs(1) {
@@ -584,8 +766,10 @@ impl WorkerLoop {
         let (Some(source), Some(_)) = (&self.part.source, &self.part.facts) else {
             return;
         };
+        // In a cluster, worker 0 writes the rejects: process 0's commit
+        // waits for them instead.
         let emitted = source.rejects + self.control_rejects.get();
-        if self.rejects_written.get() < emitted {
+        if !self.in_cluster && self.rejects_written.get() < emitted {
             return;
         }
         let part = std::mem::take(&mut self.part);
@@ -628,17 +812,16 @@ impl WorkerLoop {
     /// The commit of snapshot `epoch`, when all it needs is in.
     fn ready_to_commit(&self, epoch: u64) -> Option<Commit> {
         let coord = &self.coord;
-        let (files, offsets) = {
-            let saved = coord.saved.lock().ok()?;
-            if saved.len() < coord.workers || saved.values().any(|(e, _, _)| *e != epoch) {
-                return None;
-            }
-            let files = saved.values().map(|(_, f, _)| f.clone()).collect();
-            let offsets = saved.values().flat_map(|(_, _, o)| o.clone()).collect();
-            (files, offsets)
-        };
+        let (files, offsets, emitted) = self.parts(epoch)?;
+        if coord.processes > 1 && !self.peers_committed(epoch, emitted)? {
+            return None;
+        }
         let marks = coord.marks.lock().ok()?.get(&epoch).cloned()?;
-        let reject_marks = coord.reject_marks.lock().ok()?.get(&epoch).cloned()?;
+        let reject_marks = Some(coord.reject_marks.lock().ok()?.get(&epoch).cloned()?);
+        let rejects_end = self
+            .rejects_out
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|mut r| r.mark()));
         let (_, frontier) = coord.capture_requested()?;
         Some(Commit {
             state: self.state.clone(),
@@ -651,8 +834,113 @@ impl WorkerLoop {
             offsets,
             marks,
             reject_marks,
+            rejects_end,
             durable: self.durable.clone(),
         })
+    }
+
+    /// This process's parts of snapshot `epoch`, once every worker's is
+    /// written: files, input offsets, and the rejects each worker had
+    /// emitted (global worker, count).
+    #[allow(clippy::type_complexity)]
+    fn parts(&self, epoch: u64) -> Option<(Vec<PartFile>, Vec<(u32, i64)>, Vec<(u64, u64)>)> {
+        let saved = self.coord.saved.lock().ok()?;
+        if saved.len() < self.coord.workers || saved.values().any(|(e, _, _, _)| *e != epoch) {
+            return None;
+        }
+        let files = saved.values().map(|(_, f, _, _)| f.clone()).collect();
+        let offsets = saved.values().flat_map(|(_, _, o, _)| o.clone()).collect();
+        let emitted = saved
+            .iter()
+            .map(|(&w, (_, _, _, r))| (w as u64, *r))
+            .collect();
+        Some((files, offsets, emitted))
+    }
+
+    /// (Process 0 of a cluster) whether every other process has committed
+    /// snapshot `epoch`, and worker 0 has written every reject the workers
+    /// of the cluster emitted before capturing it (`emitted`: this
+    /// process's).
+    fn peers_committed(&self, epoch: u64, mut emitted: Vec<(u64, u64)>) -> Option<bool> {
+        let coord = &self.coord;
+        {
+            let from = coord.from_peers.lock().ok()?;
+            for p in 1..coord.processes {
+                match from.get(&p) {
+                    Some((e, rejects)) if *e == epoch => emitted.extend(rejects.iter().copied()),
+                    _ => return Some(false),
+                }
+            }
+        }
+        let peers = coord.peers;
+        let all_written = emitted.iter().all(|&(w, n)| {
+            self.rejects_written
+                .of(|p| p as usize % peers == w as usize)
+                >= n
+        });
+        Some(all_written)
+    }
+
+    /// (The first worker of a process other than 0) once every worker of
+    /// this process has written its part of the snapshot being taken,
+    /// commits this process's snapshot (on a thread), then reports it to
+    /// process 0.
+    fn maybe_commit_part(&mut self) {
+        if let Some(c) = self.committing.take_if(|c| c.is_finished()) {
+            match c.join() {
+                Ok(Ok(epoch)) => {
+                    let coord = &self.coord;
+                    if let Ok(mut saved) = coord.saved.lock() {
+                        saved.clear();
+                    }
+                    if let Ok(mut t) = coord.tmp.lock() {
+                        *t = None;
+                    }
+                    self.committed = epoch;
+                    self.outbox.borrow_mut().push(Report::Committed {
+                        process: coord.process as u64,
+                        epoch,
+                        rejects: std::mem::take(&mut self.reporting),
+                    });
+                }
+                Ok(Err(e)) => self.coord.fail(e),
+                Err(_) => self
+                    .coord
+                    .fail(RunError::Dataflow("committing a snapshot".into())),
+            }
+            return;
+        }
+        if self.committing.is_some() {
+            return;
+        }
+        let Some((epoch, frontier)) = self.coord.capture_requested() else {
+            return;
+        };
+        if epoch <= self.committed {
+            return;
+        }
+        let Some((files, offsets, emitted)) = self.parts(epoch) else {
+            return;
+        };
+        let Ok(tmp) = self.coord.tmp_dir(&self.state, epoch) else {
+            return;
+        };
+        self.reporting = emitted;
+        let commit = Commit {
+            state: self.state.clone(),
+            tmp,
+            epoch,
+            frontier,
+            topic: self.topic.clone(),
+            workers: self.coord.workers,
+            files,
+            offsets,
+            marks: Marks::default(),
+            reject_marks: None,
+            rejects_end: None,
+            durable: self.durable.clone(),
+        };
+        self.committing = Some(commit.spawn());
     }
 
     /// Snapshot `epoch` is committed.
@@ -711,7 +999,7 @@ impl WorkerLoop {
     /// `status.json` and stops the job on a failure.
     fn status(&self) {
         self.publish();
-        if self.index != 0 {
+        if self.local != 0 {
             return;
         }
         if let Some(e) = self.failure() {
@@ -760,6 +1048,6 @@ fn write_part(
             .iter()
             .filter_map(|p| p.next.map(|n| (p.partition, n)))
             .collect();
-        Ok((source.epoch, file, offsets))
+        Ok((source.epoch, file, offsets, source.rejects))
     })
 }
