@@ -284,3 +284,49 @@ fn hunt_change_writes_a_record_and_refuses_invalid_versions() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn sigterm_while_the_broker_is_away_stops_the_job() {
+    // A port where nothing listens: the job cannot start and retries.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tmp_dir("sigterm-away");
+    let _ = std::fs::remove_dir_all(dir.join("state"));
+    let mut child = bin()
+        .args(["run", "--brokers", &format!("127.0.0.1:{port}")])
+        .arg("--hunt")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo/hunt.toml"))
+        .args(["--topic", "events", "--output", "-", "--state-dir"])
+        .arg(dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let retrying = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("starting again"));
+    assert!(retrying.is_some(), "the job did not say it retries");
+    let asked = std::time::Instant::now();
+    // SAFETY: kill(2) on the child's own process id.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {rest:?}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("stopped before starting again")),
+        "{rest:?}"
+    );
+}

@@ -36,7 +36,7 @@ pub mod snapshot;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,7 +193,10 @@ pub fn run(opts: &RunOptions) -> Result<(), RunError> {
                     "huntflow: {e}; starting again from the last snapshot in {:.1} s",
                     wait.as_secs_f64()
                 );
-                std::thread::sleep(wait);
+                if stopped_while_waiting(&stop, wait) {
+                    eprintln!("huntflow: stopped before starting again; the next start resumes from the last snapshot");
+                    return Ok(());
+                }
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e),
@@ -269,6 +272,18 @@ fn hunt_changes(
 
 /// A flag SIGTERM and SIGINT set (the job then stops after a last
 /// snapshot); a second signal ends the process at once.
+/// Waits `wait`, or less if a stop is asked for meanwhile (then `true`).
+fn stopped_while_waiting(stop: &AtomicBool, wait: Duration) -> bool {
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        if stop.load(Ordering::Acquire) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.load(Ordering::Acquire)
+}
+
 fn stop_on_signals() -> Result<Arc<AtomicBool>, RunError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     use signal_hook::flag;
