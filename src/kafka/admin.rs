@@ -115,7 +115,7 @@ impl Admin {
             if Instant::now() > deadline {
                 return Err(KafkaError::NoTopic(topic.to_string()));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -223,6 +223,46 @@ pub fn read_to_end(
             }
         }
     }
+}
+
+/// [`read_to_end`] for partitions `0..from.len()` of `topic` at once, one
+/// thread each, partition `p` from `from[p]`: its records go through `f`
+/// into a state of its own made by `state()`. Returns each partition's
+/// state and end, in partition order.
+pub fn read_all_to_end<T: Send>(
+    cfg: &KafkaConfig,
+    topic: &str,
+    from: &[Option<i64>],
+    state: impl Fn() -> T + Sync,
+    f: impl Fn(&mut T, i64, &[u8]) + Sync,
+) -> Result<Vec<(T, i64)>, KafkaError> {
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = from
+            .iter()
+            .enumerate()
+            .map(|(p, &start)| {
+                let (state, f) = (&state, &f);
+                scope.spawn(move || {
+                    let mut t = state();
+                    let end = read_to_end(cfg, topic, p as u32, start, |offset, payload| {
+                        f(&mut t, offset, payload)
+                    })?;
+                    Ok((t, end))
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| {
+                r.join().unwrap_or_else(|_| {
+                    Err(KafkaError::Topic {
+                        topic: topic.to_string(),
+                        message: "a partition's reader failed".into(),
+                    })
+                })
+            })
+            .collect()
+    })
 }
 
 /// The end of a partition (see [`read_to_end`]).

@@ -19,7 +19,7 @@ use super::sink::NotificationOutput;
 use super::{Marks, OutputError};
 use crate::input::changes::CHANGES;
 use crate::input::reject::Reject;
-use crate::kafka::admin::{read_to_end, Admin};
+use crate::kafka::admin::{read_all_to_end, Admin};
 use crate::kafka::partitioner::partition_of;
 use crate::kafka::producer::Producer;
 use crate::kafka::{KafkaConfig, KafkaError};
@@ -70,6 +70,14 @@ fn partitions(admin: &Admin, topic: &str) -> Result<u32, KafkaError> {
         .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))
 }
 
+/// Where each of `partitions` partitions is read from: the snapshot's mark,
+/// or its start without one.
+fn froms(marks: Option<&[i64]>, partitions: u32) -> Vec<Option<i64>> {
+    (0..partitions as usize)
+        .map(|p| marks.and_then(|m| m.get(p).copied()))
+        .collect()
+}
+
 impl KafkaNotifications {
     /// Opens the output, reading back what each partition holds from
     /// `marks` (the snapshot's, taken at frontier `below`; the start of each
@@ -85,22 +93,23 @@ impl KafkaNotifications {
         let partitions = partitions(admin, topic)?;
         let mut resume = Resume::new(partitions as usize);
         let mut ends = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            let from = marks.and_then(|m| m.get(p as usize).copied());
-            let mut bad = None;
-            let end = read_to_end(
-                cfg,
-                topic,
-                p,
-                from,
-                |offset, payload| match parse_notification(payload) {
-                    Ok(Some((time, n))) => resume.written(p as usize, time, n),
-                    Ok(None) => {}
-                    Err(e) => {
-                        bad.get_or_insert(format!("offset {offset}: {e}"));
-                    }
-                },
-            )?;
+        // What each partition holds after its mark, read at once.
+        let read = read_all_to_end(
+            cfg,
+            topic,
+            &froms(marks, partitions),
+            || (Vec::new(), None),
+            |(held, bad): &mut (Vec<_>, Option<String>), offset, payload| match parse_notification(
+                payload,
+            ) {
+                Ok(Some(written)) => held.push(written),
+                Ok(None) => {}
+                Err(e) => {
+                    bad.get_or_insert(format!("offset {offset}: {e}"));
+                }
+            },
+        )?;
+        for (p, ((held, bad), end)) in read.into_iter().enumerate() {
             if let Some(e) = bad {
                 return Err(KafkaError::Topic {
                     topic: topic.to_string(),
@@ -108,6 +117,9 @@ impl KafkaNotifications {
                         "partition {p} holds a record that is not a notification ({e})"
                     ),
                 });
+            }
+            for (time, n) in held {
+                resume.written(p, time, n);
             }
             ends.push(end);
         }
@@ -207,11 +219,18 @@ impl KafkaRejects {
         let partitions = partitions(admin, topic)?;
         let mut written = WrittenRejects::default();
         let mut ends = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            let from = marks.and_then(|m| m.get(p as usize).copied());
-            ends.push(read_to_end(cfg, topic, p, from, |_, payload| {
-                written.note(payload, origins.changes())
-            })?);
+        let read = read_all_to_end(
+            cfg,
+            topic,
+            &froms(marks, partitions),
+            Vec::new,
+            |held: &mut Vec<Vec<u8>>, _, payload| held.push(payload.to_vec()),
+        )?;
+        for (held, end) in read {
+            for payload in held {
+                written.note(&payload, origins.changes());
+            }
+            ends.push(end);
         }
         Ok(KafkaRejects {
             producer,

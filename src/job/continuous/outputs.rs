@@ -162,9 +162,25 @@ pub fn open(
         producer: None,
         input_partitions,
     };
-    let (notifications, durable, mut held) = opener.notifications()?;
+    if [Some(&opts.output), opts.rejects.as_ref()]
+        .iter()
+        .any(|t| matches!(t, Some(Target::Kafka(_))))
+    {
+        opener.producer()?;
+    }
+    // Both read back what their destinations hold, at once.
+    let mut for_rejects = opener.clone();
+    let (notifications, rejects) = std::thread::scope(|scope| {
+        let rejects = scope.spawn(move || for_rejects.rejects());
+        let notifications = opener.notifications();
+        let rejects = rejects
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Config("opening the rejects output failed".into())));
+        (notifications, rejects)
+    });
+    let (notifications, durable, mut held) = notifications?;
     let mut all = vec![(NOTIFICATIONS, durable)];
-    let (rejects, durable, rejects_held) = opener.rejects()?;
+    let (rejects, durable, rejects_held) = rejects?;
     held.merge(rejects_held);
     all.push((REJECTS, durable));
     let derived = match &opts.derived {
@@ -186,6 +202,7 @@ pub fn open(
     })
 }
 
+#[derive(Clone)]
 struct Opener<'a> {
     opts: &'a RunOptions,
     cfg: &'a KafkaConfig,
