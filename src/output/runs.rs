@@ -27,8 +27,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
@@ -287,22 +288,30 @@ fn write_runs(
 ) {
     let mut writer = TimeWriter::new(output, errors);
     let mut order = Vec::new();
-    runs.sink(
+    let scope = runs.scope();
+    runs.unary_frontier(
         Exchange::new(|_: &Run| 0),
         "WriteRuns",
-        move |(input, frontier)| {
-            input.for_each(|_cap, data| {
-                for run in data.drain(..) {
-                    writer.push(run.time, run);
+        |_, info| {
+            let activator = scope.activator_for(info.address);
+            move |(input, frontier), _output: &mut OutputBuilderSession<'_, u64, CapacityContainerBuilder<Vec<()>>>| {
+                input.for_each(|_cap, data| {
+                    for run in data.drain(..) {
+                        writer.push(run.time, run);
+                    }
+                });
+                let limit = frontier.frontier().first().copied();
+                let due = writer.advance(limit, |out, time, runs| {
+                    let merged = Merged::reusing(&runs, std::mem::take(&mut order));
+                    let result = out.write_merged(time, &merged);
+                    order = merged.into_order();
+                    Run::recycle(runs);
+                    result
+                });
+                if let Some(wait) = due {
+                    activator.activate_after(wait);
                 }
-            });
-            writer.advance(frontier.frontier().first().copied(), |out, time, runs| {
-                let merged = Merged::reusing(&runs, std::mem::take(&mut order));
-                let result = out.write_merged(time, &merged);
-                order = merged.into_order();
-                Run::recycle(runs);
-                result
-            });
+            }
         },
     );
 }

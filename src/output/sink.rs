@@ -66,69 +66,19 @@ pub trait NotificationOutput: Send {
     }
 }
 
-/// The one writer of the notification stream, on worker 0.
-struct Writer {
-    output: Box<dyn NotificationOutput>,
-    versions: SharedVersions,
-    /// Snapshots to mark, by frontier: epoch.
-    snapshots: BTreeMap<u64, u64>,
-    marks: Option<MarkSlot>,
-}
-
-impl Writer {
-    /// Marks the outputs for every snapshot at or below `t` (every time
-    /// below `t` is written, none at or above it).
-    fn mark_before(&mut self, t: u64) -> Result<(), OutputError> {
-        while let Some(entry) = self.snapshots.first_entry() {
-            if *entry.key() > t {
-                break;
-            }
-            let epoch = entry.remove();
-            let mut marks = Marks::default();
-            self.output.mark(&mut marks)?;
-            if let Some(slot) = &self.marks {
-                if let Ok(mut slot) = slot.lock() {
-                    slot.insert(epoch, marks);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the times below `limit` (all when `None`) and the progress.
-    fn write(
-        &mut self,
-        pending: &mut BTreeMap<u64, Vec<(Change, isize)>>,
-        limit: Option<u64>,
-        progressed: bool,
-    ) -> Result<(), OutputError> {
-        while let Some(entry) = pending.first_entry() {
-            let time = *entry.key();
-            if limit.is_some_and(|f| time >= f) {
-                break;
-            }
-            let changes = entry.remove();
-            self.mark_before(time)?;
-            let registry = self.versions.read().expect("versions lock");
-            let notifications = notifications(&registry, time, changes);
-            drop(registry);
-            self.output.write_time(time, &notifications)?;
-        }
-        if progressed {
-            self.output.progress(limit)?;
-        }
-        self.mark_before(limit.unwrap_or(u64::MAX))
-    }
-}
-
 /// Worker 0's end of either writer: what has come, by time, and the
 /// output; once times are complete, writes each in order, then the new
-/// frontier. (The other workers have no output and keep nothing.)
+/// frontier. A snapshot at frontier `F` is marked once every time below `F`
+/// is written and before any time at or above it. (The other workers have
+/// no output and keep nothing.)
 pub(crate) struct TimeWriter<T> {
     output: Option<Box<dyn NotificationOutput>>,
     pending: BTreeMap<u64, Vec<T>>,
     last: Option<Option<u64>>,
     errors: ErrorSlot,
+    /// Snapshots to mark, by frontier: epoch.
+    snapshots: BTreeMap<u64, u64>,
+    marks: Option<MarkSlot>,
 }
 
 impl<T> TimeWriter<T> {
@@ -138,7 +88,15 @@ impl<T> TimeWriter<T> {
             pending: BTreeMap::new(),
             last: None,
             errors,
+            snapshots: BTreeMap::new(),
+            marks: None,
         }
+    }
+
+    /// Snapshots' marks go to `marks`.
+    fn marking(mut self, marks: Option<MarkSlot>) -> Self {
+        self.marks = marks;
+        self
     }
 
     /// Something of time `time` to write once the time is complete.
@@ -148,17 +106,24 @@ impl<T> TimeWriter<T> {
         }
     }
 
+    /// A snapshot `epoch` at frontier `at`, to mark.
+    fn snapshot(&mut self, epoch: u64, at: u64) {
+        if self.output.is_some() {
+            self.snapshots.insert(at, epoch);
+        }
+    }
+
     /// Every time below `limit` (all when `None`: the stream ended) is
     /// complete: hands each, in order, to `write`, then reports the
-    /// frontier. The first error goes to the error slot.
+    /// frontier (again when the output held a progress record back). The
+    /// first error goes to the error slot. Returns how soon to come back
+    /// for a held-back progress record.
     pub(crate) fn advance(
         &mut self,
         limit: Option<u64>,
         mut write: impl FnMut(&mut dyn NotificationOutput, u64, Vec<T>) -> Result<(), OutputError>,
-    ) {
-        let Some(out) = self.output.as_mut() else {
-            return;
-        };
+    ) -> Option<Duration> {
+        let out = self.output.as_mut()?;
         let mut result = Ok(());
         while let Some(entry) = self.pending.first_entry() {
             let time = *entry.key();
@@ -166,19 +131,50 @@ impl<T> TimeWriter<T> {
                 break;
             }
             let items = entry.remove();
-            result = result.and_then(|_| write(out.as_mut(), time, items));
+            result = result
+                .and_then(|_| mark_before(out.as_mut(), &mut self.snapshots, &self.marks, time))
+                .and_then(|_| write(out.as_mut(), time, items));
         }
-        if self.last != Some(limit) {
+        if self.last != Some(limit) || out.progress_due_in().is_some() {
             result = result.and_then(|_| out.progress(limit));
             self.last = Some(limit);
         }
+        let end = limit.unwrap_or(u64::MAX);
+        result =
+            result.and_then(|_| mark_before(out.as_mut(), &mut self.snapshots, &self.marks, end));
         if let Err(e) = result {
             record_error(&self.errors, e);
         }
+        let due = out.progress_due_in();
         if limit.is_none() {
             self.output = None;
         }
+        due
     }
+}
+
+/// Marks `out` for every snapshot at or below `t` (every time below `t` is
+/// written, none at or above it).
+fn mark_before(
+    out: &mut dyn NotificationOutput,
+    snapshots: &mut BTreeMap<u64, u64>,
+    slot: &Option<MarkSlot>,
+    t: u64,
+) -> Result<(), OutputError> {
+    while let Some(entry) = snapshots.first_entry() {
+        if *entry.key() > t {
+            break;
+        }
+        let epoch = entry.remove();
+        let mut marks = Marks::default();
+        out.mark(&mut marks)?;
+        if let Some(slot) = slot {
+            if let Ok(mut slot) = slot.lock() {
+                slot.insert(epoch, marks);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the notification stream. `output` is `Some` on the worker that
@@ -193,14 +189,7 @@ pub fn notification_sink<'scope>(
     marks: Option<MarkSlot>,
     errors: ErrorSlot,
 ) {
-    let mut writer = output.map(|output| Writer {
-        output,
-        versions,
-        snapshots: BTreeMap::new(),
-        marks,
-    });
-    let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
-    let mut last: Option<Option<u64>> = None;
+    let mut writer = TimeWriter::new(output, errors).marking(marks);
     let scope = changes.scope();
     changes.binary_frontier(
         control,
@@ -212,13 +201,13 @@ pub fn notification_sink<'scope>(
             move |(input, frontier), (control, control_frontier), _output: &mut OutputBuilderSession<'_, u64, CapacityContainerBuilder<Vec<()>>>| {
                 input.for_each(|_cap, data| {
                     for (change, time, diff) in data.drain(..) {
-                        pending.entry(time).or_default().push((change, diff));
+                        writer.push(time, (change, diff));
                     }
                 });
                 control.for_each(|_cap, data| {
                     for record in data.drain(..) {
-                        if let (Control::Snapshot { epoch, at }, Some(w)) = (record, writer.as_mut()) {
-                            w.snapshots.insert(at, epoch);
+                        if let Control::Snapshot { epoch, at } = record {
+                            writer.snapshot(epoch, at);
                         }
                     }
                 });
@@ -227,20 +216,14 @@ pub fn notification_sink<'scope>(
                     .flatten()
                     .min()
                     .copied();
-                let Some(w) = writer.as_mut() else {
-                    pending.clear();
-                    return;
-                };
-                let progressed = last != Some(limit) || w.output.progress_due_in().is_some();
-                last = Some(limit);
-                if let Err(e) = w.write(&mut pending, limit, progressed) {
-                    record_error(&errors, e);
-                }
-                if let Some(wait) = w.output.progress_due_in() {
+                let due = writer.advance(limit, |out, time, changes| {
+                    let registry = versions.read().expect("versions lock");
+                    let notifications = notifications(&registry, time, changes);
+                    drop(registry);
+                    out.write_time(time, &notifications)
+                });
+                if let Some(wait) = due {
                     activator.activate_after(wait);
-                }
-                if limit.is_none() {
-                    writer = None;
                 }
             }
         },
