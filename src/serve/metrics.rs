@@ -132,6 +132,18 @@ fn labels(key: &'static str, value: impl ToString) -> Labels {
     vec![(key, value.to_string())]
 }
 
+/// A counter per value of label `key`, each at its count.
+fn counters<V: ToString>(
+    key: &'static str,
+    counts: impl IntoIterator<Item = (V, u64)>,
+) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    for (value, n) in counts {
+        family.get_or_create(&labels(key, value)).inc_by(n);
+    }
+    family
+}
+
 /// The exposition of everything measured, as `GET /metrics` answers it.
 pub fn exposition(live: &Live) -> String {
     let mut r = Registry::default();
@@ -147,24 +159,23 @@ pub fn exposition(live: &Live) -> String {
         "Records accepted",
         counter(load(&st.accepted)),
     );
-    let rejected = Family::<Labels, Counter>::default();
-    for reason in Reason::ALL {
-        rejected
-            .get_or_create(&labels("reason", reason.as_str()))
-            .inc_by(load(&st.rejected[reason.index()]));
-    }
+    let rejected = counters(
+        "reason",
+        Reason::ALL.map(|reason| (reason.as_str(), load(&st.rejected[reason.index()]))),
+    );
     r.register(
         "huntflow_records_rejected",
         "Records rejected, by reason",
         rejected,
     );
     if let Some(h) = &st.hunt_changes {
-        let changes = Family::<Labels, Counter>::default();
-        for (outcome, n) in [("accepted", &h.accepted), ("rejected", &h.rejected)] {
-            changes
-                .get_or_create(&labels("outcome", outcome))
-                .inc_by(load(n));
-        }
+        let changes = counters(
+            "outcome",
+            [
+                ("accepted", load(&h.accepted)),
+                ("rejected", load(&h.rejected)),
+            ],
+        );
         r.register(
             "huntflow_hunt_changes",
             "Hunt change records, accepted or rejected",
@@ -195,12 +206,13 @@ pub fn exposition(live: &Live) -> String {
             lag,
         );
     }
-    let notifications = Family::<Labels, Counter>::default();
-    for (k, c) in KINDS.iter().zip(&live.metrics.notifications) {
-        notifications
-            .get_or_create(&labels("kind", k))
-            .inc_by(load(c));
-    }
+    let notifications = counters(
+        "kind",
+        KINDS
+            .iter()
+            .zip(&live.metrics.notifications)
+            .map(|(k, c)| (k, load(c))),
+    );
     r.register(
         "huntflow_notifications",
         "Notifications written, by kind",
