@@ -37,6 +37,25 @@ fn four_partitions(name: &str) -> (common::Scratch, Topics, &'static Broker) {
     (common::Scratch::new(&format!("kafka-{name}")), t, broker)
 }
 
+/// Starts the job `rounds` times, each killed with SIGKILL after 0.3–1.5 s
+/// (drawn from `seed`); `started(round)` runs right after each start.
+fn kill_at_random(
+    broker: &Broker,
+    state: &std::path::Path,
+    args: &[String],
+    (rounds, seed): (usize, u64),
+    mut started: impl FnMut(usize),
+) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for round in 0..rounds {
+        let mut job = Job::start(broker, state, args);
+        started(round);
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
+        job.assert_running();
+        job.kill9();
+    }
+}
+
 /// Publishes the demo into `events` (4 partitions) at 12,000 records/s on
 /// a thread of its own, while the job runs.
 fn feed_demo(
@@ -117,13 +136,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let derived = work.join("derived");
     let mut args = job_args(&t, hunt_s, "2");
     args.extend(["--derived".into(), derived.to_str().unwrap().into()]);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    for _ in 0..6 {
-        let mut job = Job::start(broker, &state, &args);
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
-        job.assert_running();
-        job.kill9();
-    }
+    kill_at_random(broker, &state, &args, (6, 7), |_| {});
     feeder.join().unwrap();
     let mut job = Job::start(broker, &state, &args);
     let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
@@ -549,18 +562,13 @@ fn hunt_changes_published_while_events_flow_survive_sigkills() {
     let state = work.join("state");
     let mut args = job_args(&t, hunt_s, "2");
     args.extend(["--hunt-topic".into(), hunt_topic.clone()]);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     // Published while the first jobs run, ahead of what they have read.
     let versions = [(v1.clone(), 2_000_000), (v2.clone(), 2_600_000)];
-    for round in 0..5 {
-        let mut job = Job::start(broker, &state, &args);
+    kill_at_random(broker, &state, &args, (5, 11), |round| {
         if let Some((v, at)) = versions.get(round) {
             publish_change(broker, &hunt_topic, v, *at);
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
-        job.assert_running();
-        job.kill9();
-    }
+    });
     feeder.join().unwrap();
     let mut job = Job::start(broker, &state, &args);
     let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
