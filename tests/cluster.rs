@@ -352,25 +352,6 @@ fn bad_cluster_flags_fail_with_a_clear_message() {
         dir,
     );
     assert!(e.contains("-p 3 is not below -n 3"), "{e}");
-    let e = fails(
-        &[
-            "run",
-            "--hunt",
-            &hunt,
-            "--topic",
-            "t",
-            "--output",
-            "-",
-            "-n",
-            "2",
-            "-h",
-            &hosts_arg,
-            "--hunt-topic",
-            "changes",
-        ],
-        dir,
-    );
-    assert!(e.contains("--hunt-topic is not available with -n 2"), "{e}");
     // -h is the hostfile; --help is help.
     let out = Command::new(BIN)
         .args(["backfill", "--help"])

@@ -2,8 +2,9 @@
 //! Apache Kafka (see `scripts/kafka.sh`): a process killed at random
 //! moments stops the other within seconds with a message naming it; both
 //! started again resume together, and the output topic ends up equal to a
-//! backfill of the dumped input, without a gap or a duplicate. A state
-//! directory refuses a process started with another cluster layout.
+//! backfill of the dumped input, without a gap or a duplicate, also with
+//! hunt changes published meanwhile. A state directory refuses a process
+//! started with another cluster layout.
 
 mod common;
 #[allow(dead_code)]
@@ -14,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use huntflow::kafka::tools;
-use kafka_harness::{check_against_backfill, Broker, Job, Topics};
+use kafka_harness::{
+    check_against_backfill, check_against_backfill_with_changes, demo_changes, last_manifest,
+    publish_change, Broker, Job, Topics,
+};
 use rand::{Rng, SeedableRng};
 
 fn repo() -> PathBuf {
@@ -101,17 +105,34 @@ impl Case {
 
     /// Process `p` of two, `w` workers each.
     fn start(&self, w: usize, p: usize) -> Job {
-        Job::start(
-            self.broker,
-            &self.states[p],
-            &args(&self.t, &self.hosts, (2, w, p)),
-        )
+        self.start_with(w, p, &[])
+    }
+
+    /// The same, with `extra` arguments.
+    fn start_with(&self, w: usize, p: usize, extra: &[String]) -> Job {
+        let mut args = args(&self.t, &self.hosts, (2, w, p));
+        args.extend_from_slice(extra);
+        Job::start(self.broker, &self.states[p], &args)
     }
 
     /// The demo `files` into the events topic, with `partitions` partitions.
     fn produce(&self, partitions: u32, files: &[PathBuf]) {
         let cfg = self.broker.config();
         tools::produce(&cfg, &self.t.events, partitions, files, None, false).unwrap();
+    }
+
+    /// The demo into a 4-partition events topic at `rate` records/s, on a
+    /// thread of its own, while the processes run.
+    fn feed(&self, rate: f64) -> std::thread::JoinHandle<tools::Produced> {
+        let cfg = self.broker.config();
+        huntflow::kafka::admin::Admin::new(&cfg)
+            .unwrap()
+            .ensure_topic(&self.t.events, 4)
+            .unwrap();
+        let events = self.t.events.clone();
+        std::thread::spawn(move || {
+            tools::produce(&cfg, &events, 4, &demo_files(), Some(rate), false).unwrap()
+        })
     }
 
     fn start_both(&self, w: usize) -> [Job; 2] {
@@ -166,19 +187,9 @@ fn log_len(state: &Path) -> u64 {
 #[test]
 fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
     let c = Case::new("cluster-crash");
-    let cfg = c.broker.config();
-    huntflow::kafka::admin::Admin::new(&cfg)
-        .unwrap()
-        .ensure_topic(&c.t.events, 4)
-        .unwrap();
     // Input keeps arriving while processes are killed and restarted (a
     // process takes some seconds to start: it reads what its outputs hold).
-    let feeder = {
-        let (cfg, events) = (cfg.clone(), c.t.events.clone());
-        std::thread::spawn(move || {
-            tools::produce(&cfg, &events, 4, &demo_files(), Some(6_000.0), false).unwrap()
-        })
-    };
+    let feeder = c.feed(6_000.0);
     let states = &c.states;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut committed_before_kill = 0;
@@ -219,6 +230,65 @@ fn a_cluster_of_two_loses_and_duplicates_nothing_through_sigkills() {
     feeder.join().unwrap();
     // Process 1 reads partitions 1 and 3.
     c.catch_up_and_compare(1, &[1, 3]);
+}
+
+#[test]
+fn hunt_changes_reach_every_process_through_sigkills() {
+    let c = Case::new("cluster-changes");
+    let hunt_topic = c.t.name("hunt");
+    let extra = ["--hunt-topic".to_string(), hunt_topic.clone()];
+    let [v1, v2] = demo_changes(&c.work.path);
+    // Slow enough that both changes are ahead of the input frontier when
+    // process 0 reads them in the first round.
+    let feeder = c.feed(3_000.0);
+    let log = c.states[0].join("hunt-changes.jsonl");
+    let decided = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+    for round in 0..4 {
+        let mut jobs = [c.start_with(1, 0, &extra), c.start_with(1, 1, &extra)];
+        if round == 0 {
+            publish_change(c.broker, &hunt_topic, &v1, 2_000_000);
+            publish_change(c.broker, &hunt_topic, &v2, 2_600_000);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while decided().lines().count() < 2 {
+                jobs[0].assert_running();
+                assert!(Instant::now() < deadline, "no decisions: {}", decided());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(3000..6000)));
+        let victim = rng.random_range(0..2usize);
+        jobs[victim].kill9();
+        let (ok, said) = jobs[1 - victim].wait_exit(Duration::from_secs(20));
+        assert!(
+            !ok,
+            "round {round}: the other process exited with success:\n{said}"
+        );
+    }
+    feeder.join().unwrap();
+    assert_eq!(
+        decided().matches("\"accepted\"").count(),
+        2,
+        "{}",
+        decided()
+    );
+    // Process 1 reads no hunt topic: it starts again knowing both versions
+    // from its own snapshot.
+    let manifest = last_manifest(&c.states[1]);
+    let known = manifest["versions"].as_array().map_or(0, Vec::len);
+    assert_eq!(known, 2, "process 1's last snapshot: {manifest}");
+    let mut jobs = [c.start_with(1, 0, &extra), c.start_with(1, 1, &extra)];
+    let written = jobs[0].wait_caught_up(c.broker, &c.t.events, Duration::from_secs(240));
+    jobs[1].assert_running();
+    assert!(written > 2_600_000, "frontier {written}");
+    check_against_backfill_with_changes(
+        c.broker,
+        &c.work.path,
+        &demo_hunt(),
+        &c.t,
+        &hunt_topic,
+        written,
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ use huntflow::kafka::producer::Producer;
 use huntflow::kafka::tools;
 use kafka_harness::{
     check_against_backfill, check_against_backfill_with_changes, check_derived_against_backfill,
-    check_files_against_backfill, read_parts, Broker, Job, Topics,
+    check_files_against_backfill, demo_changes, demo_version, publish_change, read_parts, Broker,
+    Job, Topics,
 };
 use rand::{Rng, SeedableRng};
 
@@ -503,59 +504,12 @@ fn a_second_crash_soon_after_a_restart_duplicates_nothing() {
     check_derived_against_backfill(&work.path, &derived, written);
 }
 
-/// The demo hunt edited into a new version, written beside a copy of its
-/// GeoJSON zones; returns the TOML's path.
-fn demo_version(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo");
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::copy(demo.join("zones.geojson"), dir.join("zones.geojson")).unwrap();
-    let text = edit(std::fs::read_to_string(demo.join("hunt.toml")).unwrap());
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `huntflow hunt-change` publishing a version to the hunt topic.
-fn publish_change(broker: &Broker, topic: &str, version: &std::path::Path, effective: u64) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huntflow"))
-        .args(["hunt-change", "--brokers", &broker.addr(), "--topic", topic])
-        .arg("--hunt")
-        .arg(version)
-        .arg("--base")
-        .arg(demo_hunt())
-        .args(["--effective", &effective.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hunt-change: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn hunt_changes_published_while_events_flow_survive_sigkills() {
     let (work, t, broker) = four_partitions("changes");
     let cfg = broker.config();
     let hunt_topic = t.name("hunt");
-    // The fountain grows, a square appears around the centre, a reward is
-    // retired and positions live half as long; later the tower goes and a
-    // reward for the square appears.
-    let v1 = demo_version(&work.join("v1"), "hunt", |h| {
-        h.replace("radius_m = 300.0 }", "radius_m = 600.0 }")
-            .replace("position_ttl_ms = 60000", "position_ttl_ms = 30000")
-            .replace(
-                "# The well, after solving the first clue.\n[[rewards]]\nid = \"explorer-badge\"\npriority = 1\nzone = \"well\"\nrequires = [\"clue-1\"]\n",
-                "",
-            )
-            + "\n[[zones]]\nid = \"square\"\npriority = 8\ncircle = { lat = 48.8560, lon = 2.3550, radius_m = 500.0 }\n"
-    });
-    let v2 = demo_version(&work.join("v2"), "hunt", |_| {
-        std::fs::read_to_string(&v1).unwrap().replace(
-            "[[zones]]\nid = \"tower\"\npriority = 1\ncircle = { lat = 48.8665, lon = 2.3620, radius_m = 400.0 }\n",
-            "",
-        ) + "\n[[rewards]]\nid = \"square-prize\"\npriority = 4\nzone = \"square\"\nrequires = [\"clue-1\"]\n"
-    });
+    let [v1, v2] = demo_changes(&work.path);
     let feeder = feed_demo(&cfg, &t.events);
     let hunt = demo_hunt();
     let hunt_s = hunt.to_str().unwrap();

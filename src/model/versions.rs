@@ -256,6 +256,10 @@ pub struct Versions {
     by_time: BTreeMap<u64, Arc<Version>>,
     /// Every `seq` added.
     seqs: BTreeSet<u64>,
+    /// Every version added after the start hunt, in the order added (also
+    /// those a later version of the same time replaced): the dictionary's
+    /// numbers follow this order.
+    added: Vec<Arc<Version>>,
 }
 
 /// The versions of a job, shared by its operators and the API.
@@ -270,6 +274,7 @@ impl Versions {
             dict,
             by_time: BTreeMap::from([(0, first)]),
             seqs: BTreeSet::from([0]),
+            added: Vec::new(),
         }
     }
 
@@ -289,6 +294,7 @@ impl Versions {
             return false;
         }
         let version = Arc::new(Version::new(seq, effective, hunt, &mut self.dict));
+        self.added.push(version.clone());
         self.by_time.insert(effective, version);
         true
     }
@@ -308,6 +314,20 @@ impl Versions {
                 false
             }
         }
+    }
+
+    /// The notice of every version added after the start hunt, in the
+    /// order added: adding them in this order to the start hunt's
+    /// [`Versions`] gives every item the same number again.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.added
+            .iter()
+            .map(|v| Notice {
+                seq: v.seq,
+                effective: v.effective,
+                text: v.hunt.text.clone(),
+            })
+            .collect()
     }
 
     /// Whether version `seq` was added already.
@@ -393,4 +413,48 @@ pub fn activity<'a>(
     }
     updates.retain(|_, d| *d != 0);
     updates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Hunt {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/demo/hunt.toml");
+        Hunt::load(&path).expect("demo hunt loads")
+    }
+
+    /// The demo hunt with one more circle zone.
+    fn with_zone(id: &str) -> Hunt {
+        let mut text = demo().text.clone();
+        text.toml += &format!(
+            "\n[[zones]]\nid = \"{id}\"\npriority = 1\ncircle = {{ lat = 48.856, lon = 2.355, radius_m = 50.0 }}\n"
+        );
+        Hunt::parse(std::path::Path::new("test"), text).expect("hunt loads")
+    }
+
+    #[test]
+    fn notices_rebuild_the_same_numbers() {
+        let mut versions = Versions::new(demo());
+        assert!(versions.add(1, 100, with_zone("b")));
+        // Replaces version 1 (same time, later record): its zone keeps its number.
+        assert!(versions.add(2, 100, with_zone("c")));
+        // Takes effect earlier, learnt later.
+        assert!(versions.add(3, 50, with_zone("d")));
+        let notices = versions.notices();
+        let seqs: Vec<u64> = notices.iter().map(|n| n.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        let mut again = Versions::new(demo());
+        for n in &notices {
+            assert!(again.add_notice(n));
+        }
+        for id in ["b", "c", "d"] {
+            let number = versions.dictionary().zones.number(id);
+            assert!(number.is_some());
+            assert_eq!(again.dictionary().zones.number(id), number, "zone {id}");
+        }
+        assert_eq!(again.at(100).seq, 2);
+        assert_eq!(again.at(60).seq, 3);
+    }
 }

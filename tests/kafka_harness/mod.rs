@@ -268,13 +268,7 @@ impl Job {
 
     /// The manifest of the newest committed snapshot.
     pub fn last_manifest(&self) -> Value {
-        let epoch = *self.snapshots().last().expect("a snapshot");
-        let path = self
-            .state
-            .join("snapshots")
-            .join(format!("{epoch:020}"))
-            .join("manifest.json");
-        serde_json::from_str(&std::fs::read_to_string(path).expect("manifest")).expect("json")
+        last_manifest(&self.state)
     }
 
     pub fn assert_running(&mut self) {
@@ -377,14 +371,7 @@ impl Job {
 
     /// The epochs of the committed snapshots.
     pub fn snapshots(&self) -> Vec<u64> {
-        let mut epochs: Vec<u64> = std::fs::read_dir(self.state.join("snapshots"))
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        epochs.sort_unstable();
-        epochs
+        snapshots(&self.state)
     }
 }
 
@@ -392,6 +379,28 @@ impl Drop for Job {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The epochs of the snapshots committed in state directory `state`.
+pub fn snapshots(state: &Path) -> Vec<u64> {
+    let mut epochs: Vec<u64> = std::fs::read_dir(state.join("snapshots"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    epochs.sort_unstable();
+    epochs
+}
+
+/// The manifest of the newest snapshot committed in `state`.
+pub fn last_manifest(state: &Path) -> Value {
+    let epoch = *snapshots(state).last().expect("a snapshot");
+    let path = state
+        .join("snapshots")
+        .join(format!("{epoch:020}"))
+        .join("manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("manifest")).expect("json")
 }
 
 /// Non-empty lines of every `part-NNN.jsonl` in `dir`, by partition.
@@ -624,4 +633,58 @@ pub fn check_derived_against_backfill(work: &Path, derived: &Path, written: u64)
         assert_same_lines(name, &got, &want);
         assert!(got.len() > 100, "{name}: too few intervals: {}", got.len());
     }
+}
+
+/// The demo hunt edited into a new version, written beside a copy of its
+/// GeoJSON zones; returns the TOML's path.
+pub fn demo_version(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let demo = repo().join("dataflows/demo");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(demo.join("zones.geojson"), dir.join("zones.geojson")).unwrap();
+    let text = edit(std::fs::read_to_string(demo.join("hunt.toml")).unwrap());
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Two versions of the demo hunt, under `work`: the fountain grows, a
+/// square appears around the centre, a reward is retired and positions
+/// live half as long; then the tower goes and a reward for the square
+/// appears.
+pub fn demo_changes(work: &Path) -> [PathBuf; 2] {
+    let v1 = demo_version(&work.join("v1"), "hunt", |h| {
+        h.replace("radius_m = 300.0 }", "radius_m = 600.0 }")
+            .replace("position_ttl_ms = 60000", "position_ttl_ms = 30000")
+            .replace(
+                "# The well, after solving the first clue.\n[[rewards]]\nid = \"explorer-badge\"\npriority = 1\nzone = \"well\"\nrequires = [\"clue-1\"]\n",
+                "",
+            )
+            + "\n[[zones]]\nid = \"square\"\npriority = 8\ncircle = { lat = 48.8560, lon = 2.3550, radius_m = 500.0 }\n"
+    });
+    let v2 = demo_version(&work.join("v2"), "hunt", |_| {
+        std::fs::read_to_string(&v1).unwrap().replace(
+            "[[zones]]\nid = \"tower\"\npriority = 1\ncircle = { lat = 48.8665, lon = 2.3620, radius_m = 400.0 }\n",
+            "",
+        ) + "\n[[rewards]]\nid = \"square-prize\"\npriority = 4\nzone = \"square\"\nrequires = [\"clue-1\"]\n"
+    });
+    [v1, v2]
+}
+
+/// `huntflow hunt-change` publishing a version of the demo hunt to the
+/// hunt topic.
+pub fn publish_change(broker: &Broker, topic: &str, version: &Path, effective: u64) {
+    let out = Command::new(env!("CARGO_BIN_EXE_huntflow"))
+        .args(["hunt-change", "--brokers", &broker.addr(), "--topic", topic])
+        .arg("--hunt")
+        .arg(version)
+        .arg("--base")
+        .arg(repo().join("dataflows/demo/hunt.toml"))
+        .args(["--effective", &effective.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hunt-change: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::outputs::{Durable, REJECTS};
 use super::snapshot::{Manifest, PartFile, StateDir, VERSION};
 use super::RunError;
+use crate::model::versions::Notice;
 use crate::output::Marks;
 
 /// Everything a snapshot's commit needs.
@@ -33,6 +34,8 @@ pub struct Commit {
     /// the rejects' marks), and is made durable too.
     pub rejects_end: Option<Vec<i64>>,
     pub durable: Arc<Vec<(&'static str, Durable)>>,
+    /// The hunt versions in effect below the frontier (with `--hunt-topic`).
+    pub versions: Vec<Notice>,
 }
 
 impl Commit {
@@ -63,6 +66,7 @@ impl Commit {
             offsets: self.offsets.clone(),
             files: self.files.clone(),
             derived_open,
+            versions: self.versions.clone(),
         };
         self.state.commit(&self.tmp, &manifest)?;
         Ok(self.epoch)

@@ -52,7 +52,7 @@ use crate::serve::cluster::Plane;
 use crate::serve::Live;
 use hunt_record::ChangeLog;
 pub use outputs::Target;
-use snapshot::{SnapshotError, StateDir};
+use snapshot::{Loaded, SnapshotError, StateDir};
 
 /// Settings of the continuous job.
 #[derive(Clone, Debug)]
@@ -213,19 +213,7 @@ fn check(opts: &RunOptions) -> Result<Cluster, RunError> {
             "notifications and rejects cannot both go to standard output".into(),
         ));
     }
-    let cluster = Cluster::load(opts.workers, &opts.cluster)?;
-    if cluster.processes() > 1 {
-        let refuse = |flag: &str| {
-            RunError::Config(format!(
-                "{flag} is not available with -n {} yet: the continuous job runs as a cluster without it",
-                cluster.processes()
-            ))
-        };
-        if opts.hunt_topic.is_some() {
-            return Err(refuse("--hunt-topic"));
-        }
-    }
-    Ok(cluster)
+    Ok(Cluster::load(opts.workers, &opts.cluster)?)
 }
 
 /// A digest of what every process of a cluster must agree on (brokers and
@@ -239,6 +227,7 @@ fn fingerprint(opts: &RunOptions, hunt: &Hunt) -> u64 {
         .text(format!("{:?}", opts.output).as_bytes())
         .text(format!("{:?}", opts.rejects).as_bytes())
         .text(format!("{:?}", opts.derived).as_bytes())
+        .text(format!("{:?}", opts.hunt_topic).as_bytes())
         .number(opts.idle.map_or(0, |d| d.as_millis() as u64 + 1))
         .number(opts.output_partitions.map_or(0, |n| u64::from(n) + 1))
         .number(opts.slice as u64)
@@ -268,6 +257,19 @@ fn hunt_changes(
         registry.add(notice.seq, notice.effective, hunt);
     }
     Ok((log, decisions))
+}
+
+/// The hunt versions a snapshot of a process other than 0 knew, added in
+/// the order it learnt them (so every item keeps its number); process 0
+/// replays the later ones through the dataflow.
+fn restore_versions(loaded: Option<&Loaded>, versions: &SharedVersions) {
+    let Some(loaded) = loaded else {
+        return;
+    };
+    let mut registry = versions.write().expect("versions lock");
+    for notice in &loaded.manifest.versions {
+        registry.add_notice(notice);
+    }
 }
 
 /// A flag SIGTERM and SIGINT set (the job then stops after a last
@@ -353,9 +355,15 @@ fn run_once(
     let input_partitions = admin
         .partitions(&opts.topic)?
         .ok_or_else(|| KafkaError::NoTopic(opts.topic.clone()))?;
+    // Process 0 reads the hunt topic and logs its decisions; the others
+    // learn the versions through the dataflow, and after a restart from
+    // their snapshot.
     let changes = match &opts.hunt_topic {
-        None => None,
-        Some(topic) => Some(hunt_changes(opts, &admin, topic, versions)?),
+        Some(topic) if cluster.is_leader() => Some(hunt_changes(opts, &admin, topic, versions)?),
+        _ => {
+            restore_versions(loaded.as_ref(), versions);
+            None
+        }
     };
     // Process 0 writes every output.
     let opened = if cluster.is_leader() {

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::decision_log::DecisionFile;
 use crate::dataflow::facts::SavedPlayer;
 use crate::input::kafka::{Advance, AdvanceLog, SavedPartition};
+use crate::model::versions::Notice;
 use crate::output::derived::OpenInterval;
 
 /// Snapshots kept on disk by a single process.
@@ -86,6 +87,13 @@ pub struct Manifest {
     /// With `--derived`: the intervals open at the frontier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derived_open: Option<PartFile>,
+    /// With `--hunt-topic`: every hunt version this process knew when the
+    /// snapshot was committed, in the order it learnt them (see
+    /// [`crate::model::versions::Versions::notices`]). Process 0 of a
+    /// cluster restores them from its change log; the other processes,
+    /// which read no hunt topic, from here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<Notice>,
 }
 
 impl Manifest {

@@ -61,7 +61,7 @@ use crate::job::cluster::{Cluster, Connected};
 use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
 use crate::model::hunt::Hunt;
-use crate::model::versions::SharedVersions;
+use crate::model::versions::{Notice, SharedVersions};
 use crate::output::rejects::{SharedRejects, When, Written};
 use crate::output::resume::Held;
 use crate::output::sink::ErrorSlot;
@@ -451,6 +451,7 @@ impl Job {
                 rejects_out: (index == 0).then(|| rejects.clone()).flatten(),
                 control_rejects,
                 durable: durable.clone(),
+                versions: versions.clone(),
                 topic: opts.topic.clone(),
                 every: opts.snapshot_every,
                 last: Instant::now(),
@@ -583,6 +584,8 @@ struct WorkerLoop {
     /// Rejects of the hunt topic the control operator emitted (worker 0).
     control_rejects: Rc<Cell<u64>>,
     durable: Arc<Vec<(&'static str, Durable)>>,
+    /// The hunt versions this process knows.
+    versions: SharedVersions,
     topic: String,
     every: Duration,
     last: Instant,
@@ -836,6 +839,7 @@ impl WorkerLoop {
             reject_marks,
             rejects_end,
             durable: self.durable.clone(),
+            versions: self.notices(),
         })
     }
 
@@ -939,8 +943,17 @@ impl WorkerLoop {
             reject_marks: None,
             rejects_end: None,
             durable: self.durable.clone(),
+            versions: self.notices(),
         };
         self.committing = Some(commit.spawn());
+    }
+
+    /// Every hunt version this process knows, for a snapshot.
+    fn notices(&self) -> Vec<Notice> {
+        self.versions
+            .read()
+            .map(|v| v.notices())
+            .unwrap_or_default()
     }
 
     /// Snapshot `epoch` is committed.
