@@ -154,6 +154,20 @@ impl Case {
             .map(|p| p["partition"].as_u64().expect("partition"))
             .collect();
         assert_eq!(parts, partitions_of_1, "{status}");
+        // Each process writes the output partitions its workers own
+        // (partition p on global worker p % 2w) and marks only those.
+        for (p, job) in jobs.iter().enumerate() {
+            let manifest = job.last_manifest();
+            let marks = manifest["outputs"]["notifications"]
+                .as_array()
+                .expect("notification marks")
+                .clone();
+            for (q, mark) in marks.iter().enumerate() {
+                let mark = mark.as_i64().expect("a mark");
+                let mine = (q % (2 * w)) / w == p;
+                assert_eq!(mark >= 0, mine, "process {p}, partition {q}: {manifest}");
+            }
+        }
         check_against_backfill(
             self.broker,
             &self.work.path,

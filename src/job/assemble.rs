@@ -6,6 +6,7 @@
 //! ```text
 //!  Inputs { events ──► dataflow::build ──► probe ──► notification sink (worker 0)
 //!           notices ──┘ (hunt versions)         │       └► Chain: destination ► derived ► API
+//!                                               ├─ and a topic's partitions, each by its owner (every worker)
 //!                                               └─ or: runs formatted on every worker ─► merged on worker 0 ─► Chain
 //!           rejects ─────────────────────────────────► reject sink ► file / topic }
 //! ```
@@ -41,8 +42,12 @@ pub struct Assembly {
     /// worker with [`When::AsRead`].
     pub rejects: Option<SharedRejects>,
     pub when: When,
-    /// Where the notification sink leaves the outputs' marks for snapshots.
+    /// Where the notification sinks leave the outputs' marks for snapshots.
     pub marks: Option<MarkSlot>,
+    /// A notifications topic written by partition owners (on every worker,
+    /// with the single writer): this worker's writer of the partitions it
+    /// owns, and the topic's partitions.
+    pub owned: Option<(Box<dyn NotificationOutput>, u32)>,
     /// The first write error of either sink.
     pub errors: ErrorSlot,
     /// Follows the completed output frontier.
@@ -77,6 +82,16 @@ pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
 pub fn assemble_with(inputs: Inputs<'_>, a: Assembly, writer: Writer) -> Assembled {
     let built = dataflow::build(inputs.events, inputs.control, a.dataflow);
     let changes = built.changes.inner.probe_with(&a.probe);
+    if let Some(owned) = a.owned {
+        sink::owned_notification_sink(
+            changes.clone(),
+            built.control.clone(),
+            a.versions.clone(),
+            owned,
+            a.marks.clone(),
+            a.errors.clone(),
+        );
+    }
     match writer {
         Writer::Single => sink::notification_sink(
             changes,

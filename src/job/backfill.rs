@@ -434,6 +434,7 @@ pub fn finish(opts: &BackfillOptions) -> Result<Finished, BackfillError> {
                     rejects: if index == 0 { take(&rejects) } else { None },
                     when: When::Complete,
                     marks: None,
+                    owned: None,
                     errors: worker_errors.clone(),
                     probe: probe.clone(),
                 },

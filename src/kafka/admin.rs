@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
@@ -129,6 +129,26 @@ impl Admin {
     }
 }
 
+/// Where a consumer starts reading `topic` partition `partition`: at
+/// `from`, or without one at the partition's first offset, asked for up
+/// front. (Assigned the logical offset "beginning" instead, librdkafka
+/// looks it up only once it knows the partition's leader, and retries that
+/// half a second later: every start of the job would wait for it.) If the
+/// broker does not answer the question, the consumer looks it up itself.
+pub fn start_offset<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: u32,
+    from: Option<i64>,
+) -> Offset {
+    match from {
+        Some(offset) => Offset::Offset(offset),
+        None => consumer
+            .fetch_watermarks(topic, partition as i32, REQUEST_TIMEOUT)
+            .map_or(Offset::Beginning, |(low, _)| Offset::Offset(low)),
+    }
+}
+
 /// Reads `topic` partition `partition` from offset `from` (or its start
 /// when `None`) to its current end, calling `f(offset, payload)` for each
 /// record in order (an empty payload for a record without value). Returns
@@ -149,7 +169,7 @@ pub fn read_to_end(
         .create()
         .map_err(KafkaError::client("creating a reader"))?;
     let mut tpl = TopicPartitionList::new();
-    let start = from.map_or(Offset::Beginning, Offset::Offset);
+    let start = start_offset(&consumer, topic, partition, from);
     tpl.add_partition_offset(topic, partition as i32, start)
         .map_err(KafkaError::client("assigning a partition"))?;
     consumer.assign(&tpl).map_err(KafkaError::client(format!(
@@ -225,26 +245,25 @@ pub fn read_to_end(
     }
 }
 
-/// [`read_to_end`] for partitions `0..from.len()` of `topic` at once, one
-/// thread each, partition `p` from `from[p]`: its records go through `f`
-/// into a state of its own made by `state()`. Returns each partition's
-/// state and end, in partition order.
+/// [`read_to_end`] for the partitions of `topic` in `from` at once, one
+/// thread each, partition `p` from its offset there: its records go
+/// through `f` into a state of its own made by `state()`. Returns each
+/// partition's state and end, in the order of `from`.
 pub fn read_all_to_end<T: Send>(
     cfg: &KafkaConfig,
     topic: &str,
-    from: &[Option<i64>],
+    from: &[(u32, Option<i64>)],
     state: impl Fn() -> T + Sync,
     f: impl Fn(&mut T, i64, &[u8]) + Sync,
 ) -> Result<Vec<(T, i64)>, KafkaError> {
     std::thread::scope(|scope| {
         let readers: Vec<_> = from
             .iter()
-            .enumerate()
-            .map(|(p, &start)| {
+            .map(|&(p, start)| {
                 let (state, f) = (&state, &f);
                 scope.spawn(move || {
                     let mut t = state();
-                    let end = read_to_end(cfg, topic, p as u32, start, |offset, payload| {
+                    let end = read_to_end(cfg, topic, p, start, |offset, payload| {
                         f(&mut t, offset, payload)
                     })?;
                     Ok((t, end))

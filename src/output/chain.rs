@@ -105,3 +105,18 @@ impl NotificationOutput for Chain {
         Ok(())
     }
 }
+
+/// The destination of a chain whose notifications are written elsewhere
+/// (a topic's partitions, each by the worker that owns it): the chain keeps
+/// only its taps.
+pub struct Elsewhere;
+
+impl NotificationOutput for Elsewhere {
+    fn write_time(&mut self, _: u64, _: &[Notification]) -> Result<(), OutputError> {
+        Ok(())
+    }
+
+    fn progress(&mut self, _: Option<u64>) -> Result<(), OutputError> {
+        Ok(())
+    }
+}

@@ -289,17 +289,7 @@ mod tests {
     use crate::model::hunt::Hunt;
     use crate::output::chain::Chain;
 
-    /// A destination that writes nothing.
-    struct Nowhere;
-
-    impl NotificationOutput for Nowhere {
-        fn write_time(&mut self, _: u64, _: &[Notification]) -> Result<(), OutputError> {
-            Ok(())
-        }
-        fn progress(&mut self, _: Option<u64>) -> Result<(), OutputError> {
-            Ok(())
-        }
-    }
+    use crate::output::chain::Elsewhere as Nowhere;
 
     /// A writer whose bytes the test reads back.
     #[derive(Clone, Default)]

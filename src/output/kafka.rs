@@ -1,12 +1,16 @@
 //! Writing to Kafka: notifications keyed by player (occupancy by zone), in
 //! the contract's order within each output partition, with progress records
-//! on every partition; and rejects, input partition `p` to partition
+//! on every partition, each partition by the worker that owns it
+//! ([`partition_owner`]); and rejects, input partition `p` to partition
 //! `p % n`.
 //!
 //! Both resume after a restart: what the topic already holds since the last
 //! snapshot is read back, and exactly that is not written again (see
-//! [`super::resume`] and the continuous job).
+//! [`super::resume`] and the continuous job). A notifications writer marks
+//! a snapshot taken while it still re-creates what its partitions held
+//! before the first held record at or above the snapshot's frontier.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +28,13 @@ use crate::kafka::partitioner::partition_of;
 use crate::kafka::producer::Producer;
 use crate::kafka::{KafkaConfig, KafkaError};
 
+/// A partition a writer does not own: no position of its own.
+pub const NOT_OWNED: i64 = -1;
+
 /// Where a topic's partitions end: their end when opened, plus the records
 /// produced since. The producer is idempotent and the job is the topic's
 /// only writer, so the records of a partition take consecutive offsets.
+/// A partition another writer owns stays at [`NOT_OWNED`].
 struct Ends {
     opened: Vec<i64>,
     sent: Vec<i64>,
@@ -52,12 +60,23 @@ impl Ends {
     }
 }
 
-/// Notifications to a topic.
+/// The worker that writes output partition `p` of a topic: partition `p`
+/// goes to global worker `p % peers`, on whichever process it runs (the
+/// exchange by partition number routes each notification there).
+pub fn partition_owner(p: u32, peers: usize) -> usize {
+    p as usize % peers.max(1)
+}
+
+/// Notifications to a topic: the partitions one worker owns.
 pub struct KafkaNotifications {
     producer: Arc<Producer>,
     topic: String,
     partitions: u32,
+    owned: Vec<u32>,
     resume: Resume,
+    /// Per partition, the time and offset of each notification it held
+    /// beyond the snapshot that the job has not re-created yet.
+    held_at: Vec<VecDeque<(u64, i64)>>,
     buf: Vec<u8>,
     progress: ProgressPacer,
     ends: Ends,
@@ -70,46 +89,63 @@ fn partitions(admin: &Admin, topic: &str) -> Result<u32, KafkaError> {
         .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))
 }
 
-/// Where each of `partitions` partitions is read from: the snapshot's mark,
-/// or its start without one.
-fn froms(marks: Option<&[i64]>, partitions: u32) -> Vec<Option<i64>> {
-    (0..partitions as usize)
-        .map(|p| marks.and_then(|m| m.get(p).copied()))
+/// Where each partition of `parts` is read from: the snapshot's mark, or
+/// its start without one.
+fn froms(marks: Option<&[i64]>, parts: impl Iterator<Item = u32>) -> Vec<(u32, Option<i64>)> {
+    parts
+        .map(|p| {
+            let mark = marks.and_then(|m| m.get(p as usize).copied());
+            (p, mark.filter(|&m| m >= 0))
+        })
         .collect()
 }
 
+/// What one writer of a notifications topic is opened with.
+pub struct NotificationsAt<'a> {
+    pub topic: &'a str,
+    /// The snapshot's marks, taken at frontier `below`.
+    pub marks: Option<&'a [i64]>,
+    pub below: u64,
+    /// This writer's global worker index, and the workers of the job.
+    pub worker: usize,
+    pub peers: usize,
+}
+
 impl KafkaNotifications {
-    /// Opens the output, reading back what each partition holds from
-    /// `marks` (the snapshot's, taken at frontier `below`; the start of each
-    /// partition without one).
+    /// Opens the output partitions worker `at.worker` owns, reading back
+    /// what each holds from the snapshot's mark (its start without one).
     pub fn open(
         cfg: &KafkaConfig,
         admin: &Admin,
         producer: Arc<Producer>,
-        topic: &str,
-        marks: Option<&[i64]>,
-        below: u64,
+        at: NotificationsAt<'_>,
     ) -> Result<Self, KafkaError> {
+        let topic = at.topic;
         let partitions = partitions(admin, topic)?;
+        let owned: Vec<u32> = (0..partitions)
+            .filter(|&p| partition_owner(p, at.peers) == at.worker)
+            .collect();
         let mut resume = Resume::new(partitions as usize);
-        let mut ends = Vec::with_capacity(partitions as usize);
+        let mut held_at = vec![VecDeque::new(); partitions as usize];
+        let mut ends = vec![NOT_OWNED; partitions as usize];
         // What each partition holds after its mark, read at once.
+        let from = froms(at.marks, owned.iter().copied());
         let read = read_all_to_end(
             cfg,
             topic,
-            &froms(marks, partitions),
+            &from,
             || (Vec::new(), None),
             |(held, bad): &mut (Vec<_>, Option<String>), offset, payload| match parse_notification(
                 payload,
             ) {
-                Ok(Some(written)) => held.push(written),
+                Ok(Some(written)) => held.push((offset, written)),
                 Ok(None) => {}
                 Err(e) => {
                     bad.get_or_insert(format!("offset {offset}: {e}"));
                 }
             },
         )?;
-        for (p, ((held, bad), end)) in read.into_iter().enumerate() {
+        for (&p, ((held, bad), end)) in owned.iter().zip(read) {
             if let Some(e) = bad {
                 return Err(KafkaError::Topic {
                     topic: topic.to_string(),
@@ -118,18 +154,21 @@ impl KafkaNotifications {
                     ),
                 });
             }
-            for (time, n) in held {
-                resume.written(p, time, n);
+            for (offset, (time, n)) in held {
+                resume.written(p as usize, time, n);
+                held_at[p as usize].push_back((time, offset));
             }
-            ends.push(end);
+            ends[p as usize] = end;
         }
         Ok(KafkaNotifications {
             producer,
             topic: topic.to_string(),
             partitions,
+            owned,
             resume,
+            held_at,
             buf: Vec::with_capacity(256),
-            progress: ProgressPacer::new(Duration::from_millis(200), Some(below)),
+            progress: ProgressPacer::new(Duration::from_millis(200), Some(at.below)),
             ends: Ends::new(ends),
         })
     }
@@ -138,14 +177,19 @@ impl KafkaNotifications {
         self.partitions
     }
 
-    /// What the topic held after the snapshot's marks.
-    pub fn held(&self) -> Held {
-        self.resume.held()
-    }
-
-    /// Where each partition ended when opened (durable already).
+    /// Where each partition ended when opened (durable already;
+    /// [`NOT_OWNED`] for another writer's).
     pub fn opened(&self) -> Vec<i64> {
         self.ends.opened.clone()
+    }
+
+    /// Every held notification of a time before `t` is re-created.
+    fn recreated_below(&mut self, t: u64) {
+        for held in &mut self.held_at {
+            while held.front().is_some_and(|&(time, _)| time < t) {
+                held.pop_front();
+            }
+        }
     }
 }
 
@@ -167,13 +211,21 @@ impl NotificationOutput for KafkaNotifications {
                 .send(&self.topic, p, Some(key.as_bytes()), &self.buf)?;
             self.ends.sent(p);
         }
+        self.recreated_below(time.saturating_add(1));
         Ok(())
     }
 
+    /// Each owned partition's position: before its first held notification
+    /// the job has yet to re-create (a snapshot taken while it re-creates
+    /// what the topic held is exact too), else its end.
     fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
-        marks
-            .outputs
-            .insert(super::NOTIFICATIONS.into(), self.ends.now());
+        let mut now = self.ends.now();
+        for (p, held) in self.held_at.iter().enumerate() {
+            if let Some(&(_, offset)) = held.front() {
+                now[p] = offset;
+            }
+        }
+        marks.outputs.insert(super::NOTIFICATIONS.into(), now);
         Ok(())
     }
 
@@ -182,9 +234,10 @@ impl NotificationOutput for KafkaNotifications {
     }
 
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
+        self.recreated_below(frontier.unwrap_or(u64::MAX));
         if let Some(f) = self.progress.due(frontier) {
             let record = progress_record(f);
-            for p in 0..self.partitions {
+            for &p in &self.owned {
                 self.producer
                     .send(&self.topic, p, None, record.as_bytes())?;
                 self.ends.sent(p);
@@ -222,7 +275,7 @@ impl KafkaRejects {
         let read = read_all_to_end(
             cfg,
             topic,
-            &froms(marks, partitions),
+            &froms(marks, 0..partitions),
             Vec::new,
             |held: &mut Vec<Vec<u8>>, _, payload| held.push(payload.to_vec()),
         )?;

@@ -41,6 +41,29 @@ pub const ELIGIBILITY: &str = "eligibility";
 pub struct Marks {
     pub outputs: BTreeMap<String, Vec<i64>>,
     pub open: Option<Vec<OpenInterval>>,
+    /// How many writers' marks these are (see [`Marks::merge`]).
+    pub writers: usize,
+}
+
+impl Marks {
+    /// Adds one writer's marks: writers of one output own distinct
+    /// partitions and leave the others' at [`kafka::NOT_OWNED`], so the
+    /// greater position of each partition is its owner's.
+    pub fn merge(&mut self, other: Marks) {
+        for (name, marks) in other.outputs {
+            let mine = self.outputs.entry(name).or_default();
+            if mine.len() < marks.len() {
+                mine.resize(marks.len(), kafka::NOT_OWNED);
+            }
+            for (m, o) in mine.iter_mut().zip(marks) {
+                *m = (*m).max(o);
+            }
+        }
+        if other.open.is_some() {
+            self.open = other.open;
+        }
+        self.writers += other.writers.max(1);
+    }
 }
 
 /// The marks the notification sink took, by snapshot epoch.
@@ -78,5 +101,31 @@ impl OutputError {
     /// Whether starting again from the last snapshot can get past it.
     pub fn is_transient(&self) -> bool {
         matches!(self, OutputError::Produce(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(notifications: &[i64]) -> Marks {
+        Marks {
+            outputs: BTreeMap::from([(NOTIFICATIONS.to_string(), notifications.to_vec())]),
+            ..Marks::default()
+        }
+    }
+
+    #[test]
+    fn each_partition_keeps_its_owners_mark() {
+        let mut all = Marks::default();
+        all.merge(marks(&[7, -1, 3, -1]));
+        all.merge(marks(&[-1, 0, -1, 12]));
+        assert_eq!(all.outputs[NOTIFICATIONS], [7, 0, 3, 12]);
+        assert_eq!(all.writers, 2);
+        let mut chain = Marks::default();
+        chain.outputs.insert(REJECTS.into(), vec![5]);
+        all.merge(chain);
+        assert_eq!(all.outputs[REJECTS], [5]);
+        assert_eq!(all.writers, 3);
     }
 }

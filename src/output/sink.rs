@@ -6,6 +6,9 @@
 //! below `F` is written and before any time at or above it.
 //! [`super::runs`] spreads the sorting and formatting over the workers
 //! instead (for backfills); both end in the same [`NotificationOutput`].
+//! [`owned_notification_sink`] routes each change to the worker that owns
+//! its topic partition instead, and every worker writes its own (the
+//! continuous job's notifications topic); each writer's marks are merged.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use super::order::{notifications, Notification};
 use super::runs::Merged;
 use super::{MarkSlot, Marks, OutputError};
 use crate::dataflow::{Change, Control};
+use crate::kafka::partitioner::partition_of;
 use crate::model::versions::SharedVersions;
 
 /// A shared slot for the first write error of the sinks.
@@ -170,7 +174,7 @@ fn mark_before(
         out.mark(&mut marks)?;
         if let Some(slot) = slot {
             if let Ok(mut slot) = slot.lock() {
-                slot.insert(epoch, marks);
+                slot.entry(epoch).or_default().merge(marks);
             }
         }
     }
@@ -189,11 +193,53 @@ pub fn notification_sink<'scope>(
     marks: Option<MarkSlot>,
     errors: ErrorSlot,
 ) {
-    let mut writer = TimeWriter::new(output, errors).marking(marks);
+    let writer = TimeWriter::new(output, errors).marking(marks);
+    time_sink(changes, control, versions, writer, |_| 0);
+}
+
+/// Writes the notifications of a topic of `partitions` partitions, each
+/// partition on the worker that owns it
+/// ([`super::kafka::partition_owner`]): a change goes to the owner of the
+/// partition its notification's key falls in. Every worker has an
+/// `output` for its own partitions; each marks its snapshots in `marks`
+/// (merged there with the others').
+pub fn owned_notification_sink<'scope>(
+    changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
+    control: Stream<'scope, u64, Vec<Control>>,
+    versions: SharedVersions,
+    (output, partitions): (Box<dyn NotificationOutput>, u32),
+    marks: Option<MarkSlot>,
+    errors: ErrorSlot,
+) {
+    let writer = TimeWriter::new(Some(output), errors).marking(marks);
+    let keys = versions.clone();
+    time_sink(changes, control, versions, writer, move |(change, _, _)| {
+        let p = match change {
+            Change::Presence(player, _) | Change::Eligible(player, _) => {
+                partition_of(player.as_bytes(), partitions)
+            }
+            Change::Occupancy(zone, _) => {
+                let registry = keys.read().expect("versions lock");
+                partition_of(registry.dictionary().zones.id(*zone).as_bytes(), partitions)
+            }
+        };
+        u64::from(p)
+    });
+}
+
+/// The sink operator of both: changes routed by `route` (global worker
+/// `route % peers`), each time written by `writer` once complete.
+fn time_sink<'scope>(
+    changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
+    control: Stream<'scope, u64, Vec<Control>>,
+    versions: SharedVersions,
+    mut writer: TimeWriter<(Change, isize)>,
+    route: impl Fn(&(Change, u64, isize)) -> u64 + 'static,
+) {
     let scope = changes.scope();
     changes.binary_frontier(
         control,
-        Exchange::new(|_: &(Change, u64, isize)| 0),
+        Exchange::new(route),
         Pipeline,
         "NotificationSink",
         |_, info| {

@@ -43,6 +43,7 @@ use super::admission::{ingest, Admission};
 use super::reject::{Place, Reject};
 use super::stats::{Counts, InputError, Stats};
 use super::{Ingested, Inputs};
+use crate::kafka::admin::start_offset;
 use crate::kafka::position::Verdict;
 use crate::kafka::{KafkaConfig, KafkaError};
 use crate::model::event;
@@ -333,7 +334,7 @@ impl KafkaSource {
         let mut tpl = TopicPartitionList::new();
         for (&p, part) in &self.parts {
             let from = part.positioning.as_ref().map(|x| x.from).or(part.next);
-            let offset = from.map_or(Offset::Beginning, Offset::Offset);
+            let offset = start_offset(&self.consumer, &self.config.topic, p, from);
             tpl.add_partition_offset(&self.config.topic, p as i32, offset)
                 .map_err(KafkaError::client("assigning partitions"))?;
         }

@@ -365,19 +365,29 @@ fn run_once(
             None
         }
     };
-    // Process 0 writes every output.
-    let opened = if cluster.is_leader() {
-        let registry = versions.read().expect("versions lock");
-        Some(outputs::open(
-            opts,
-            &cfg,
-            &registry,
-            loaded.as_ref(),
-            input_partitions,
-        )?)
-    } else {
-        None
-    };
+    // A notifications topic is written by its partitions' owners, on every
+    // process; process 0 writes every other output. Both read back what
+    // their destinations hold at once.
+    let producer = outputs::producer(opts, &cfg, cluster.is_leader())?;
+    let first = cluster.first_worker_of(cluster.process());
+    let workers = (first..first + cluster.threads(), cluster.peers());
+    let (owned, opened) = std::thread::scope(|scope| {
+        let for_owned = (input_partitions, producer.clone());
+        let owned =
+            scope.spawn(|| outputs::open_owned(opts, &cfg, loaded.as_ref(), for_owned, workers));
+        let opened = if cluster.is_leader() {
+            let registry = versions.read().expect("versions lock");
+            let at = (input_partitions, producer.clone());
+            outputs::open(opts, &cfg, &registry, loaded.as_ref(), at).map(Some)
+        } else {
+            Ok(None)
+        };
+        let owned = owned
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Config("opening the outputs failed".into())));
+        (owned, opened)
+    });
+    let (owned, opened) = (owned?, opened?);
     if let Some(live) = &serving.live {
         // The API state is rebuilt from the snapshot like the rest.
         live.reset();
@@ -395,6 +405,7 @@ fn run_once(
         advances,
         input_partitions,
         opened,
+        owned,
         stats: stats.clone(),
         live: serving.live,
         plane: serving.plane,

@@ -13,9 +13,10 @@ use crate::kafka::admin::Admin;
 use crate::kafka::producer::Producer;
 use crate::kafka::KafkaConfig;
 use crate::model::versions::Versions;
+use crate::output::chain::{Chain, Elsewhere};
 use crate::output::derived::{self, Derived, Resumed, SharedDerived};
 use crate::output::file::{Destination, FileNotifications, SharedFile};
-use crate::output::kafka::{KafkaNotifications, KafkaRejects};
+use crate::output::kafka::{KafkaNotifications, KafkaRejects, NotificationsAt, NOT_OWNED};
 use crate::output::rejects::{FileRejects, Origins, RejectSink, SharedRejects};
 use crate::output::resume::Held;
 use crate::output::sink::NotificationOutput;
@@ -134,6 +135,23 @@ impl Durable {
     }
 }
 
+/// This process's producer, if any of its outputs is a topic (process 0
+/// writes every output; the others a notifications topic's partitions).
+pub fn producer(
+    opts: &RunOptions,
+    cfg: &KafkaConfig,
+    leader: bool,
+) -> Result<Option<Arc<Producer>>, RunError> {
+    let rejects = opts.rejects.as_ref().filter(|_| leader);
+    let kafka = [Some(&opts.output), rejects]
+        .iter()
+        .any(|t| matches!(t, Some(Target::Kafka(_))));
+    Ok(match kafka {
+        true => Some(Arc::new(Producer::new(cfg)?)),
+        false => None,
+    })
+}
+
 /// Everything the job writes, opened.
 pub struct Opened {
     /// The notifications' destination (the head of the output chain).
@@ -147,19 +165,22 @@ pub struct Opened {
     pub held: Held,
 }
 
-/// Opens the outputs where `loaded` (the last snapshot, if any) left them.
+/// Opens the outputs where `loaded` (the last snapshot, if any) left them
+/// (process 0's: a notifications topic is written by its partitions'
+/// owners instead, [`open_owned`]); `producer`: this process's, if it has
+/// one already.
 pub fn open(
     opts: &RunOptions,
     cfg: &KafkaConfig,
     versions: &Versions,
     loaded: Option<&Loaded>,
-    input_partitions: u32,
+    (input_partitions, producer): (u32, Option<Arc<Producer>>),
 ) -> Result<Opened, RunError> {
     let mut opener = Opener {
         opts,
         cfg,
         loaded,
-        producer: None,
+        producer,
         input_partitions,
     };
     if [Some(&opts.output), opts.rejects.as_ref()]
@@ -179,7 +200,8 @@ pub fn open(
         (notifications, rejects)
     });
     let (notifications, durable, mut held) = notifications?;
-    let mut all = vec![(NOTIFICATIONS, durable)];
+    let mut all: Vec<(&'static str, Durable)> =
+        durable.map(|d| (NOTIFICATIONS, d)).into_iter().collect();
     let (rejects, durable, rejects_held) = rejects?;
     held.merge(rejects_held);
     all.push((REJECTS, durable));
@@ -201,6 +223,90 @@ pub fn open(
         held,
     })
 }
+
+/// A notifications topic's writers on this process, one for each of its
+/// workers (each writes the partitions its worker owns, see
+/// [`crate::output::kafka::partition_owner`]), and how the snapshot
+/// protocol makes them durable.
+pub struct Owned {
+    /// By this process's worker index.
+    pub writers: Vec<Box<dyn NotificationOutput + Send>>,
+    pub partitions: u32,
+    pub durable: Durable,
+    pub producer: Arc<Producer>,
+}
+
+/// Where this process's workers write a notifications topic (`--output
+/// kafka:TOPIC` and this process's `producer`; `None` for another output): the topic created if missing,
+/// each of this process's workers' partitions read back from the marks of
+/// this process's last snapshot, all at once. `workers`: this process's
+/// global worker indexes; `peers`: the job's workers.
+pub fn open_owned(
+    opts: &RunOptions,
+    cfg: &KafkaConfig,
+    loaded: Option<&Loaded>,
+    (input_partitions, producer): (u32, Option<Arc<Producer>>),
+    (workers, peers): (std::ops::Range<usize>, usize),
+) -> Result<Option<Owned>, RunError> {
+    let (Target::Kafka(topic), Some(producer)) = (&opts.output, producer) else {
+        return Ok(None);
+    };
+    let admin = Admin::new(cfg)?;
+    let partitions =
+        admin.ensure_topic(topic, opts.output_partitions.unwrap_or(input_partitions))?;
+    let marks = loaded.and_then(|l| l.manifest.marks(NOTIFICATIONS));
+    let below = loaded.map_or(0, |l| l.manifest.frontier);
+    let opened: Vec<Result<KafkaNotifications, RunError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .map(|worker| {
+                let (admin, producer) = (&admin, producer.clone());
+                scope.spawn(move || {
+                    let at = NotificationsAt {
+                        topic,
+                        marks,
+                        below,
+                        worker,
+                        peers,
+                    };
+                    Ok(KafkaNotifications::open(cfg, admin, producer, at)?)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RunError::Config(
+                        "opening the notifications topic failed".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut writers: Vec<Box<dyn NotificationOutput + Send>> = Vec::new();
+    let mut ends = vec![NOT_OWNED; partitions as usize];
+    for out in opened {
+        let out = out?;
+        for (end, o) in ends.iter_mut().zip(out.opened()) {
+            *end = (*end).max(o);
+        }
+        writers.push(Box::new(Chain::new(Box::new(out), below)));
+    }
+    Ok(Some(Owned {
+        writers,
+        partitions,
+        durable: Durable::Kafka {
+            producer: producer.clone(),
+            topic: topic.clone(),
+            opened: ends,
+        },
+        producer,
+    }))
+}
+
+/// An output opened: where it writes, how it is made durable (`None`: by
+/// others), what it held beyond the snapshot.
+type OpenedOutput = (Box<dyn NotificationOutput + Send>, Option<Durable>, Held);
 
 #[derive(Clone)]
 struct Opener<'a> {
@@ -246,43 +352,23 @@ impl Opener<'_> {
         Ok((Arc::new(file), lines))
     }
 
-    fn notifications(
-        &mut self,
-    ) -> Result<(Box<dyn NotificationOutput + Send>, Durable, Held), RunError> {
+    fn notifications(&mut self) -> Result<OpenedOutput, RunError> {
         let below = self.below();
         match &self.opts.output {
-            Target::Kafka(topic) => {
-                let n = self.opts.output_partitions.unwrap_or(self.input_partitions);
-                let (admin, producer) = self.topic(topic, n)?;
-                let marks = self.marks(NOTIFICATIONS);
-                let out = KafkaNotifications::open(
-                    self.cfg,
-                    &admin,
-                    producer.clone(),
-                    topic,
-                    marks,
-                    below,
-                )?;
-                let durable = Durable::Kafka {
-                    producer,
-                    topic: topic.clone(),
-                    opened: out.opened(),
-                };
-                let held = out.held();
-                Ok((Box::new(out), durable, held))
-            }
+            // Written by the owners of its partitions (see [`open_owned`]).
+            Target::Kafka(_) => Ok((Box::new(Elsewhere), None, Held::default())),
             Target::File(path) => {
                 let (file, lines) = self.file(path, NOTIFICATIONS)?;
                 let dest = Destination::File(file.clone());
                 let name = path.display().to_string();
                 let out = FileNotifications::new(name, dest, &lines, below)?;
                 let held = out.held();
-                Ok((Box::new(out), Durable::File(file), held))
+                Ok((Box::new(out), Some(Durable::File(file)), held))
             }
             Target::Stdout => {
                 let dest = Destination::Stdout(std::io::BufWriter::new(std::io::stdout()));
                 let out = FileNotifications::new("-".into(), dest, &[], below)?;
-                Ok((Box::new(out), Durable::Stdout, Held::default()))
+                Ok((Box::new(out), Some(Durable::Stdout), Held::default()))
             }
         }
     }

@@ -11,12 +11,14 @@
 //! 2. each source captures its partitions (admission state, next offset,
 //!    accepted events at or above `F`); each facts operator captures its
 //!    players once every time below `F` is processed and none later; the
-//!    notification sink marks the outputs once every time below `F` is
-//!    written and none later;
+//!    notification sink (and each writer of a notifications topic's
+//!    partitions) marks its outputs once every time below `F` is written
+//!    and none later;
 //! 3. each worker, once both captures are in and its rejects sink has
 //!    written what was emitted by then, writes its part (on a thread);
-//! 4. worker 0 commits: the outputs made durable up to their marks, the
-//!    manifest written, the snapshot renamed into place (on a thread).
+//! 4. worker 0 commits, once every writer's marks are in: the outputs made
+//!    durable up to their marks, the manifest written, the snapshot
+//!    renamed into place (on a thread).
 //!
 //! A graceful stop (SIGTERM, SIGINT) stops the reading, takes a last
 //! snapshot at the input frontier, and ends the job.
@@ -25,7 +27,8 @@
 //! snapshots and its control operator follows the least frontier of every
 //! process's sources; the markers reach the other processes' sources
 //! through a relay; the first worker of each other process commits that
-//! process's snapshot in its own state directory and reports it; worker 0
+//! process's snapshot in its own state directory (with the marks of the
+//! topic partitions its workers write) and reports it; worker 0
 //! commits once every process has, and worker 0 has written every reject
 //! read before the captures. A stop ends the process at once.
 
@@ -44,7 +47,7 @@ use timely::dataflow::ProbeHandle;
 use super::commit::Commit;
 use super::control::{self, ControlConfig, Requests};
 use super::hunt_record::ChangeLog;
-use super::outputs::{Durable, Opened};
+use super::outputs::{Durable, Opened, Owned, NOTIFICATIONS};
 use super::peers::{self, Outbox, Report};
 use super::snapshot::{Loaded, PartFile, StateDir};
 use super::{RunError, RunOptions};
@@ -64,7 +67,7 @@ use crate::model::hunt::Hunt;
 use crate::model::versions::{Notice, SharedVersions};
 use crate::output::rejects::{SharedRejects, When, Written};
 use crate::output::resume::Held;
-use crate::output::sink::ErrorSlot;
+use crate::output::sink::{ErrorSlot, NotificationOutput};
 use crate::output::{MarkSlot, Marks};
 
 /// Everything the job is made of, opened and checked.
@@ -85,6 +88,8 @@ pub(crate) struct Job {
     pub input_partitions: u32,
     /// The outputs: process 0's; `None` on the other processes.
     pub opened: Option<Opened>,
+    /// A notifications topic's writers on this process.
+    pub owned: Option<Owned>,
     pub stats: Arc<Stats>,
     pub live: Option<Arc<crate::serve::Live>>,
     /// In a cluster with the API: how process 0 asks the others.
@@ -130,8 +135,11 @@ struct Coordinator {
     tmp: Mutex<Option<(u64, PathBuf)>>,
     /// The rejects outputs' marks, taken as each snapshot began.
     reject_marks: Mutex<BTreeMap<u64, Vec<i64>>>,
-    /// The sink's marks of the other outputs.
+    /// The sinks' marks of the other outputs.
     marks: MarkSlot,
+    /// How many writers of this process mark each snapshot: worker 0's
+    /// output chain, and each owner of a notifications topic's partitions.
+    marking: usize,
     stop: AtomicBool,
     failure: Mutex<Option<RunError>>,
     /// Set when the job stopped as asked, with what it says then.
@@ -241,6 +249,7 @@ impl Job {
             advances,
             input_partitions,
             opened,
+            owned,
             stats,
             live,
             plane,
@@ -277,6 +286,7 @@ impl Job {
             tmp: Mutex::new(None),
             reject_marks: Mutex::new(BTreeMap::new()),
             marks: MarkSlot::default(),
+            marking: usize::from(leader) + owned.as_ref().map_or(0, |_| workers),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
             stopped: Mutex::new(None),
@@ -294,6 +304,19 @@ impl Job {
             ),
             None => (None, None, None, Vec::new(), Held::default()),
         };
+        // The topic's writers first: their marks are taken first.
+        let (owned_writers, owned_partitions, durable) = match owned {
+            Some(o) => {
+                let mut all = vec![(NOTIFICATIONS, o.durable)];
+                all.extend(durable);
+                (o.writers, o.partitions, all)
+            }
+            None => (Vec::new(), 0, durable),
+        };
+        let owned_writers: Vec<Mutex<Option<Box<dyn NotificationOutput + Send>>>> = owned_writers
+            .into_iter()
+            .map(|w| Mutex::new(Some(w)))
+            .collect();
         let output = Mutex::new(notifications.map(|destination| {
             assemble::chain(Outputs {
                 destination,
@@ -418,6 +441,10 @@ impl Job {
                             When::AsRead
                         },
                         marks: Some(coord.marks.clone()),
+                        owned: owned_writers
+                            .get(local)
+                            .and_then(|w| w.lock().ok()?.take())
+                            .map(|w| (w as Box<dyn NotificationOutput>, owned_partitions)),
                         errors: errors.clone(),
                         probe: probe.clone(),
                     },
@@ -819,7 +846,7 @@ impl WorkerLoop {
         if coord.processes > 1 && !self.peers_committed(epoch, emitted)? {
             return None;
         }
-        let marks = coord.marks.lock().ok()?.get(&epoch).cloned()?;
+        let marks = self.marks_of(epoch)?;
         let reject_marks = Some(coord.reject_marks.lock().ok()?.get(&epoch).cloned()?);
         let rejects_end = self
             .rejects_out
@@ -900,6 +927,9 @@ impl WorkerLoop {
                     if let Ok(mut t) = coord.tmp.lock() {
                         *t = None;
                     }
+                    if let Ok(mut m) = coord.marks.lock() {
+                        m.retain(|&e, _| e > epoch);
+                    }
                     self.committed = epoch;
                     self.outbox.borrow_mut().push(Report::Committed {
                         process: coord.process as u64,
@@ -926,6 +956,9 @@ impl WorkerLoop {
         let Some((files, offsets, emitted)) = self.parts(epoch) else {
             return;
         };
+        let Some(marks) = self.marks_of(epoch) else {
+            return;
+        };
         let Ok(tmp) = self.coord.tmp_dir(&self.state, epoch) else {
             return;
         };
@@ -939,13 +972,25 @@ impl WorkerLoop {
             workers: self.coord.workers,
             files,
             offsets,
-            marks: Marks::default(),
+            marks,
             reject_marks: None,
             rejects_end: None,
             durable: self.durable.clone(),
             versions: self.notices(),
         };
         self.committing = Some(commit.spawn());
+    }
+
+    /// The marks of snapshot `epoch`, once every writer of this process
+    /// has taken its own.
+    fn marks_of(&self, epoch: u64) -> Option<Marks> {
+        if self.coord.marking == 0 {
+            return Some(Marks::default());
+        }
+        let slot = self.coord.marks.lock().ok()?;
+        slot.get(&epoch)
+            .filter(|m| m.writers >= self.coord.marking)
+            .cloned()
     }
 
     /// Every hunt version this process knows, for a snapshot.
