@@ -18,6 +18,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use timely::dataflow::operators::vec::Filter;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
@@ -45,13 +46,22 @@ pub struct Assembly {
     /// Where the notification sinks leave the outputs' marks for snapshots.
     pub marks: Option<MarkSlot>,
     /// A notifications topic written by partition owners (on every worker,
-    /// with the single writer): this worker's writer of the partitions it
-    /// owns, and the topic's partitions.
-    pub owned: Option<(Box<dyn NotificationOutput>, u32)>,
+    /// with the single writer).
+    pub owned: Option<OwnedTopic>,
     /// The first write error of either sink.
     pub errors: ErrorSlot,
     /// Follows the completed output frontier.
     pub probe: ProbeHandle<u64>,
+}
+
+/// This worker's writer of the partitions it owns of a notifications
+/// topic of `partitions` partitions.
+pub struct OwnedTopic {
+    pub writer: Box<dyn NotificationOutput>,
+    pub partitions: u32,
+    /// Whether worker 0's output chain needs the notifications too (for
+    /// the API or derived files); else it follows only their frontier.
+    pub tapped: bool,
 }
 
 /// Handles on what was built.
@@ -82,15 +92,19 @@ pub fn assemble(inputs: Inputs<'_>, a: Assembly) -> Assembled {
 pub fn assemble_with(inputs: Inputs<'_>, a: Assembly, writer: Writer) -> Assembled {
     let built = dataflow::build(inputs.events, inputs.control, a.dataflow);
     let changes = built.changes.inner.probe_with(&a.probe);
+    let mut changes = changes;
     if let Some(owned) = a.owned {
         sink::owned_notification_sink(
             changes.clone(),
             built.control.clone(),
             a.versions.clone(),
-            owned,
+            (owned.writer, owned.partitions),
             a.marks.clone(),
             a.errors.clone(),
         );
+        if !owned.tapped {
+            changes = changes.filter(|_| false);
+        }
     }
     match writer {
         Writer::Single => sink::notification_sink(

@@ -59,7 +59,7 @@ use crate::input::kafka::{
     Start,
 };
 use crate::input::stats::{Stats, Summary};
-use crate::job::assemble::{self, Assembly, Outputs};
+use crate::job::assemble::{self, Assembly, Outputs, OwnedTopic};
 use crate::job::cluster::{Cluster, Connected};
 use crate::kafka::admin::Admin;
 use crate::kafka::KafkaConfig;
@@ -317,6 +317,9 @@ impl Job {
             .into_iter()
             .map(|w| Mutex::new(Some(w)))
             .collect();
+        // The same on every process (both are arguments every process is
+        // given): whether worker 0's chain needs the topic's notifications.
+        let tapped = opts.derived.is_some() || opts.serve.is_some();
         let output = Mutex::new(notifications.map(|destination| {
             assemble::chain(Outputs {
                 destination,
@@ -444,7 +447,11 @@ impl Job {
                         owned: owned_writers
                             .get(local)
                             .and_then(|w| w.lock().ok()?.take())
-                            .map(|w| (w as Box<dyn NotificationOutput>, owned_partitions)),
+                            .map(|writer| OwnedTopic {
+                                writer,
+                                partitions: owned_partitions,
+                                tapped,
+                            }),
                         errors: errors.clone(),
                         probe: probe.clone(),
                     },
