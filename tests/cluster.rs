@@ -248,7 +248,7 @@ fn cluster_backfills_give_the_bytes_of_one_process() {
             &g.inputs,
         );
         assert!(!one.output.is_empty() && !one.rejects.is_empty() && !one.presence.is_empty());
-        for layout in [(2, 1), (2, 2), (3, 1)] {
+        for layout in [(2, 1), (2, 2), (3, 1), (3, 2)] {
             let what = format!(
                 "seed {seed}, {}x{} (processes x workers)",
                 layout.0, layout.1
