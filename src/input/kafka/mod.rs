@@ -224,6 +224,8 @@ struct KafkaSource {
     captures: Vec<SourceCapture>,
     /// The job is stopping and this source has stopped reading.
     stopped: bool,
+    /// Wakes the source when a partition's queue receives messages.
+    wake: Option<SyncActivator>,
 }
 
 /// A worker's source state, reachable from outside the dataflow.
@@ -363,10 +365,11 @@ impl KafkaSource {
                 m: floor.saturating_add(lateness),
             };
             match self.add_partition(&advance) {
-                Ok(queue) => {
+                Ok(mut queue) => {
                     let mut part = Part::new(Admission::new(lateness), None);
                     part.admission.advance(advance.m);
                     self.parts.insert(p, part);
+                    self.watch(&mut queue);
                     self.queues.insert(p, queue);
                 }
                 Err((e, transient)) => self.failed(p, e, transient),
@@ -443,6 +446,26 @@ impl KafkaSource {
                 self.warn(format_args!("reading {topic}: {e}"));
             }
         }
+    }
+
+    /// Has `queue` wake the source as soon as messages arrive in it (the
+    /// source also looks every few milliseconds).
+    fn watch(&self, queue: &mut PartitionQueue<DefaultConsumerContext>) {
+        if let Some(wake) = self.wake.clone() {
+            queue.set_nonempty_callback(move || {
+                let _ = wake.activate();
+            });
+        }
+    }
+
+    /// Wakes the source through `wake` from now on.
+    fn wake_with(&mut self, wake: SyncActivator) {
+        self.wake = Some(wake);
+        let mut queues = std::mem::take(&mut self.queues);
+        for queue in queues.values_mut() {
+            self.watch(queue);
+        }
+        self.queues = queues;
     }
 
     /// Reads every partition that is not too far ahead of `done`, until
@@ -693,6 +716,7 @@ pub fn build<'scope>(
         captured_epoch: 0,
         captures: Vec::new(),
         stopped: false,
+        wake: None,
     };
     me.restore(start);
     me.assign()?;
@@ -700,6 +724,8 @@ pub fn build<'scope>(
     let handle = SourceHandle(state.clone());
 
     let stream = source(scope, "KafkaSource", move |cap, info| {
+        let wake = scope.worker().sync_activator_for(info.address.to_vec());
+        state.borrow_mut().wake_with(wake);
         let activator = scope.activator_for(info.address);
         let mut cap = cap;
         let mut resent = false;
