@@ -166,6 +166,9 @@ pub enum Control {
 pub struct Built<'scope> {
     pub changes: VecCollection<'scope, u64, Change, isize>,
     pub facts: FactsHandle,
+    /// What the facts operator waits on when it has sent much that is not
+    /// complete yet: the changes, and whatever a sink attaches it to.
+    pub done: ProbeHandle<u64>,
     pub control: Stream<'scope, u64, Vec<Control>>,
 }
 
@@ -217,6 +220,7 @@ pub fn build<'scope>(
     Built {
         changes,
         facts: handle,
+        done,
         control,
     }
 }
