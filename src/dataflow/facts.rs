@@ -176,10 +176,13 @@ impl Facts {
         [self.pending.min(), t, r, b].into_iter().flatten().min()
     }
 
-    /// Moves the pending events below `limit` (all when `None`) to `ready`.
-    fn ready_below(&mut self, limit: Option<u64>) {
+    /// Moves pending events below `limit` (all when `None`) to `ready`, the
+    /// earliest first, about `max` of them (every event of a time at once):
+    /// the rest wait in their buckets until `ready` is empty again, so that
+    /// a large jump of the frontier is not copied all at once.
+    fn ready_below(&mut self, limit: Option<u64>, max: usize) {
         let mut fresh = Vec::new();
-        self.pending.take_below(limit, &mut fresh);
+        self.pending.take_below(limit, max, &mut fresh);
         if fresh.is_empty() {
             return;
         }
@@ -201,9 +204,12 @@ impl Facts {
         out: &mut Vec<(PlayerFact, u64, isize)>,
     ) -> bool {
         let below = |t: u64| limit.is_none_or(|f| t < f);
-        self.ready_below(limit);
         let mut done = 0;
         while done < budget {
+            if self.ready.is_empty() {
+                // Before any timer: the events waiting may be earlier.
+                self.ready_below(limit, budget);
+            }
             let event_time = self.ready.front().map(|e| e.ts);
             let timer_time = self.timers.peek().map(|Reverse((t, _))| *t);
             let boundary = self.boundaries.first().copied();
@@ -231,6 +237,7 @@ impl Facts {
         }
         let more = [
             self.ready.front().map(|e| e.ts),
+            self.pending.min(),
             self.timers.peek().map(|Reverse((t, _))| *t),
             self.boundaries.first().copied(),
         ]

@@ -50,26 +50,22 @@ impl Pending {
     }
 
     /// Moves the events below `limit` (all when `None`) to `out`, in no
-    /// particular order.
-    pub(crate) fn take_below(&mut self, limit: Option<u64>, out: &mut Vec<Event>) {
+    /// particular order, bucket by bucket from the earliest, stopping once
+    /// `out` holds `max` events or more: the events moved are all those
+    /// below some time, so every event of a time moves at once.
+    pub(crate) fn take_below(&mut self, limit: Option<u64>, max: usize, out: &mut Vec<Event>) {
         let due = |m: u64| limit.is_none_or(|f| m < f);
         if self.min.is_none_or(|m| !due(m)) {
             return;
         }
         self.close();
-        let Some(f) = limit else {
-            for (_, mut bucket) in std::mem::take(&mut self.buckets) {
-                out.append(&mut bucket);
-            }
-            self.min = None;
-            return;
-        };
-        let edge = f >> BUCKET_SHIFT;
+        let edge = limit.map_or(u64::MAX, |f| f >> BUCKET_SHIFT);
+        let f = limit.unwrap_or(u64::MAX);
         while let Some(entry) = self.buckets.first_entry() {
-            if *entry.key() > edge {
+            if *entry.key() > edge || out.len() >= max {
                 break;
             }
-            if *entry.key() < edge {
+            if limit.is_none() || *entry.key() < edge {
                 out.append(&mut entry.remove());
                 continue;
             }
@@ -108,23 +104,43 @@ mod tests {
         }
         assert_eq!(p.min(), Some(0));
         let mut out = Vec::new();
-        p.take_below(Some(65), &mut out);
+        p.take_below(Some(65), usize::MAX, &mut out);
         let mut got: Vec<u64> = out.iter().map(|e| e.ts).collect();
         got.sort_unstable();
         assert_eq!(got, [0, 3, 63, 64]);
         assert_eq!(p.min(), Some(65));
         out.clear();
-        p.take_below(Some(65), &mut out);
+        p.take_below(Some(65), usize::MAX, &mut out);
         assert!(out.is_empty());
         p.push(at(66));
-        p.take_below(Some(201), &mut out);
+        p.take_below(Some(201), usize::MAX, &mut out);
         let mut got: Vec<u64> = out.iter().map(|e| e.ts).collect();
         got.sort_unstable();
         assert_eq!(got, [65, 66, 127, 128, 200]);
         assert_eq!(p.min(), Some(500));
         out.clear();
-        p.take_below(None, &mut out);
+        p.take_below(None, usize::MAX, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(p.min(), None);
+    }
+
+    #[test]
+    fn takes_whole_buckets_up_to_about_max() {
+        let mut p = Pending::default();
+        for ts in [0, 1, 1, 70, 70, 71, 130, 300] {
+            p.push(at(ts));
+        }
+        let mut out = Vec::new();
+        p.take_below(None, 2, &mut out);
+        assert_eq!(out.len(), 3, "the first bucket, whole");
+        assert_eq!(p.min(), Some(70));
+        out.clear();
+        p.take_below(Some(131), 1, &mut out);
+        assert!(out.iter().all(|e| e.ts == 70 || e.ts == 71));
+        assert_eq!(out.len(), 3);
+        out.clear();
+        p.take_below(Some(131), 1, &mut out);
+        assert_eq!(out.iter().map(|e| e.ts).collect::<Vec<_>>(), [130]);
+        assert_eq!(p.min(), Some(300));
     }
 }
