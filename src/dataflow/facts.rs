@@ -376,7 +376,10 @@ impl Work<'_> {
             out.push(((fact.0, player.clone(), fact.1), t, delta));
         });
         state.settled = t;
-        std::mem::swap(&mut state.emitted, &mut self.scratch.facts);
+        // Copied rather than swapped: a swap would hand the scratch
+        // buffer's capacity (the most facts any player had) to this player.
+        state.emitted.clear();
+        state.emitted.extend_from_slice(&self.scratch.facts);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
         }
