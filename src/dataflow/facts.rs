@@ -33,8 +33,9 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::Stream;
+use timely::dataflow::{ProbeHandle, Stream};
 
+use super::pending::Pending;
 use super::player_state::{Interpreted, PlayerState, SavedState};
 use super::player_store::PlayerStore;
 use super::Control;
@@ -69,13 +70,11 @@ struct Facts {
     /// Effective times of versions received and not yet reached.
     boundaries: BTreeSet<u64>,
     players: Arc<PlayerStore>,
-    /// Events whose time is not complete yet, in arrival order.
-    pending: Vec<Event>,
+    /// Events whose time is not complete yet.
+    pending: Pending,
     /// Events whose time is complete, sorted by time and player, waiting for
     /// their turn (work is done in bounded slices).
     ready: VecDeque<Event>,
-    /// The least `ts` in `pending`.
-    pending_min: Option<u64>,
     timers: BinaryHeap<Reverse<(u64, Id)>>,
     scratch: Scratch,
     /// Snapshots to capture, by frontier: epoch.
@@ -119,7 +118,6 @@ struct Scratch {
 
 impl Facts {
     fn push(&mut self, event: Event) {
-        self.pending_min = Some(self.pending_min.map_or(event.ts, |m| m.min(event.ts)));
         self.pending.push(event);
     }
 
@@ -175,22 +173,21 @@ impl Facts {
         let t = self.timers.peek().map(|Reverse((t, _))| *t);
         let r = self.ready.front().map(|e| e.ts);
         let b = self.boundaries.first().copied();
-        [self.pending_min, t, r, b].into_iter().flatten().min()
+        [self.pending.min(), t, r, b].into_iter().flatten().min()
     }
 
-    /// Moves the pending events below `limit` (all when `None`) to `ready`.
-    fn ready_below(&mut self, limit: Option<u64>) {
-        let below = |t: u64| limit.is_none_or(|f| t < f);
-        if !self.pending_min.is_some_and(below) {
+    /// Moves pending events below `limit` (all when `None`) to `ready`, the
+    /// earliest first, about `max` of them (every event of a time at once):
+    /// the rest wait in their buckets until `ready` is empty again, so that
+    /// a large jump of the frontier is not copied all at once.
+    fn ready_below(&mut self, limit: Option<u64>, max: usize) {
+        let mut fresh = Vec::new();
+        self.pending.take_below(limit, max, &mut fresh);
+        if fresh.is_empty() {
             return;
         }
         // Events arriving later have times at or above every time that
         // was complete before, so appending keeps `ready` sorted.
-        let mut fresh: Vec<Event> = match limit {
-            None => std::mem::take(&mut self.pending),
-            Some(f) => self.pending.extract_if(.., |e| e.ts < f).collect(),
-        };
-        self.pending_min = self.pending.iter().map(|e| e.ts).min();
         fresh.sort_unstable_by(|a, b| (a.ts, &a.player).cmp(&(b.ts, &b.player)));
         self.ready.extend(fresh);
     }
@@ -207,9 +204,12 @@ impl Facts {
         out: &mut Vec<(PlayerFact, u64, isize)>,
     ) -> bool {
         let below = |t: u64| limit.is_none_or(|f| t < f);
-        self.ready_below(limit);
         let mut done = 0;
         while done < budget {
+            if self.ready.is_empty() {
+                // Before any timer: the events waiting may be earlier.
+                self.ready_below(limit, budget);
+            }
             let event_time = self.ready.front().map(|e| e.ts);
             let timer_time = self.timers.peek().map(|Reverse((t, _))| *t);
             let boundary = self.boundaries.first().copied();
@@ -237,6 +237,7 @@ impl Facts {
         }
         let more = [
             self.ready.front().map(|e| e.ts),
+            self.pending.min(),
             self.timers.peek().map(|Reverse((t, _))| *t),
             self.boundaries.first().copied(),
         ]
@@ -375,7 +376,10 @@ impl Work<'_> {
             out.push(((fact.0, player.clone(), fact.1), t, delta));
         });
         state.settled = t;
-        std::mem::swap(&mut state.emitted, &mut self.scratch.facts);
+        // Copied rather than swapped: a swap would hand the scratch
+        // buffer's capacity (the most facts any player had) to this player.
+        state.emitted.clear();
+        state.emitted.extend_from_slice(&self.scratch.facts);
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
         }
@@ -508,6 +512,7 @@ pub(crate) fn build<'scope>(
     slice: usize,
     restore: Option<Restore>,
     players: Arc<PlayerStore>,
+    done: ProbeHandle<u64>,
 ) -> (FactsStream<'scope>, FactsHandle) {
     let slice = slice.max(1);
     let exchange = Exchange::new(|e: &Event| player_hash(&e.player));
@@ -519,8 +524,7 @@ pub(crate) fn build<'scope>(
         current,
         boundaries: BTreeSet::new(),
         players,
-        pending: Vec::new(),
-        pending_min: None,
+        pending: Pending::default(),
         ready: VecDeque::new(),
         timers: BinaryHeap::new(),
         scratch: Scratch::default(),
@@ -537,6 +541,7 @@ pub(crate) fn build<'scope>(
             let activator = scope.activator_for(info.address);
             let mut held: Option<Capability<u64>> = None;
             let mut changes = Vec::new();
+            let mut flight = InFlight::default();
             if let Some(restore) = restore {
                 let time = restore.time;
                 if let Err(e) = self::restore(&mut facts.borrow_mut(), restore, &mut changes) {
@@ -589,7 +594,9 @@ pub(crate) fn build<'scope>(
                 .flatten()
                 .min()
                 .copied();
-                let more = facts.process_until(limit, slice, &mut changes);
+                let held_back = flight.held_back(&done);
+                let more = !held_back && facts.process_until(limit, slice, &mut changes);
+                flight.sent(facts.next_time(), changes.len());
                 if let Some(cap) = held.as_mut() {
                     if !changes.is_empty() {
                         output.session(&*cap).give_container(&mut changes);
@@ -602,9 +609,55 @@ pub(crate) fn build<'scope>(
                 }
                 if more {
                     activator.activate();
+                } else if held_back {
+                    // Come back once the output has moved on.
+                    activator.activate_after(HELD_BACK_RETRY);
                 }
             }
         },
     );
     (stream, handle)
+}
+
+/// Changes the facts operator may have sent that the operators after it
+/// have not completed yet, before it waits. Without a bound, a large jump of
+/// the input frontier (the end of a backfill: every player's expiry at
+/// once) would be turned into changes far faster than the operators after
+/// it complete them, and they would pile up in between.
+const MAX_IN_FLIGHT: usize = 200_000;
+
+/// When held back by [`MAX_IN_FLIGHT`], how soon to look again.
+const HELD_BACK_RETRY: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The changes sent and not yet completed downstream: how many were sent
+/// below each time (the operator's next time after each activation).
+#[derive(Default)]
+struct InFlight {
+    sent: VecDeque<(u64, usize)>,
+    total: usize,
+}
+
+impl InFlight {
+    /// `n` changes were sent, all at times below `before` (`None`: the
+    /// operator has nothing left).
+    fn sent(&mut self, before: Option<u64>, n: usize) {
+        if n > 0 {
+            self.sent.push_back((before.unwrap_or(u64::MAX), n));
+            self.total += n;
+        }
+    }
+
+    /// Forgets what the output completed; true when too much is still in
+    /// flight to go on.
+    fn held_back(&mut self, done: &ProbeHandle<u64>) -> bool {
+        let complete = |below: u64| done.with_frontier(|f| f.iter().all(|&t| t >= below));
+        while let Some(&(below, n)) = self.sent.front() {
+            if !complete(below) {
+                break;
+            }
+            self.sent.pop_front();
+            self.total -= n;
+        }
+        self.total >= MAX_IN_FLIGHT
+    }
 }

@@ -75,6 +75,7 @@
 pub mod eligibility;
 pub mod facts;
 pub mod occupancy;
+mod pending;
 pub mod player_state;
 pub mod player_store;
 
@@ -84,7 +85,8 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Broadcast, Partition, ToStream};
-use timely::dataflow::Stream;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::{ProbeHandle, Stream};
 
 use crate::model::event::{Event, Id};
 use crate::model::hunt::Hunt;
@@ -164,6 +166,9 @@ pub enum Control {
 pub struct Built<'scope> {
     pub changes: VecCollection<'scope, u64, Change, isize>,
     pub facts: FactsHandle,
+    /// What the facts operator waits on when it has sent much that is not
+    /// complete yet: the changes, and whatever a sink attaches it to.
+    pub done: ProbeHandle<u64>,
     pub control: Stream<'scope, u64, Vec<Control>>,
 }
 
@@ -186,6 +191,8 @@ pub fn build<'scope>(
         .unwrap_or_else(|| Vec::<Control>::new().to_stream(scope))
         .broadcast();
     let players = players.unwrap_or_else(|| Arc::new(PlayerStore::new(false)));
+    // The facts operator keeps within a bound of the completed changes.
+    let done = ProbeHandle::new();
     let (facts, handle) = facts::build(
         events,
         control.clone(),
@@ -193,6 +200,7 @@ pub fn build<'scope>(
         slice,
         restore,
         players,
+        done.clone(),
     );
     // Split by kind, moving each record to exactly one stream.
     let mut parts = facts
@@ -208,9 +216,11 @@ pub fn build<'scope>(
         .map(|(p, z)| Change::Presence(p, z))
         .concat(eligible.map(|(p, r)| Change::Eligible(p, r)))
         .concat(occupancy.map(|(z, n)| Change::Occupancy(z, n)));
+    let changes = changes.inner.probe_with(&done).as_collection();
     Built {
         changes,
         facts: handle,
+        done,
         control,
     }
 }

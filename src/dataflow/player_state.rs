@@ -54,15 +54,16 @@ pub(crate) struct Reading {
     pub(crate) value: f64,
 }
 
+/// One player's state. What most players have (a position, the facts
+/// emitted, a timer) is inline; what few have (readings, solves, claims, the
+/// position's recent changes while the API serves) is boxed apart, so that
+/// a million players cost as little as their positions need: 152 bytes
+/// here, plus the heap of the zone and fact lists.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PlayerState {
     pub(crate) position: Option<Position>,
-    /// The latest reading of each sensor (a dictionary number).
-    pub(crate) readings: Vec<Reading>,
-    /// Live solves: clue (a dictionary number) and expiry (`None`: never).
-    pub(crate) solves: Vec<(u32, Option<u64>)>,
-    /// Rewards claimed (dictionary numbers).
-    pub(crate) claims: Vec<u32>,
+    /// Readings, solves, claims and moves, when the player has any.
+    rare: Option<Box<Rare>>,
     /// The facts as last emitted, sorted.
     pub(crate) emitted: Vec<(FactKind, u32)>,
     /// The earliest timer queued for this player, if any.
@@ -73,10 +74,30 @@ pub(crate) struct PlayerState {
     /// The time `position` last changed (appeared, moved or expired); 0:
     /// never.
     pub(crate) moved: u64,
+}
+
+/// The parts of a player's state few players have.
+#[derive(Clone, Debug, Default)]
+struct Rare {
+    /// The latest reading of each sensor (a dictionary number).
+    readings: Vec<Reading>,
+    /// Live solves: clue (a dictionary number) and expiry (`None`: never).
+    solves: Vec<(u32, Option<u64>)>,
+    /// Rewards claimed (dictionary numbers).
+    claims: Vec<u32>,
     /// While the API serves: what `position` was before each change at a
     /// time not final on every worker yet, oldest first
     /// ([`super::player_store`]).
-    pub(crate) moves: Option<Vec<Move>>,
+    moves: Option<Vec<Move>>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.readings.is_empty()
+            && self.solves.is_empty()
+            && self.claims.is_empty()
+            && self.moves.is_none()
+    }
 }
 
 /// A position as the API lists it: `(lat, lon, ts)`.
@@ -146,11 +167,44 @@ impl Interpreted {
 }
 
 impl PlayerState {
+    /// The latest reading of each sensor (a dictionary number).
+    pub(crate) fn readings(&self) -> &[Reading] {
+        self.rare.as_ref().map_or(&[], |r| &r.readings)
+    }
+
+    /// Live solves: clue (a dictionary number) and expiry (`None`: never).
+    pub(crate) fn solves(&self) -> &[(u32, Option<u64>)] {
+        self.rare.as_ref().map_or(&[], |r| &r.solves)
+    }
+
+    /// Rewards claimed (dictionary numbers).
+    pub(crate) fn claims(&self) -> &[u32] {
+        self.rare.as_ref().map_or(&[], |r| &r.claims)
+    }
+
+    /// The position's recent changes, while the API serves.
+    pub(crate) fn moves(&self) -> Option<&[Move]> {
+        self.rare.as_ref().and_then(|r| r.moves.as_deref())
+    }
+
+    /// The position's recent changes, to set or trim.
+    pub(crate) fn moves_mut(&mut self) -> &mut Option<Vec<Move>> {
+        &mut self.rare_mut().moves
+    }
+
+    /// Takes the position's recent changes out.
+    pub(crate) fn take_moves(&mut self) -> Option<Vec<Move>> {
+        self.rare.as_mut().and_then(|r| r.moves.take())
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
     /// `position` changes at `t`: the first change at `t` keeps what it was.
     fn moving(&mut self, t: u64) {
         if self
-            .moves
-            .as_ref()
+            .moves()
             .is_some_and(|m| m.last().is_none_or(|m| m.at != t))
         {
             let m = Move {
@@ -158,7 +212,7 @@ impl PlayerState {
                 before: self.spot(),
                 before_moved: self.moved,
             };
-            self.moves.as_mut().expect("checked").push(m);
+            self.moves_mut().as_mut().expect("checked").push(m);
         }
         self.moved = t;
     }
@@ -173,8 +227,13 @@ impl PlayerState {
             self.moving(t);
             self.position = None;
         }
-        self.readings.retain(|r| r.at.expires > t);
-        self.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
+        if let Some(rare) = self.rare.as_mut() {
+            rare.readings.retain(|r| r.at.expires > t);
+            rare.solves.retain(|(_, e)| e.is_none_or(|e| e > t));
+            if rare.is_empty() {
+                self.rare = None;
+            }
+        }
     }
 
     pub(crate) fn apply(&mut self, event: Interpreted) {
@@ -193,30 +252,33 @@ impl PlayerState {
                 }
             }
             Interpreted::Reading { sensor, at, value } => {
-                match self.readings.iter_mut().find(|r| r.sensor == sensor) {
+                let readings = &mut self.rare_mut().readings;
+                match readings.iter_mut().find(|r| r.sensor == sensor) {
                     Some(r) => {
                         if at.cmp_with(&[value], &r.at, &[r.value]) == Ordering::Greater {
                             r.at = at;
                             r.value = value;
                         }
                     }
-                    None => self.readings.push(Reading { sensor, at, value }),
+                    None => readings.push(Reading { sensor, at, value }),
                 }
             }
             Interpreted::Solve { clue, expires } => {
-                match self.solves.iter_mut().find(|(c, _)| *c == clue) {
+                let solves = &mut self.rare_mut().solves;
+                match solves.iter_mut().find(|(c, _)| *c == clue) {
                     Some((_, e)) => {
                         *e = match (*e, expires) {
                             (Some(a), Some(b)) => Some(a.max(b)),
                             _ => None,
                         }
                     }
-                    None => self.solves.push((clue, expires)),
+                    None => solves.push((clue, expires)),
                 }
             }
             Interpreted::Claim { reward } => {
-                if !self.claims.contains(&reward) {
-                    self.claims.push(reward);
+                let claims = &mut self.rare_mut().claims;
+                if !claims.contains(&reward) {
+                    claims.push(reward);
                 }
             }
         }
@@ -244,8 +306,10 @@ impl PlayerState {
             None => &[],
         };
         out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
-        let readings = &self.readings;
-        let solves = &self.solves;
+        let rare = self.rare.as_deref();
+        let readings = rare.map_or(&[][..], |r| &r.readings);
+        let solves = rare.map_or(&[][..], |r| &r.solves);
+        let claims = rare.map_or(&[][..], |r| &r.claims);
         let in_zone = |z: u32| zones.binary_search(&z).is_ok();
         let solved = |c: u32| solves.iter().any(|&(s, _)| s == c);
         let reading = |s: u32| readings.iter().find(|r| r.sensor == s).map(|r| r.value);
@@ -255,7 +319,7 @@ impl PlayerState {
             .chain(v.zoneless.iter());
         for &i in candidates {
             let rule = &v.rules[i as usize];
-            if !self.claims.contains(&rule.reward) && rule.met(in_zone, solved, reading) {
+            if !claims.contains(&rule.reward) && rule.met(in_zone, solved, reading) {
                 out.push((FactKind::Met, rule.reward));
             }
         }
@@ -265,16 +329,16 @@ impl PlayerState {
 
     pub(crate) fn next_expiry(&self) -> Option<u64> {
         let p = self.position.iter().map(|p| p.at.expires);
-        let r = self.readings.iter().map(|r| r.at.expires);
-        let s = self.solves.iter().filter_map(|&(_, e)| e);
+        let r = self.readings().iter().map(|r| r.at.expires);
+        let s = self.solves().iter().filter_map(|&(_, e)| e);
         p.chain(r).chain(s).min()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.position.is_none()
-            && self.readings.is_empty()
-            && self.solves.is_empty()
-            && self.claims.is_empty()
+            && self.readings().is_empty()
+            && self.solves().is_empty()
+            && self.claims().is_empty()
             && self.emitted.is_empty()
     }
 }
@@ -317,17 +381,17 @@ impl PlayerState {
                 lon: p.lon,
             }),
             readings: self
-                .readings
+                .readings()
                 .iter()
                 .map(|r| (dict.sensors.id(r.sensor).clone(), r.at.clone(), r.value))
                 .collect(),
             solves: self
-                .solves
+                .solves()
                 .iter()
                 .map(|&(c, e)| (dict.clues.id(c).clone(), e))
                 .collect(),
             claims: self
-                .claims
+                .claims()
                 .iter()
                 .map(|&r| dict.rewards.id(r).clone())
                 .collect(),
@@ -380,14 +444,17 @@ impl SavedState {
                 lon: p.lon,
                 zones: None,
             }),
-            readings,
-            solves,
-            claims,
+            rare: Some(Box::new(Rare {
+                readings,
+                solves,
+                claims,
+                moves: None,
+            }))
+            .filter(|r| !r.is_empty()),
             emitted,
             timer: self.timer,
             settled: self.settled,
             moved: self.moved,
-            moves: None,
         })
     }
 }
@@ -427,14 +494,14 @@ impl PlayerState {
     /// about the player is live.
     pub(crate) fn fill_view(&self, view: &mut PlayerView) -> bool {
         view.solves.clear();
-        view.solves.extend_from_slice(&self.solves);
+        view.solves.extend_from_slice(self.solves());
         view.solves.sort_unstable();
         view.claims.clear();
-        view.claims.extend_from_slice(&self.claims);
+        view.claims.extend_from_slice(self.claims());
         view.claims.sort_unstable();
         view.readings.clear();
         view.readings
-            .extend(self.readings.iter().map(|r| ReadingView {
+            .extend(self.readings().iter().map(|r| ReadingView {
                 sensor: r.sensor,
                 id: r.at.id.clone(),
                 ts: r.at.ts,
@@ -453,5 +520,16 @@ impl PlayerState {
             || !view.readings.is_empty()
             || !view.solves.is_empty()
             || !view.claims.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-player budget of docs/performance.md ("At scale").
+    #[test]
+    fn a_player_is_small() {
+        assert!(std::mem::size_of::<PlayerState>() <= 152);
     }
 }

@@ -59,9 +59,12 @@ struct Gone {
 
 /// Drops the changes every worker is past, and starts keeping them while
 /// the API serves.
-fn trim(moves: &mut Option<Vec<Move>>, floor: Option<u64>) {
+fn trim(state: &mut PlayerState, floor: Option<u64>) {
     if let Some(floor) = floor {
-        moves.get_or_insert_with(Vec::new).retain(|m| m.at >= floor);
+        state
+            .moves_mut()
+            .get_or_insert_with(Vec::new)
+            .retain(|m| m.at >= floor);
     }
 }
 
@@ -73,26 +76,26 @@ impl Shard {
             if keep_gone {
                 if let Some(gone) = self.gone.remove(player.as_str()) {
                     state.moved = gone.moved;
-                    state.moves = Some(gone.moves);
+                    *state.moves_mut() = Some(gone.moves);
                 }
             }
             self.live.insert(player.clone(), state);
         }
         let state = self.live.get_mut(player.as_str()).expect("just inserted");
-        trim(&mut state.moves, self.floor);
+        trim(state, self.floor);
         state
     }
 
     /// Puts back a player saved in a snapshot.
     pub(crate) fn restore(&mut self, player: Id, mut state: PlayerState) {
         self.gone.remove(player.as_str());
-        trim(&mut state.moves, self.floor);
+        trim(&mut state, self.floor);
         self.live.insert(player, state);
     }
 
     pub(crate) fn get_mut(&mut self, player: &str) -> Option<&mut PlayerState> {
         let state = self.live.get_mut(player)?;
-        trim(&mut state.moves, self.floor);
+        trim(state, self.floor);
         Some(state)
     }
 
@@ -108,12 +111,12 @@ impl Shard {
 
     /// Drops `player`, which has nothing live since time `t`.
     pub(crate) fn forget(&mut self, player: &Id, t: u64, keep_gone: bool) {
-        let Some(state) = self.live.remove(player.as_str()) else {
+        let Some(mut state) = self.live.remove(player.as_str()) else {
             return;
         };
         if keep_gone {
-            let mut moves = state.moves;
-            trim(&mut moves, self.floor);
+            trim(&mut state, self.floor);
+            let moves = state.take_moves();
             self.gone.insert(
                 player.clone(),
                 Gone {
@@ -322,7 +325,7 @@ impl PlayerStore {
         for stripe in self.stripes.iter() {
             let shard = stripe.0.read().expect("players lock");
             for (player, state) in &shard.live {
-                let moves = state.moves.as_deref().unwrap_or_default();
+                let moves = state.moves().unwrap_or_default();
                 let (spot, moved) = spot_at(state.spot(), state.moved, moves, at);
                 if wanted(&spot, moved) {
                     f(player, spot, moved);

@@ -37,6 +37,12 @@ use crate::model::hunt::Hunt;
 /// Records read per activation of a source operator.
 const BATCH_LINES: usize = 4096;
 
+/// How far (event time) a file partition reads ahead of the completed
+/// output at most, when that is less than the throttle's bound. A file can
+/// be read at any pace, so reading further ahead buys nothing but memory:
+/// every event read waits in the facts operator until its time completes.
+const FILE_AHEAD_MS: u64 = 1_000;
+
 /// One input partition: a reader taken by the worker that owns it (`None`
 /// in the processes of a cluster that do not read it).
 pub struct Partition {
@@ -101,10 +107,10 @@ impl FileSource {
     fn throttled(&self, throttle: Option<&Throttle>) -> bool {
         let Some(t) = throttle else { return false };
         let frontier = self.admission.frontier();
-        let ahead = t.probe.with_frontier(|f| {
-            f.iter()
-                .all(|&done| frontier > done.saturating_add(t.max_ahead_ms))
-        });
+        let bound = t.max_ahead_ms.min(FILE_AHEAD_MS);
+        let ahead = t
+            .probe
+            .with_frontier(|f| f.iter().all(|&done| frontier > done.saturating_add(bound)));
         ahead && !t.probe.done()
     }
 

@@ -115,7 +115,9 @@ pub fn assemble_with(inputs: Inputs<'_>, a: Assembly, writer: Writer) -> Assembl
             a.marks,
             a.errors.clone(),
         ),
-        Writer::Parallel => runs::parallel_sink(changes, a.versions, a.output, a.errors.clone()),
+        Writer::Parallel => {
+            runs::parallel_sink(changes, a.versions, a.output, a.errors.clone(), &built.done)
+        }
     }
     let rejects_written = rejects::reject_sink(inputs.rejects, a.rejects, a.when, a.errors);
     Assembled {

@@ -3,7 +3,7 @@
 //! haversine distance), and `ZoneIndex`, an R-tree over zone bounding boxes used to find
 //! the zones containing a point with a cheap box query followed by the exact test.
 
-use geo::{BoundingRect, Intersects, MultiPolygon, Point};
+use geo::{BoundingRect, Coord, Intersects, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
 
@@ -29,7 +29,13 @@ impl Shape {
                 lon: clon,
                 radius_m,
             } => haversine_m(*clat, *clon, lat, lon) <= *radius_m,
-            Shape::Polygons(polygons) => polygons.intersects(&Point::new(lon, lat)),
+            // Each polygon's own test: a multipolygon's would first
+            // recompute its bounding box from every vertex, and the zone
+            // index has tested the box already.
+            Shape::Polygons(polygons) => {
+                let point = Coord { x: lon, y: lat };
+                polygons.iter().any(|p| p.intersects(&point))
+            }
         }
     }
 
@@ -93,8 +99,10 @@ type Bbox = ([f64; 2], [f64; 2]);
 const CELLS_PER_ZONE: usize = 4;
 /// Cells per grid side at most.
 const MAX_CELLS_PER_SIDE: usize = 2048;
-/// A zone whose box covers more cells than this is kept out of the grid.
-const MAX_CELLS_PER_ZONE: usize = 64;
+/// A zone whose box covers more cells than this is kept out of the grid
+/// (a zone a few times wider than the typical one still fits: an R-tree
+/// lookup costs more than a few more box tests in a cell).
+const MAX_CELLS_PER_ZONE: usize = 256;
 
 /// The spatial index of a hunt's zones: a uniform grid over the extent of the
 /// zones' bounding boxes, each cell listing the zones whose box overlaps it,

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
-use timely::dataflow::operators::Capability;
-use timely::dataflow::Stream;
+use timely::dataflow::operators::{Capability, Probe};
+use timely::dataflow::{ProbeHandle, Stream};
 
 use super::format::format_notification;
 use super::order::{notifications, Notification};
@@ -226,14 +226,17 @@ fn route(c: &(Change, u64, isize)) -> u64 {
 
 /// Writes the notification stream with the sorting and formatting spread
 /// over the workers (see the module's header). `output` is `Some` on the
-/// worker that writes (worker 0) and `None` elsewhere.
+/// worker that writes (worker 0) and `None` elsewhere. `done` follows the
+/// runs to the writer (the facts operator waits on it, so that runs do not
+/// pile up before a writer slower than the workers).
 pub fn parallel_sink<'scope>(
     changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
     versions: SharedVersions,
     output: Option<Box<dyn NotificationOutput>>,
     errors: ErrorSlot,
+    done: &ProbeHandle<u64>,
 ) {
-    let runs = format_runs(changes, versions);
+    let runs = format_runs(changes, versions).probe_with(done);
     write_runs(runs, output, errors);
 }
 
