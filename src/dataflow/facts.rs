@@ -596,7 +596,14 @@ pub(crate) fn build<'scope>(
                 .copied();
                 let held_back = flight.held_back(&done);
                 let more = !held_back && facts.process_until(limit, slice, &mut changes);
-                flight.sent(facts.next_time(), changes.len());
+                // What it sent is below both its next time and the input
+                // frontier it processed to (an operator with nothing left
+                // in a job that never ends still completes them).
+                let below = match (facts.next_time(), limit) {
+                    (Some(next), Some(l)) => Some(next.min(l)),
+                    (next, l) => next.or(l),
+                };
+                flight.sent(below, changes.len());
                 if let Some(cap) = held.as_mut() {
                     if !changes.is_empty() {
                         output.session(&*cap).give_container(&mut changes);
