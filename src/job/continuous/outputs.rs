@@ -183,12 +183,6 @@ pub fn open(
         producer,
         input_partitions,
     };
-    if [Some(&opts.output), opts.rejects.as_ref()]
-        .iter()
-        .any(|t| matches!(t, Some(Target::Kafka(_))))
-    {
-        opener.producer()?;
-    }
     // Both read back what their destinations hold, at once.
     let mut for_rejects = opener.clone();
     let (notifications, rejects) = std::thread::scope(|scope| {
@@ -233,13 +227,13 @@ pub struct Owned {
     pub writers: Vec<Box<dyn NotificationOutput + Send>>,
     pub partitions: u32,
     pub durable: Durable,
-    pub producer: Arc<Producer>,
 }
 
 /// Where this process's workers write a notifications topic (`--output
-/// kafka:TOPIC` and this process's `producer`; `None` for another output): the topic created if missing,
-/// each of this process's workers' partitions read back from the marks of
-/// this process's last snapshot, all at once. `workers`: this process's
+/// kafka:TOPIC` and this process's `producer`; `None` for another output):
+/// the topic created if missing, each of this process's workers'
+/// partitions read back from the marks of this process's last snapshot,
+/// all at once. `workers`: this process's
 /// global worker indexes; `peers`: the job's workers.
 pub fn open_owned(
     opts: &RunOptions,
@@ -296,11 +290,10 @@ pub fn open_owned(
         writers,
         partitions,
         durable: Durable::Kafka {
-            producer: producer.clone(),
+            producer,
             topic: topic.clone(),
             opened: ends,
         },
-        producer,
     }))
 }
 
