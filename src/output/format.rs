@@ -2,18 +2,30 @@
 //! records (docs/spec.md §6), and reading a notification back (a restarted
 //! job compares what a destination holds with what it re-creates).
 
-use std::io::Write;
-
 use super::order::{Notification, PlayerKind};
 use crate::model::event::Id;
 
-/// Appends `s` as a JSON string.
+/// Appends `s` as a JSON string, as serde_json writes it.
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    }
+}
+
+/// Appends an integer in decimal.
+fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends one notification as a JSON line.
 pub fn format_notification(out: &mut Vec<u8>, time: u64, n: &Notification) {
+    out.extend_from_slice(b"{\"time\":");
+    number(out, time);
     match n {
         Notification::Player {
             rank_priority,
@@ -21,23 +33,27 @@ pub fn format_notification(out: &mut Vec<u8>, time: u64, n: &Notification) {
             kind,
             item,
         } => {
-            let field = if kind.is_zone() { "zone" } else { "reward" };
-            let _ = write!(
-                out,
-                "{{\"time\":{time},\"kind\":\"{}\",\"player\":",
-                kind.as_str()
-            );
+            out.extend_from_slice(b",\"kind\":\"");
+            out.extend_from_slice(kind.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"player\":");
             json_str(out, player);
-            let _ = write!(out, ",\"{field}\":");
+            out.extend_from_slice(if kind.is_zone() {
+                b",\"zone\":"
+            } else {
+                b",\"reward\":"
+            });
             json_str(out, item);
-            let _ = writeln!(out, ",\"priority\":{}}}", rank_priority.0);
+            out.extend_from_slice(b",\"priority\":");
+            number(out, rank_priority.0);
         }
         Notification::Occupancy { zone, count } => {
-            let _ = write!(out, "{{\"time\":{time},\"kind\":\"occupancy\",\"zone\":");
+            out.extend_from_slice(b",\"kind\":\"occupancy\",\"zone\":");
             json_str(out, zone);
-            let _ = writeln!(out, ",\"count\":{count}}}");
+            out.extend_from_slice(b",\"count\":");
+            number(out, *count);
         }
     }
+    out.extend_from_slice(b"}\n");
 }
 
 /// The progress record for frontier `f`, without newline.
