@@ -77,8 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut out = Vec::new();
     let versions = versions.read().expect("versions");
-    for (time, changes) in std::mem::take(&mut *changes.lock().expect("lock")) {
-        for n in notifications(&versions, time, changes) {
+    for (time, mut changes) in std::mem::take(&mut *changes.lock().expect("lock")) {
+        for n in notifications(&versions, time, &mut changes) {
             format_notification(&mut out, time, &n);
         }
     }

@@ -4,6 +4,7 @@
 //! version in effect (docs/spec.md §9) — sorted by the contract's order key,
 //! which is the order of [`Notification`].
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
@@ -205,17 +206,43 @@ impl Keyed {
 }
 
 /// Turns the changes of time `time` into its notifications, in
-/// docs/spec.md §6 order. A change and its undoing within the time
-/// cancel.
+/// docs/spec.md §6 order, leaving `changes` empty (its capacity kept for
+/// the next time). A change and its undoing within the time cancel.
 pub fn notifications(
     versions: &Versions,
     time: u64,
-    changes: Vec<(Change, isize)>,
+    changes: &mut Vec<(Change, isize)>,
+) -> Vec<Notification> {
+    SCRATCH.with_borrow_mut(|(keyed, counts)| {
+        let out = in_order(versions, time, changes, keyed, counts);
+        // A huge time (every position expiring at once) is not kept.
+        keyed.shrink_to(SCRATCH_KEPT);
+        counts.shrink_to(SCRATCH_KEPT);
+        out
+    })
+}
+
+/// The most changes of each kind the sorting buffers keep room for.
+const SCRATCH_KEPT: usize = 1 << 14;
+
+thread_local! {
+    /// The buffers [`notifications`] sorts in, kept for the next time.
+    static SCRATCH: RefCell<(Vec<Keyed>, Vec<Count>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A change of a zone's count: `((zone, count), diff)`.
+type Count = ((u32, i64), isize);
+
+/// [`notifications`], sorting in `keyed` and `counts` (left empty).
+fn in_order(
+    versions: &Versions,
+    time: u64,
+    changes: &mut Vec<(Change, isize)>,
+    keyed: &mut Vec<Keyed>,
+    counts: &mut Vec<Count>,
 ) -> Vec<Notification> {
     let dict = versions.dictionary();
-    let mut keyed = Vec::with_capacity(changes.len());
-    let mut counts = Vec::new();
-    for (change, diff) in changes {
+    for (change, diff) in changes.drain(..) {
         let (player, item, n) = match change {
             Change::Presence(p, zone) => (p, Item::Zone, zone),
             Change::Eligible(p, reward) => (p, Item::Reward, reward),
@@ -229,38 +256,35 @@ pub fn notifications(
     }
     keyed.sort_unstable_by(|a, b| a.cmp(b, &dict.zones, &dict.rewards));
     let mut out = Vec::with_capacity(keyed.len() + counts.len());
-    let mut removed = Vec::new();
-    let mut added = Vec::new();
-    let mut changes = keyed.into_iter().peekable();
+    // Where the current (priority, player, item kind) began in `out`.
+    let mut group = 0;
+    let mut changes = keyed.drain(..).peekable();
     while let Some(mut change) = changes.next() {
         while let Some(again) = changes.next_if(|c| c.same(&change)) {
             change.diff += again.diff;
         }
-        if change.diff == 0 {
-            continue;
-        }
-        // Within one (priority, player, item kind): removals, then
-        // additions, each by item.
-        let names = match change.item {
-            Item::Zone => &dict.zones,
-            Item::Reward => &dict.rewards,
-        };
         let ends_group = changes.peek().is_none_or(|next| {
             next.priority != change.priority
                 || next.item != change.item
                 || next.player != change.player
         });
-        if change.diff < 0 {
-            removed.push(change.notification(names));
-        } else {
-            added.push(change.notification(names));
+        if change.diff != 0 {
+            let names = match change.item {
+                Item::Zone => &dict.zones,
+                Item::Reward => &dict.rewards,
+            };
+            out.push(change.notification(names));
         }
         if ends_group {
-            out.append(&mut removed);
-            out.append(&mut added);
+            // Removals before additions, each still by item (a stable
+            // sort of a few).
+            out[group..].sort_by_key(|n| match n {
+                Notification::Player { kind, .. } => *kind,
+                Notification::Occupancy { .. } => unreachable!("players only"),
+            });
+            group = out.len();
         }
     }
-    debug_assert!(removed.is_empty() && added.is_empty());
     out.extend(occupancy(&dict.zones, counts));
     out
 }
@@ -268,10 +292,10 @@ pub fn notifications(
 /// The occupancy notifications of one time from the changes of
 /// `(zone, count)`, by zone id: a zone whose counts changed has the count
 /// added (none: it emptied, count 0).
-fn occupancy(zones: &Names, mut counts: Vec<((u32, i64), isize)>) -> Vec<Notification> {
+fn occupancy(zones: &Names, counts: &mut Vec<Count>) -> Vec<Notification> {
     counts.sort_unstable();
     let mut by_zone: Vec<(u32, i64)> = Vec::new();
-    let mut counts = counts.into_iter().peekable();
+    let mut counts = counts.drain(..).peekable();
     while let Some(((zone, count), mut diff)) = counts.next() {
         while let Some((_, d)) = counts.next_if(|c| c.0 == (zone, count)) {
             diff += d;

@@ -23,8 +23,10 @@
 
 use std::cell::OnceCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::Mutex;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -59,8 +61,9 @@ static RECYCLED: Mutex<Vec<Run>> = Mutex::new(Vec::new());
 const RECYCLED_RUNS: usize = 64;
 
 impl Run {
-    /// The notifications of `time` from its consolidated-to-be `changes`.
-    pub fn format(versions: &SharedVersions, time: u64, changes: Vec<(Change, isize)>) -> Run {
+    /// The notifications of `time` from its consolidated-to-be `changes`,
+    /// which are left empty.
+    pub fn format(versions: &SharedVersions, time: u64, changes: &mut Vec<(Change, isize)>) -> Run {
         let registry = versions.read().expect("versions lock");
         let notes = notifications(&registry, time, changes);
         drop(registry);
@@ -215,6 +218,63 @@ fn merge_order(runs: &[Run], order: &mut Vec<(u32, u32)>) {
     }
 }
 
+/// Emptied change buffers a worker keeps for the times to come, the
+/// largest it keeps (the time at which every position expires may be huge)
+/// and the capacity a new one starts with.
+const SPARE_BUFFERS: usize = 1024;
+const SPARE_CAPACITY: usize = 1 << 12;
+const FIRST_CAPACITY: usize = 64;
+
+/// The changes of the times not complete yet, by time: a hash map from
+/// time to its changes (the changes of a batch come in many times,
+/// interleaved), and the times in a heap, earliest first.
+#[derive(Default)]
+struct ByTime {
+    times: FxHashMap<u64, Vec<(Change, isize)>>,
+    order: BinaryHeap<Reverse<u64>>,
+    spare: Vec<Vec<(Change, isize)>>,
+}
+
+impl ByTime {
+    fn push(&mut self, time: u64, change: Change, diff: isize) {
+        let (order, spare) = (&mut self.order, &mut self.spare);
+        self.times
+            .entry(time)
+            .or_insert_with(|| {
+                order.push(Reverse(time));
+                spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
+            })
+            .push((change, diff));
+    }
+
+    /// The earliest time below `limit` (any, when `None`) and its changes.
+    fn take_before(&mut self, limit: Option<u64>) -> Option<(u64, Vec<(Change, isize)>)> {
+        let &Reverse(time) = self.order.peek()?;
+        if limit.is_some_and(|f| time >= f) {
+            return None;
+        }
+        self.order.pop();
+        let changes = self
+            .times
+            .remove(&time)
+            .expect("every time listed has changes");
+        Some((time, changes))
+    }
+
+    /// Keeps an emptied buffer for a later time.
+    fn recycle(&mut self, buffer: Vec<(Change, isize)>) {
+        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
+            self.spare.push(buffer);
+        }
+    }
+
+    fn first_time(&self) -> Option<u64> {
+        self.order.peek().map(|&Reverse(t)| t)
+    }
+}
+
 /// Where a change is sorted and formatted: by player, or by zone for
 /// occupancy (every change of one key on one worker).
 fn route(c: &(Change, u64, isize)) -> u64 {
@@ -250,7 +310,7 @@ fn format_runs<'scope>(
         Exchange::new(route),
         "FormatRuns",
         move |_initial, _info| {
-            let mut pending: BTreeMap<u64, Vec<(Change, isize)>> = BTreeMap::new();
+            let mut pending = ByTime::default();
             // At or below every pending time.
             let mut held: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
@@ -259,23 +319,20 @@ fn format_runs<'scope>(
                         if held.as_ref().is_none_or(|h| time < *h.time()) {
                             held = Some(cap.delayed(&time, 0));
                         }
-                        pending.entry(time).or_default().push((change, diff));
+                        pending.push(time, change, diff);
                     }
                 });
                 let limit = frontier.frontier().first().copied();
-                while let Some(entry) = pending.first_entry() {
-                    let time = *entry.key();
-                    if limit.is_some_and(|f| time >= f) {
-                        break;
-                    }
-                    let run = Run::format(&versions, time, entry.remove());
+                while let Some((time, mut changes)) = pending.take_before(limit) {
+                    let run = Run::format(&versions, time, &mut changes);
+                    pending.recycle(changes);
                     if !run.notes.is_empty() {
                         let cap = held.as_ref().expect("a capability for every pending time");
                         output.session(&cap.delayed(&time)).give(run);
                     }
                 }
-                match (pending.first_key_value(), held.as_mut()) {
-                    (Some((&next, _)), Some(cap)) => cap.downgrade(&next),
+                match (pending.first_time(), held.as_mut()) {
+                    (Some(next), Some(cap)) => cap.downgrade(&next),
                     _ => held = None,
                 }
             }

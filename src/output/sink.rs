@@ -262,9 +262,9 @@ fn time_sink<'scope>(
                     .flatten()
                     .min()
                     .copied();
-                let due = writer.advance(limit, |out, time, changes| {
+                let due = writer.advance(limit, |out, time, mut changes| {
                     let registry = versions.read().expect("versions lock");
-                    let notifications = notifications(&registry, time, changes);
+                    let notifications = notifications(&registry, time, &mut changes);
                     drop(registry);
                     out.write_time(time, &notifications)
                 });
