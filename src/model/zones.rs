@@ -7,6 +7,8 @@ use geo::{BoundingRect, Coord, Intersects, MultiPolygon};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
 
+use super::zone_test::{Probe, ZoneTest};
+
 /// Radius of the sphere used for circle zones, in metres (the mean Earth radius).
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
@@ -113,6 +115,8 @@ const MAX_CELLS_PER_ZONE: usize = 256;
 #[derive(Clone, Debug)]
 pub struct ZoneIndex {
     boxes: Vec<Option<Bbox>>,
+    /// Each shape's prepared test.
+    tests: Vec<ZoneTest>,
     grid: Option<Grid>,
     wide: RTree<GeomWithData<Rectangle<[f64; 2]>, u32>>,
 }
@@ -221,7 +225,9 @@ fn in_box(b: &Bbox, x: f64, y: f64) -> bool {
 impl ZoneIndex {
     /// Indexes `shapes`, numbering them from 0 in iteration order.
     pub fn new<'a>(shapes: impl IntoIterator<Item = &'a Shape>) -> ZoneIndex {
-        let boxes: Vec<Option<Bbox>> = shapes.into_iter().map(Shape::bounding_box).collect();
+        let shapes: Vec<&Shape> = shapes.into_iter().collect();
+        let boxes: Vec<Option<Bbox>> = shapes.iter().map(|s| s.bounding_box()).collect();
+        let tests = shapes.iter().map(|s| ZoneTest::new(s)).collect();
         let number = |n: usize| u32::try_from(n).expect("more than u32::MAX zones");
         type Numbered = Vec<(u32, Bbox)>;
         let (narrow, mut wide): (Numbered, Numbered) = boxes
@@ -244,7 +250,26 @@ impl ZoneIndex {
                 .map(|(n, b)| GeomWithData::new(Rectangle::from_corners(b.0, b.1), n))
                 .collect(),
         );
-        ZoneIndex { boxes, grid, wide }
+        ZoneIndex {
+            boxes,
+            tests,
+            grid,
+            wide,
+        }
+    }
+
+    /// Clears `out`, then pushes, ascending, the number of every shape of
+    /// `shapes` (those the index was built from, in the same order) that
+    /// contains the point: [`Shape::contains`], by each shape's prepared
+    /// test.
+    pub fn containing(&self, shapes: &[impl AsRef<Shape>], lat: f64, lon: f64, out: &mut Vec<u32>) {
+        let mut probe = Probe::new(lat, lon);
+        self.query(
+            |n| self.tests[n as usize].contains(shapes[n as usize].as_ref(), &mut probe),
+            lat,
+            lon,
+            out,
+        );
     }
 
     /// Clears `out`, then pushes, ascending, the number of every shape whose box holds the

@@ -56,6 +56,10 @@ impl ProgressPacer {
     }
 }
 
+/// How much is buffered before it goes to the writer: at least a buffered
+/// writer's whole buffer, which then passes it on without copying it.
+const DRAIN_AT: usize = 1 << 20;
+
 /// JSON Lines to a byte stream, with optional progress records.
 pub struct LineOutput {
     /// What the stream is called in errors (a path, or `-`).
@@ -81,7 +85,7 @@ impl LineOutput {
         LineOutput {
             name,
             writer,
-            buf: Vec::with_capacity(1 << 16),
+            buf: Vec::with_capacity(DRAIN_AT),
             progress: pacer,
         }
     }
@@ -109,7 +113,7 @@ impl NotificationOutput for LineOutput {
         for n in ns {
             format_notification(&mut self.buf, time, n);
         }
-        if self.buf.len() >= 1 << 16 {
+        if self.buf.len() >= DRAIN_AT {
             self.drain(false)?;
         }
         Ok(())
@@ -117,7 +121,7 @@ impl NotificationOutput for LineOutput {
 
     fn write_merged(&mut self, _time: u64, merged: &Merged<'_>) -> Result<(), OutputError> {
         merged.write_lines(&mut self.buf);
-        if self.buf.len() >= 1 << 16 {
+        if self.buf.len() >= DRAIN_AT {
             self.drain(false)?;
         }
         Ok(())

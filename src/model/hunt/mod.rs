@@ -58,6 +58,12 @@ pub struct Zone {
     pub shape: Shape,
 }
 
+impl AsRef<Shape> for Zone {
+    fn as_ref(&self) -> &Shape {
+        &self.shape
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reward {
     pub id: String,
@@ -352,12 +358,7 @@ impl Hunt {
 
     /// Clears `out`, then pushes the number of every zone containing the point, ascending.
     pub fn zones_at(&self, lat: f64, lon: f64, out: &mut Vec<u32>) {
-        self.index.query(
-            |n| self.zones[n as usize].shape.contains(lat, lon),
-            lat,
-            lon,
-            out,
-        );
+        self.index.containing(&self.zones, lat, lon, out);
     }
 
     pub fn zone_number(&self, id: &str) -> Option<u32> {
