@@ -11,7 +11,7 @@
 //! rewards' conditions in them ([`Rule`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use rustc_hash::FxHashMap;
 
@@ -25,6 +25,9 @@ use super::hunt::{Hunt, HuntText, SensorCondition, Window};
 pub struct Names {
     ids: Vec<Id>,
     index: FxHashMap<Id, u32>,
+    /// Each id's place among all of them in bytewise order, computed when
+    /// first asked for after an id was added.
+    ranks: OnceLock<Vec<u32>>,
 }
 
 impl Names {
@@ -36,7 +39,23 @@ impl Names {
         let n = u32::try_from(self.ids.len()).expect("fewer than 2^32 items");
         self.ids.push(Id::from(id));
         self.index.insert(Id::from(id), n);
+        self.ranks = OnceLock::new();
         n
+    }
+
+    /// The place of id `n` among all the ids in bytewise order: ranks
+    /// compare as the ids do.
+    pub fn rank(&self, n: u32) -> u32 {
+        let ranks = self.ranks.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.ids.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| self.ids[a as usize].cmp(&self.ids[b as usize]));
+            let mut ranks = vec![0; order.len()];
+            for (rank, &n) in order.iter().enumerate() {
+                ranks[n as usize] = rank as u32;
+            }
+            ranks
+        });
+        ranks[n as usize]
     }
 
     /// The id numbered `n`.

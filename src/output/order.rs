@@ -130,14 +130,8 @@ pub fn cmp_ids(a: &str, b: &str) -> Ordering {
     prefix(a).cmp(&prefix(b)).then_with(|| cmp_rest(a, b))
 }
 
-/// A player change on its way to a notification: sorted by priority
-/// (descending), player, item kind (zones first) and item id, so that
-/// changes of one (player, item) are adjacent for consolidation and the
-/// notifications come out in order.
+/// A player change on its way to a notification.
 struct Keyed {
-    /// The priority, inverted, above the player's [`prefix`]: most
-    /// comparisons end here.
-    key: u128,
     priority: u8,
     player: Id,
     item: Item,
@@ -146,51 +140,10 @@ struct Keyed {
 }
 
 impl Keyed {
-    fn rank(&self) -> u8 {
-        match self.item {
-            Item::Zone => 0,
-            Item::Reward => 1,
-        }
-    }
-
-    fn new(priority: u8, player: Id, item: Item, n: u32, diff: isize) -> Self {
-        let key = u128::from(u8::MAX - priority) << 64 | u128::from(prefix(player.as_bytes()));
-        Keyed {
-            key,
-            priority,
-            player,
-            item,
-            n,
-            diff,
-        }
-    }
-
-    fn cmp(&self, other: &Self, zones: &Names, rewards: &Names) -> Ordering {
-        self.key
-            .cmp(&other.key)
-            .then_with(|| cmp_rest(self.player.as_bytes(), other.player.as_bytes()))
-            .then_with(|| self.rank().cmp(&other.rank()))
-            .then_with(|| {
-                if self.n == other.n {
-                    return Ordering::Equal;
-                }
-                let names = match self.item {
-                    Item::Zone => zones,
-                    Item::Reward => rewards,
-                };
-                cmp_ids(names.id(self.n), names.id(other.n))
-            })
-    }
-
-    /// The same change of the same player.
-    fn same(&self, other: &Self) -> bool {
-        self.n == other.n && self.item == other.item && self.player == other.player
-    }
-
     /// Its notification: added (enter, eligible) or removed (exit,
     /// ineligible).
-    fn notification(self, names: &Names) -> Notification {
-        let kind = match (self.item, self.diff > 0) {
+    fn notification(&mut self, diff: isize, names: &Names) -> Notification {
+        let kind = match (self.item, diff > 0) {
             (Item::Zone, true) => PlayerKind::Enter,
             (Item::Zone, false) => PlayerKind::Exit,
             (Item::Reward, true) => PlayerKind::Eligible,
@@ -198,10 +151,68 @@ impl Keyed {
         };
         Notification::Player {
             rank_priority: std::cmp::Reverse(self.priority),
-            player: self.player,
+            player: std::mem::take(&mut self.player),
             kind,
             item: names.id(self.n).clone(),
         }
+    }
+}
+
+/// Where a player change sorts: by priority (descending), player, item
+/// kind (zones first) and item id. `hi` is the inverted priority above the
+/// player's first seven bytes; `lo` the player's length (8: longer) above
+/// the item kind and the item's rank among the ids of its kind. Most
+/// comparisons end at `hi`; only two long players that share their first
+/// seven bytes are compared whole.
+#[derive(Clone, Copy)]
+struct SortKey {
+    hi: u64,
+    lo: u64,
+    /// The change's place among the keyed changes.
+    at: u32,
+}
+
+/// `lo`'s length field of a player longer than seven bytes.
+const LONG: u64 = 8;
+
+impl SortKey {
+    fn new(at: usize, c: &Keyed, names: &Names) -> Self {
+        let bytes = c.player.as_bytes();
+        let hi = u64::from(u8::MAX - c.priority) << 56 | prefix(bytes) >> 8;
+        let kind = match c.item {
+            Item::Zone => 0,
+            Item::Reward => 1,
+        };
+        let len = (bytes.len() as u64).min(LONG);
+        let lo = len << 56 | kind << 55 | u64::from(names.rank(c.n));
+        let at = u32::try_from(at).expect("fewer than 2^32 changes a time");
+        SortKey { hi, lo, at }
+    }
+
+    fn long(&self) -> bool {
+        self.lo >> 56 == LONG
+    }
+
+    /// Two short players with equal first seven bytes (zero-padded) differ
+    /// in trailing zero bytes, so their lengths order them; a short one
+    /// before a long one is a prefix of it.
+    fn cmp(&self, other: &Self, keyed: &[Keyed]) -> Ordering {
+        self.hi.cmp(&other.hi).then_with(|| {
+            if self.long() && other.long() {
+                let a = keyed[self.at as usize].player.as_bytes();
+                let b = keyed[other.at as usize].player.as_bytes();
+                a.cmp(b).then(self.lo.cmp(&other.lo))
+            } else {
+                self.lo.cmp(&other.lo)
+            }
+        })
+    }
+
+    /// The same priority, player and item kind as `other`.
+    fn same_group(&self, other: &Self, keyed: &[Keyed]) -> bool {
+        self.hi == other.hi
+            && self.lo >> 55 == other.lo >> 55
+            && (!self.long() || keyed[self.at as usize].player == keyed[other.at as usize].player)
     }
 }
 
@@ -213,11 +224,9 @@ pub fn notifications(
     time: u64,
     changes: &mut Vec<(Change, isize)>,
 ) -> Vec<Notification> {
-    SCRATCH.with_borrow_mut(|(keyed, counts)| {
-        let out = in_order(versions, time, changes, keyed, counts);
-        // A huge time (every position expiring at once) is not kept.
-        keyed.shrink_to(SCRATCH_KEPT);
-        counts.shrink_to(SCRATCH_KEPT);
+    SCRATCH.with_borrow_mut(|scratch| {
+        let out = scratch.in_order(versions, time, changes);
+        scratch.shrink();
         out
     })
 }
@@ -227,66 +236,101 @@ const SCRATCH_KEPT: usize = 1 << 14;
 
 thread_local! {
     /// The buffers [`notifications`] sorts in, kept for the next time.
-    static SCRATCH: RefCell<(Vec<Keyed>, Vec<Count>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// A change of a zone's count: `((zone, count), diff)`.
 type Count = ((u32, i64), isize);
 
-/// [`notifications`], sorting in `keyed` and `counts` (left empty).
-fn in_order(
-    versions: &Versions,
-    time: u64,
-    changes: &mut Vec<(Change, isize)>,
-    keyed: &mut Vec<Keyed>,
-    counts: &mut Vec<Count>,
-) -> Vec<Notification> {
-    let dict = versions.dictionary();
-    for (change, diff) in changes.drain(..) {
-        let (player, item, n) = match change {
-            Change::Presence(p, zone) => (p, Item::Zone, zone),
-            Change::Eligible(p, reward) => (p, Item::Reward, reward),
-            Change::Occupancy(zone, count) => {
-                counts.push(((zone, count), diff));
-                continue;
-            }
+#[derive(Default)]
+struct Scratch {
+    keyed: Vec<Keyed>,
+    keys: Vec<SortKey>,
+    counts: Vec<Count>,
+}
+
+impl Scratch {
+    /// A huge time (every position expiring at once) is not kept.
+    fn shrink(&mut self) {
+        self.keyed.shrink_to(SCRATCH_KEPT);
+        self.keys.shrink_to(SCRATCH_KEPT);
+        self.counts.shrink_to(SCRATCH_KEPT);
+    }
+
+    /// [`notifications`], the buffers left empty.
+    fn in_order(
+        &mut self,
+        versions: &Versions,
+        time: u64,
+        changes: &mut Vec<(Change, isize)>,
+    ) -> Vec<Notification> {
+        let dict = versions.dictionary();
+        let names = |item: Item| match item {
+            Item::Zone => &dict.zones,
+            Item::Reward => &dict.rewards,
         };
-        let priority = versions.priority(item, n, time);
-        keyed.push(Keyed::new(priority, player, item, n, diff));
-    }
-    keyed.sort_unstable_by(|a, b| a.cmp(b, &dict.zones, &dict.rewards));
-    let mut out = Vec::with_capacity(keyed.len() + counts.len());
-    // Where the current (priority, player, item kind) began in `out`.
-    let mut group = 0;
-    let mut changes = keyed.drain(..).peekable();
-    while let Some(mut change) = changes.next() {
-        while let Some(again) = changes.next_if(|c| c.same(&change)) {
-            change.diff += again.diff;
-        }
-        let ends_group = changes.peek().is_none_or(|next| {
-            next.priority != change.priority
-                || next.item != change.item
-                || next.player != change.player
-        });
-        if change.diff != 0 {
-            let names = match change.item {
-                Item::Zone => &dict.zones,
-                Item::Reward => &dict.rewards,
+        let Scratch {
+            keyed,
+            keys,
+            counts,
+        } = self;
+        for (change, diff) in changes.drain(..) {
+            let (player, item, n) = match change {
+                Change::Presence(p, zone) => (p, Item::Zone, zone),
+                Change::Eligible(p, reward) => (p, Item::Reward, reward),
+                Change::Occupancy(zone, count) => {
+                    counts.push(((zone, count), diff));
+                    continue;
+                }
             };
-            out.push(change.notification(names));
-        }
-        if ends_group {
-            // Removals before additions, each still by item (a stable
-            // sort of a few).
-            out[group..].sort_by_key(|n| match n {
-                Notification::Player { kind, .. } => *kind,
-                Notification::Occupancy { .. } => unreachable!("players only"),
+            let priority = versions.priority(item, n, time);
+            keyed.push(Keyed {
+                priority,
+                player,
+                item,
+                n,
+                diff,
             });
-            group = out.len();
         }
+        keys.extend(
+            keyed
+                .iter()
+                .enumerate()
+                .map(|(at, c)| SortKey::new(at, c, names(c.item))),
+        );
+        keys.sort_unstable_by(|a, b| a.cmp(b, keyed));
+        let mut out = Vec::with_capacity(keys.len() + counts.len());
+        // Where the current (priority, player, item kind) began in `out`.
+        let mut group = 0;
+        let mut i = 0;
+        while i < keys.len() {
+            let key = keys[i];
+            let mut diff = keyed[key.at as usize].diff;
+            i += 1;
+            while i < keys.len() && keys[i].cmp(&key, keyed) == Ordering::Equal {
+                diff += keyed[keys[i].at as usize].diff;
+                i += 1;
+            }
+            let ends_group = keys.get(i).is_none_or(|next| !next.same_group(&key, keyed));
+            if diff != 0 {
+                let change = &mut keyed[key.at as usize];
+                out.push(change.notification(diff, names(change.item)));
+            }
+            if ends_group {
+                // Removals before additions, each still by item (a stable
+                // sort of a few).
+                out[group..].sort_by_key(|n| match n {
+                    Notification::Player { kind, .. } => *kind,
+                    Notification::Occupancy { .. } => unreachable!("players only"),
+                });
+                group = out.len();
+            }
+        }
+        keyed.clear();
+        keys.clear();
+        out.extend(occupancy(&dict.zones, counts));
+        out
     }
-    out.extend(occupancy(&dict.zones, counts));
-    out
 }
 
 /// The occupancy notifications of one time from the changes of
@@ -324,7 +368,130 @@ fn occupancy(zones: &Names, counts: &mut Vec<Count>) -> Vec<Notification> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::hunt::{Hunt, HuntText};
     use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    /// The contract's order by its definition: consolidate, name, sort by
+    /// the full notification order.
+    fn naive(versions: &Versions, time: u64, changes: &[(Change, isize)]) -> Vec<Notification> {
+        let dict = versions.dictionary();
+        let mut net: BTreeMap<Change, isize> = BTreeMap::new();
+        for (c, d) in changes {
+            *net.entry(c.clone()).or_default() += d;
+        }
+        let mut players = Vec::new();
+        let mut zones: BTreeMap<Vec<u8>, (Id, i64)> = BTreeMap::new();
+        for (c, d) in net.into_iter().filter(|(_, d)| *d != 0) {
+            let (player, item, n, kind) = match c {
+                Change::Presence(p, z) => {
+                    let kind = if d > 0 {
+                        PlayerKind::Enter
+                    } else {
+                        PlayerKind::Exit
+                    };
+                    (p, Item::Zone, z, kind)
+                }
+                Change::Eligible(p, r) => {
+                    let kind = if d > 0 {
+                        PlayerKind::Eligible
+                    } else {
+                        PlayerKind::Ineligible
+                    };
+                    (p, Item::Reward, r, kind)
+                }
+                Change::Occupancy(z, count) => {
+                    let id = dict.zones.id(z).clone();
+                    let slot = zones.entry(id.as_bytes().to_vec()).or_insert((id, 0));
+                    if d > 0 {
+                        slot.1 = count;
+                    }
+                    continue;
+                }
+            };
+            let names = match item {
+                Item::Zone => &dict.zones,
+                Item::Reward => &dict.rewards,
+            };
+            players.push(Notification::Player {
+                rank_priority: std::cmp::Reverse(versions.priority(item, n, time)),
+                player,
+                kind,
+                item: names.id(n).clone(),
+            });
+        }
+        players.sort();
+        players.extend(
+            zones
+                .into_values()
+                .map(|(zone, count)| Notification::Occupancy { zone, count }),
+        );
+        players
+    }
+
+    /// A hunt whose ids share long prefixes and differ in trailing zeros,
+    /// with priorities that tie.
+    fn hunt() -> Hunt {
+        let mut toml = String::new();
+        for (i, id) in ["a", "a0", "aaaaaaaaZ", "aaaaaaaaY", "b\\u0000", "b", "zz"]
+            .iter()
+            .enumerate()
+        {
+            toml += &format!(
+                "[[zones]]\nid = \"{id}\"\npriority = {}\ncircle = {{ lat = 1.0, lon = 1.0, radius_m = 10.0 }}\n",
+                i % 3
+            );
+            toml += &format!(
+                "[[rewards]]\nid = \"r{id}\"\npriority = {}\nzone = \"{id}\"\n",
+                i % 2
+            );
+        }
+        let text = HuntText {
+            toml,
+            geojson: None,
+        };
+        Hunt::parse(std::path::Path::new("t.toml"), text).expect("hunt loads")
+    }
+
+    #[test]
+    fn notifications_follow_the_contract_order() {
+        let versions = Versions::new(hunt());
+        let players = [
+            "p",
+            "p\0",
+            "p\0\0\0\0\0\0\0",
+            "pppppppA",
+            "pppppppB",
+            "pppppppAx",
+            "ppppppp",
+            "pppppppp",
+            "q",
+            "é",
+            "",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for round in 0..2_000 {
+            let n = rng.random_range(0..60);
+            let zones = versions.dictionary().zones.len() as u32;
+            let changes: Vec<(Change, isize)> = (0..n)
+                .map(|_| {
+                    let p = Id::from(players[rng.random_range(0..players.len())]);
+                    let item = rng.random_range(0..zones);
+                    let diff = if rng.random_bool(0.5) { 1 } else { -1 };
+                    let change = match rng.random_range(0..3) {
+                        0 => Change::Presence(p, item),
+                        1 => Change::Eligible(p, item),
+                        _ => Change::Occupancy(item, rng.random_range(0..3)),
+                    };
+                    (change, diff)
+                })
+                .collect();
+            let mut given = changes.clone();
+            let got = notifications(&versions, round, &mut given);
+            assert!(given.is_empty());
+            assert_eq!(got, naive(&versions, round, &changes), "{changes:?}");
+        }
+    }
 
     /// Short ids over a tiny alphabet (with NUL) meet every case: equal
     /// prefixes, one a prefix of the other, trailing zero bytes, ids

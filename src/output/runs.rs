@@ -221,8 +221,8 @@ fn merge_order(runs: &[Run], order: &mut Vec<(u32, u32)>) {
 /// Emptied change buffers a worker keeps for the times to come, the
 /// largest it keeps (the time at which every position expires may be huge)
 /// and the capacity a new one starts with.
-const SPARE_BUFFERS: usize = 1024;
-const SPARE_CAPACITY: usize = 1 << 12;
+const SPARE_BUFFERS: usize = 64;
+const SPARE_CAPACITY: usize = 1 << 10;
 const FIRST_CAPACITY: usize = 64;
 
 /// The changes of the times not complete yet, by time: a hash map from
@@ -287,8 +287,9 @@ fn route(c: &(Change, u64, isize)) -> u64 {
 /// Writes the notification stream with the sorting and formatting spread
 /// over the workers (see the module's header). `output` is `Some` on the
 /// worker that writes (worker 0) and `None` elsewhere. `done` follows the
-/// runs to the writer (the facts operator waits on it, so that runs do not
-/// pile up before a writer slower than the workers).
+/// runs into the writer, in flight to it included (the facts operator waits
+/// on it, so that runs do not pile up before a writer slower than the
+/// workers).
 pub fn parallel_sink<'scope>(
     changes: Stream<'scope, u64, Vec<(Change, u64, isize)>>,
     versions: SharedVersions,
@@ -296,8 +297,8 @@ pub fn parallel_sink<'scope>(
     errors: ErrorSlot,
     done: &ProbeHandle<u64>,
 ) {
-    let runs = format_runs(changes, versions).probe_with(done);
-    write_runs(runs, output, errors);
+    let runs = format_runs(changes, versions);
+    write_runs(runs, output, errors).probe_with(done);
 }
 
 /// Each worker's runs, one per completed time with notifications, at that
@@ -340,12 +341,13 @@ fn format_runs<'scope>(
     )
 }
 
-/// Worker 0 merges the runs of each completed time and writes them.
-fn write_runs(
-    runs: Stream<'_, u64, Vec<Run>>,
+/// Worker 0 merges the runs of each completed time and writes them. Its
+/// output carries nothing; its frontier is the writer's.
+fn write_runs<'scope>(
+    runs: Stream<'scope, u64, Vec<Run>>,
     output: Option<Box<dyn NotificationOutput>>,
     errors: ErrorSlot,
-) {
+) -> Stream<'scope, u64, Vec<()>> {
     let mut writer = TimeWriter::new(output, errors);
     let mut order = Vec::new();
     let scope = runs.scope();
@@ -373,7 +375,7 @@ fn write_runs(
                 }
             }
         },
-    );
+    )
 }
 
 #[cfg(test)]
