@@ -72,6 +72,7 @@
 //! ]);
 //! ```
 
+pub(crate) mod by_time;
 pub mod eligibility;
 pub mod facts;
 pub mod occupancy;

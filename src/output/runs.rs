@@ -26,8 +26,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Mutex;
 
-use rustc_hash::FxHashMap;
-
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -38,6 +36,7 @@ use timely::dataflow::{ProbeHandle, Stream};
 use super::format::format_notification;
 use super::order::{notifications, Notification};
 use super::sink::{ErrorSlot, NotificationOutput, TimeWriter};
+use crate::dataflow::by_time::ByTime;
 use crate::dataflow::facts::player_hash;
 use crate::dataflow::Change;
 use crate::model::versions::SharedVersions;
@@ -218,63 +217,6 @@ fn merge_order(runs: &[Run], order: &mut Vec<(u32, u32)>) {
     }
 }
 
-/// Emptied change buffers a worker keeps for the times to come, the
-/// largest it keeps (the time at which every position expires may be huge)
-/// and the capacity a new one starts with.
-const SPARE_BUFFERS: usize = 64;
-const SPARE_CAPACITY: usize = 1 << 10;
-const FIRST_CAPACITY: usize = 64;
-
-/// The changes of the times not complete yet, by time: a hash map from
-/// time to its changes (the changes of a batch come in many times,
-/// interleaved), and the times in a heap, earliest first.
-#[derive(Default)]
-struct ByTime {
-    times: FxHashMap<u64, Vec<(Change, isize)>>,
-    order: BinaryHeap<Reverse<u64>>,
-    spare: Vec<Vec<(Change, isize)>>,
-}
-
-impl ByTime {
-    fn push(&mut self, time: u64, change: Change, diff: isize) {
-        let (order, spare) = (&mut self.order, &mut self.spare);
-        self.times
-            .entry(time)
-            .or_insert_with(|| {
-                order.push(Reverse(time));
-                spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(FIRST_CAPACITY))
-            })
-            .push((change, diff));
-    }
-
-    /// The earliest time below `limit` (any, when `None`) and its changes.
-    fn take_before(&mut self, limit: Option<u64>) -> Option<(u64, Vec<(Change, isize)>)> {
-        let &Reverse(time) = self.order.peek()?;
-        if limit.is_some_and(|f| time >= f) {
-            return None;
-        }
-        self.order.pop();
-        let changes = self
-            .times
-            .remove(&time)
-            .expect("every time listed has changes");
-        Some((time, changes))
-    }
-
-    /// Keeps an emptied buffer for a later time.
-    fn recycle(&mut self, buffer: Vec<(Change, isize)>) {
-        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= SPARE_CAPACITY {
-            self.spare.push(buffer);
-        }
-    }
-
-    fn first_time(&self) -> Option<u64> {
-        self.order.peek().map(|&Reverse(t)| t)
-    }
-}
-
 /// Where a change is sorted and formatted: by player, or by zone for
 /// occupancy (every change of one key on one worker).
 fn route(c: &(Change, u64, isize)) -> u64 {
@@ -311,7 +253,7 @@ fn format_runs<'scope>(
         Exchange::new(route),
         "FormatRuns",
         move |_initial, _info| {
-            let mut pending = ByTime::default();
+            let mut pending = ByTime::<(Change, isize)>::default();
             // At or below every pending time.
             let mut held: Option<Capability<u64>> = None;
             move |(input, frontier), output| {
@@ -320,7 +262,7 @@ fn format_runs<'scope>(
                         if held.as_ref().is_none_or(|h| time < *h.time()) {
                             held = Some(cap.delayed(&time, 0));
                         }
-                        pending.push(time, change, diff);
+                        pending.push(time, (change, diff));
                     }
                 });
                 let limit = frontier.frontier().first().copied();
