@@ -36,7 +36,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Stream};
 
 use super::pending::Pending;
-use super::player_state::{Interpreted, PlayerState, SavedState};
+use super::player_state::{self, Interpreted, PlayerState, SavedState};
 use super::player_store::PlayerStore;
 use super::Control;
 use crate::model::event::{Event, Id};
@@ -113,7 +113,7 @@ impl Capture {
 #[derive(Default)]
 struct Scratch {
     facts: Vec<(FactKind, u32)>,
-    zones: Vec<u32>,
+    zones: player_state::Scratch,
 }
 
 impl Facts {

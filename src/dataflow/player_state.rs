@@ -42,9 +42,10 @@ pub(crate) struct Position {
     pub(crate) at: Latest,
     pub(crate) lat: f64,
     pub(crate) lon: f64,
-    /// The zones at `(lat, lon)` under the version of this `seq`, computed
-    /// when first needed.
-    pub(crate) zones: Option<(u64, Vec<u32>)>,
+    /// The `seq` of the version under which the presence facts last
+    /// emitted are the zones at `(lat, lon)`: until the position or the
+    /// version changes, they need not be looked up again.
+    pub(crate) zones_of: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +99,14 @@ impl Rare {
             && self.claims.is_empty()
             && self.moves.is_none()
     }
+}
+
+/// Buffers a settle reuses: the zones at a position, in dictionary and in
+/// the hunt's own numbers.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    zones: Vec<u32>,
+    local: Vec<u32>,
 }
 
 /// A position as the API lists it: `(lat, lon, ts)`.
@@ -247,7 +256,7 @@ impl PlayerState {
                         at,
                         lat,
                         lon,
-                        zones: None,
+                        zones_of: None,
                     });
                 }
             }
@@ -286,25 +295,30 @@ impl PlayerState {
 
     /// The facts that hold now under version `v`, sorted: the zones the
     /// player is in, and the rewards whose player conditions hold and which
-    /// the player has not claimed.
+    /// the player has not claimed. `scratch` holds the zones meanwhile; the
+    /// caller makes `out` the facts emitted.
     pub(crate) fn facts(
         &mut self,
         v: &Version,
-        scratch: &mut Vec<u32>,
+        scratch: &mut Scratch,
         out: &mut Vec<(FactKind, u32)>,
     ) {
         out.clear();
-        let zones: &[u32] = match self.position.as_mut() {
-            Some(p) => {
-                if p.zones.as_ref().is_none_or(|(seq, _)| *seq != v.seq) {
-                    let mut zones = Vec::new();
-                    v.zones_at(p.lat, p.lon, scratch, &mut zones);
-                    p.zones = Some((v.seq, zones));
-                }
-                &p.zones.as_ref().expect("just set").1
+        let zones = &mut scratch.zones;
+        zones.clear();
+        if let Some(p) = self.position.as_mut() {
+            if p.zones_of == Some(v.seq) {
+                let presence = self
+                    .emitted
+                    .iter()
+                    .take_while(|(k, _)| *k == FactKind::Presence);
+                zones.extend(presence.map(|&(_, z)| z));
+            } else {
+                v.zones_at(p.lat, p.lon, &mut scratch.local, zones);
+                p.zones_of = Some(v.seq);
             }
-            None => &[],
-        };
+        }
+        let zones: &[u32] = zones;
         out.extend(zones.iter().map(|&z| (FactKind::Presence, z)));
         let rare = self.rare.as_deref();
         let readings = rare.map_or(&[][..], |r| &r.readings);
@@ -442,7 +456,7 @@ impl SavedState {
                 at: p.at,
                 lat: p.lat,
                 lon: p.lon,
-                zones: None,
+                zones_of: None,
             }),
             rare: Some(Box::new(Rare {
                 readings,
@@ -530,6 +544,10 @@ mod tests {
     /// The per-player budget of docs/performance.md ("At scale").
     #[test]
     fn a_player_is_small() {
-        assert!(std::mem::size_of::<PlayerState>() <= 152);
+        assert!(
+            std::mem::size_of::<PlayerState>() <= 136,
+            "{}",
+            std::mem::size_of::<PlayerState>()
+        );
     }
 }
