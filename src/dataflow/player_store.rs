@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::facts::{player_hash, FactKind};
 use super::player_state::{Move, PlayerState, PlayerView, Spot};
@@ -41,7 +41,10 @@ struct Stripe(RwLock<Shard>);
 /// The players of one stripe.
 #[derive(Default)]
 pub(crate) struct Shard {
-    live: FxHashMap<Id, PlayerState>,
+    /// Each player's state boxed: a map's slots are between half and
+    /// seven eighths full, and an empty slot of a box costs 8 bytes where
+    /// one of a whole state would cost its size.
+    live: hashbrown::HashMap<Id, Box<PlayerState>, FxBuildHasher>,
     /// Players forgotten (nothing live any more), kept for the API so that
     /// a player it knew stays known.
     gone: FxHashMap<Id, Gone>,
@@ -71,17 +74,15 @@ fn trim(state: &mut PlayerState, floor: Option<u64>) {
 impl Shard {
     /// `player`'s state, created empty if it has none.
     pub(crate) fn entry(&mut self, player: &Id, keep_gone: bool) -> &mut PlayerState {
-        if !self.live.contains_key(player.as_str()) {
-            let mut state = PlayerState::default();
-            if keep_gone {
-                if let Some(gone) = self.gone.remove(player.as_str()) {
-                    state.moved = gone.moved;
-                    *state.moves_mut() = Some(gone.moves);
-                }
+        let gone = &mut self.gone;
+        let state = self.live.entry_ref(player.as_str()).or_insert_with(|| {
+            let mut state = Box::<PlayerState>::default();
+            if let Some(gone) = keep_gone.then(|| gone.remove(player.as_str())).flatten() {
+                state.moved = gone.moved;
+                *state.moves_mut() = Some(gone.moves);
             }
-            self.live.insert(player.clone(), state);
-        }
-        let state = self.live.get_mut(player.as_str()).expect("just inserted");
+            state
+        });
         trim(state, self.floor);
         state
     }
@@ -90,7 +91,7 @@ impl Shard {
     pub(crate) fn restore(&mut self, player: Id, mut state: PlayerState) {
         self.gone.remove(player.as_str());
         trim(&mut state, self.floor);
-        self.live.insert(player, state);
+        self.live.insert(player, Box::new(state));
     }
 
     pub(crate) fn get_mut(&mut self, player: &str) -> Option<&mut PlayerState> {
@@ -101,7 +102,7 @@ impl Shard {
 
     /// Every player with live state, to change in place.
     pub(crate) fn live_mut(&mut self) -> impl Iterator<Item = (&Id, &mut PlayerState)> {
-        self.live.iter_mut()
+        self.live.iter_mut().map(|(p, s)| (p, &mut **s))
     }
 
     /// Players with live state in this stripe.
@@ -350,7 +351,10 @@ impl PlayerStore {
             .iter()
             .map(|s| s.0.read().expect("players lock"))
             .collect();
-        let mut all: Vec<(&Id, &PlayerState)> = guards.iter().flat_map(|g| g.live.iter()).collect();
+        let mut all: Vec<(&Id, &PlayerState)> = guards
+            .iter()
+            .flat_map(|g| g.live.iter().map(|(p, s)| (p, &**s)))
+            .collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (p, s) in &all {
             f(p, s)?;
