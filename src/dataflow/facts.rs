@@ -377,9 +377,16 @@ impl Work<'_> {
         });
         state.settled = t;
         // Copied rather than swapped: a swap would hand the scratch
-        // buffer's capacity (the most facts any player had) to this player.
-        state.emitted.clear();
-        state.emitted.extend_from_slice(&self.scratch.facts);
+        // buffer's capacity (the most facts any player had) to this player;
+        // and copied into a list of the right size when the old one is too
+        // small (a vector's own growth would double it).
+        let facts = &self.scratch.facts;
+        if state.emitted.capacity() < facts.len() {
+            state.emitted = facts.clone();
+        } else {
+            state.emitted.clear();
+            state.emitted.extend_from_slice(facts);
+        }
         if state.timer.is_some_and(|at| at <= t) {
             state.timer = None;
         }

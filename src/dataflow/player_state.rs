@@ -109,6 +109,16 @@ pub(crate) struct Scratch {
     local: Vec<u32>,
 }
 
+/// Pushes onto a list most players keep one or two entries in: the first
+/// push makes room for one (a vector's own first growth makes room for
+/// four), later ones grow it as usual.
+fn push_small<T>(list: &mut Vec<T>, item: T) {
+    if list.capacity() == 0 {
+        list.reserve_exact(1);
+    }
+    list.push(item);
+}
+
 /// A position as the API lists it: `(lat, lon, ts)`.
 pub type Spot = (f64, f64, u64);
 
@@ -269,7 +279,7 @@ impl PlayerState {
                             r.value = value;
                         }
                     }
-                    None => readings.push(Reading { sensor, at, value }),
+                    None => push_small(readings, Reading { sensor, at, value }),
                 }
             }
             Interpreted::Solve { clue, expires } => {
@@ -281,13 +291,13 @@ impl PlayerState {
                             _ => None,
                         }
                     }
-                    None => solves.push((clue, expires)),
+                    None => push_small(solves, (clue, expires)),
                 }
             }
             Interpreted::Claim { reward } => {
                 let claims = &mut self.rare_mut().claims;
                 if !claims.contains(&reward) {
-                    claims.push(reward);
+                    push_small(claims, reward);
                 }
             }
         }

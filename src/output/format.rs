@@ -24,36 +24,81 @@ fn number(out: &mut Vec<u8>, n: impl itoa::Integer) {
 
 /// Appends one notification as a JSON line.
 pub fn format_notification(out: &mut Vec<u8>, time: u64, n: &Notification) {
-    out.extend_from_slice(b"{\"time\":");
-    number(out, time);
-    match n {
-        Notification::Player {
-            rank_priority,
-            player,
-            kind,
-            item,
-        } => {
-            out.extend_from_slice(b",\"kind\":\"");
-            out.extend_from_slice(kind.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"player\":");
-            json_str(out, player);
-            out.extend_from_slice(if kind.is_zone() {
-                b",\"zone\":"
-            } else {
-                b",\"reward\":"
-            });
-            json_str(out, item);
-            out.extend_from_slice(b",\"priority\":");
-            number(out, rank_priority.0);
-        }
-        Notification::Occupancy { zone, count } => {
-            out.extend_from_slice(b",\"kind\":\"occupancy\",\"zone\":");
-            json_str(out, zone);
-            out.extend_from_slice(b",\"count\":");
-            number(out, *count);
+    LinesAt::new(time).push(out, n);
+}
+
+/// The lines of one time's notifications: the time's part of every line
+/// is formatted once.
+pub struct LinesAt {
+    head: Vec<u8>,
+}
+
+/// What follows the time in a player notification of each kind, up to the
+/// player; and what follows the player, up to the item.
+fn pieces(kind: PlayerKind) -> (&'static [u8], &'static [u8]) {
+    match kind {
+        PlayerKind::Exit => (b",\"kind\":\"exit\",\"player\":", b",\"zone\":"),
+        PlayerKind::Enter => (b",\"kind\":\"enter\",\"player\":", b",\"zone\":"),
+        PlayerKind::Ineligible => (b",\"kind\":\"ineligible\",\"player\":", b",\"reward\":"),
+        PlayerKind::Eligible => (b",\"kind\":\"eligible\",\"player\":", b",\"reward\":"),
+    }
+}
+
+/// The end of a player notification of each priority the contract allows.
+const PRIORITY_TAILS: [&[u8]; 10] = [
+    b",\"priority\":0}\n",
+    b",\"priority\":1}\n",
+    b",\"priority\":2}\n",
+    b",\"priority\":3}\n",
+    b",\"priority\":4}\n",
+    b",\"priority\":5}\n",
+    b",\"priority\":6}\n",
+    b",\"priority\":7}\n",
+    b",\"priority\":8}\n",
+    b",\"priority\":9}\n",
+];
+
+impl LinesAt {
+    pub fn new(time: u64) -> Self {
+        let mut head = Vec::with_capacity(32);
+        head.extend_from_slice(b"{\"time\":");
+        number(&mut head, time);
+        LinesAt { head }
+    }
+
+    /// Appends one notification of this time as a JSON line.
+    pub fn push(&self, out: &mut Vec<u8>, n: &Notification) {
+        out.extend_from_slice(&self.head);
+        match n {
+            Notification::Player {
+                rank_priority,
+                player,
+                kind,
+                item,
+            } => {
+                let (before, after) = pieces(*kind);
+                out.extend_from_slice(before);
+                json_str(out, player);
+                out.extend_from_slice(after);
+                json_str(out, item);
+                match PRIORITY_TAILS.get(usize::from(rank_priority.0)) {
+                    Some(tail) => out.extend_from_slice(tail),
+                    None => {
+                        out.extend_from_slice(b",\"priority\":");
+                        number(out, rank_priority.0);
+                        out.extend_from_slice(b"}\n");
+                    }
+                }
+            }
+            Notification::Occupancy { zone, count } => {
+                out.extend_from_slice(b",\"kind\":\"occupancy\",\"zone\":");
+                json_str(out, zone);
+                out.extend_from_slice(b",\"count\":");
+                number(out, *count);
+                out.extend_from_slice(b"}\n");
+            }
         }
     }
-    out.extend_from_slice(b"}\n");
 }
 
 /// The progress record for frontier `f`, without newline.

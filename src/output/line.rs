@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::format::{format_notification, progress_record};
+use super::format::{progress_record, LinesAt};
 use super::order::Notification;
 use super::runs::Merged;
 use super::sink::NotificationOutput;
@@ -110,8 +110,9 @@ impl LineOutput {
 
 impl NotificationOutput for LineOutput {
     fn write_time(&mut self, time: u64, ns: &[Notification]) -> Result<(), OutputError> {
+        let lines = LinesAt::new(time);
         for n in ns {
-            format_notification(&mut self.buf, time, n);
+            lines.push(&mut self.buf, n);
         }
         if self.buf.len() >= DRAIN_AT {
             self.drain(false)?;

@@ -33,7 +33,7 @@ use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
 use timely::dataflow::operators::{Capability, Probe};
 use timely::dataflow::{ProbeHandle, Stream};
 
-use super::format::format_notification;
+use super::format::LinesAt;
 use super::order::{notifications, Notification};
 use super::sink::{ErrorSlot, NotificationOutput, TimeWriter};
 use crate::dataflow::by_time::ByTime;
@@ -74,8 +74,9 @@ impl Run {
         run.time = time;
         run.bytes.reserve(notes.len() * 96);
         run.ends.reserve(notes.len());
+        let lines = LinesAt::new(time);
         for n in &notes {
-            format_notification(&mut run.bytes, time, n);
+            lines.push(&mut run.bytes, n);
             run.ends.push(run.bytes.len());
         }
         run.notes = notes;
@@ -336,6 +337,7 @@ mod tests {
     }
 
     fn run(notes: Vec<Notification>) -> Run {
+        use crate::output::format::format_notification;
         let mut bytes = Vec::new();
         let mut ends = Vec::new();
         for n in &notes {
