@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_map::EntryRef;
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
 use crate::model::event::{self, Event, Id, Invalid, Reason};
@@ -19,8 +20,8 @@ use crate::model::hunt::Hunt;
 pub struct Admission {
     lateness: u64,
     max_ts: Option<u64>,
-    /// Accepted ids and their `ts`.
-    ids: FxHashMap<Id, u64>,
+    /// Accepted ids and their `ts` (one lookup per record: an entry).
+    ids: hashbrown::HashMap<Id, u64, FxBuildHasher>,
     /// The same ids in the order they were accepted, pruned from the front
     /// once below the frontier.
     order: VecDeque<(u64, Id)>,
@@ -54,7 +55,9 @@ impl Admission {
                 });
             }
         }
-        if let Some(&prev) = self.ids.get(id) {
+        let entry = self.ids.entry_ref(id);
+        if let EntryRef::Occupied(seen) = &entry {
+            let prev = *seen.get();
             if prev >= frontier {
                 return Err(Invalid {
                     reason: Reason::Duplicate,
@@ -62,10 +65,9 @@ impl Admission {
                 });
             }
         }
+        entry.insert(ts);
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
-        let id = Id::from(id);
-        self.ids.insert(id.clone(), ts);
-        self.order.push_back((ts, id));
+        self.order.push_back((ts, Id::from(id)));
         self.prune();
         Ok(())
     }
@@ -75,8 +77,10 @@ impl Admission {
         let frontier = self.frontier();
         while self.order.front().is_some_and(|(ts, _)| *ts < frontier) {
             let (old_ts, old_id) = self.order.pop_front().expect("front exists");
-            if self.ids.get(&old_id) == Some(&old_ts) {
-                self.ids.remove(&old_id);
+            if let EntryRef::Occupied(seen) = self.ids.entry_ref(old_id.as_str()) {
+                if *seen.get() == old_ts {
+                    seen.remove();
+                }
             }
         }
     }
