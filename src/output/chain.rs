@@ -64,6 +64,13 @@ impl NotificationOutput for Chain {
         Ok(())
     }
 
+    fn flush_progress(&mut self, upto: u64) -> Result<(), OutputError> {
+        for out in &mut self.outputs {
+            out.flush_progress(upto)?;
+        }
+        Ok(())
+    }
+
     fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
         for out in &mut self.outputs {
             out.mark(marks)?;

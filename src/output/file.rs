@@ -206,6 +206,10 @@ impl NotificationOutput for FileNotifications {
         self.line.progress(frontier)
     }
 
+    fn flush_progress(&mut self, upto: u64) -> Result<(), OutputError> {
+        self.line.flush_progress(upto)
+    }
+
     fn mark(&mut self, marks: &mut Marks) -> Result<(), OutputError> {
         self.line.hand_over()?;
         let at = self.file.as_ref().map(|f| f.position() as i64);

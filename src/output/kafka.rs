@@ -112,6 +112,17 @@ pub struct NotificationsAt<'a> {
 }
 
 impl KafkaNotifications {
+    /// A progress record for frontier `f` on every owned partition.
+    fn send_progress(&mut self, f: u64) -> Result<(), OutputError> {
+        let record = progress_record(f);
+        for &p in &self.owned {
+            self.producer
+                .send(&self.topic, p, None, record.as_bytes())?;
+            self.ends.sent(p);
+        }
+        Ok(())
+    }
+
     /// Opens the output partitions worker `at.worker` owns, reading back
     /// what each holds from the snapshot's mark (its start without one).
     pub fn open(
@@ -235,15 +246,17 @@ impl NotificationOutput for KafkaNotifications {
 
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         self.recreated_below(frontier.unwrap_or(u64::MAX));
-        if let Some(f) = self.progress.due(frontier) {
-            let record = progress_record(f);
-            for &p in &self.owned {
-                self.producer
-                    .send(&self.topic, p, None, record.as_bytes())?;
-                self.ends.sent(p);
-            }
+        match self.progress.due(frontier) {
+            Some(f) => self.send_progress(f),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn flush_progress(&mut self, upto: u64) -> Result<(), OutputError> {
+        match self.progress.take_held(upto) {
+            Some(f) => self.send_progress(f),
+            None => Ok(()),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub struct ProgressPacer {
     every: std::time::Duration,
     /// A higher frontier came too soon after the last record: it is due
     /// once `every` has passed.
-    holding: bool,
+    held: Option<u64>,
 }
 
 impl ProgressPacer {
@@ -30,7 +30,7 @@ impl ProgressPacer {
             last: after,
             at: std::time::Instant::now(),
             every,
-            holding: false,
+            held: None,
         }
     }
 
@@ -40,19 +40,30 @@ impl ProgressPacer {
         let f = frontier.unwrap_or(u64::MAX);
         let rises = self.last.map_or(f > 0, |last| f > last);
         let time = frontier.is_none() || self.last.is_none() || self.at.elapsed() >= self.every;
-        self.holding = rises && !time;
+        self.held = (rises && !time).then_some(f);
         if !(rises && time) {
             return None;
         }
+        Some(self.record(f))
+    }
+
+    fn record(&mut self, f: u64) -> u64 {
+        self.held = None;
         self.last = Some(f);
         self.at = std::time::Instant::now();
-        Some(f)
+        f
     }
 
     /// How long until a held-back frontier is due (`None`: none held).
     pub fn held(&self) -> Option<std::time::Duration> {
-        self.holding
-            .then(|| self.every.saturating_sub(self.at.elapsed()))
+        self.held
+            .map(|_| self.every.saturating_sub(self.at.elapsed()))
+    }
+
+    /// The frontier held back, if it is at or below `upto`, to record now.
+    pub fn take_held(&mut self, upto: u64) -> Option<u64> {
+        let f = self.held.filter(|&f| f <= upto)?;
+        Some(self.record(f))
     }
 }
 
@@ -132,6 +143,13 @@ impl NotificationOutput for LineOutput {
         self.progress.as_ref().and_then(ProgressPacer::held)
     }
 
+    fn flush_progress(&mut self, upto: u64) -> Result<(), OutputError> {
+        if let Some(f) = self.progress.as_mut().and_then(|p| p.take_held(upto)) {
+            let _ = writeln!(self.buf, "{}", progress_record(f));
+        }
+        Ok(())
+    }
+
     fn progress(&mut self, frontier: Option<u64>) -> Result<(), OutputError> {
         // The end of a stream needs no record: every time is complete.
         if let (Some(f), Some(pacer)) = (frontier, self.progress.as_mut()) {
@@ -164,5 +182,17 @@ mod tests {
         assert_eq!(pacer.held(), None);
         assert_eq!(pacer.due(Some(7)), None, "recorded once");
         assert_eq!(pacer.due(None), Some(u64::MAX), "the end at once");
+    }
+
+    #[test]
+    fn a_held_frontier_is_taken_for_a_snapshot_at_or_above_it() {
+        let mut pacer = ProgressPacer::new(Duration::from_secs(60), None);
+        assert_eq!(pacer.due(Some(5)), Some(5));
+        assert_eq!(pacer.due(Some(9)), None, "too soon");
+        assert_eq!(pacer.take_held(8), None, "a snapshot below it");
+        assert_eq!(pacer.take_held(9), Some(9), "a snapshot at it");
+        assert_eq!(pacer.held(), None);
+        assert_eq!(pacer.take_held(9), None, "taken once");
+        assert_eq!(pacer.due(Some(9)), None, "and recorded");
     }
 }

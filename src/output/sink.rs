@@ -63,6 +63,13 @@ pub trait NotificationOutput: Send {
     fn progress_due_in(&self) -> Option<Duration> {
         None
     }
+    /// Writes now a progress record held back for a frontier at or below
+    /// `upto`: a snapshot at `upto` is about to be marked, and the record
+    /// belongs before its mark (a job restarted from the snapshot records
+    /// progress above `upto` only).
+    fn flush_progress(&mut self, _upto: u64) -> Result<(), OutputError> {
+        Ok(())
+    }
     /// Notes in `marks` where the output stands now: every notification
     /// handed to it so far is before the mark, none after it.
     fn mark(&mut self, _marks: &mut Marks) -> Result<(), OutputError> {
@@ -166,10 +173,12 @@ fn mark_before(
     t: u64,
 ) -> Result<(), OutputError> {
     while let Some(entry) = snapshots.first_entry() {
-        if *entry.key() > t {
+        let at = *entry.key();
+        if at > t {
             break;
         }
         let epoch = entry.remove();
+        out.flush_progress(at)?;
         let mut marks = Marks::default();
         out.mark(&mut marks)?;
         if let Some(slot) = slot {

@@ -122,17 +122,20 @@ pub fn build<'scope>(scope: Scope<'scope, u64>, config: ControlConfig) -> Contro
                     cap = None;
                     return;
                 };
+                // At the input frontier as the sources last published it,
+                // so that a snapshot asked for now is taken there (a stopped
+                // job's last snapshot then covers everything it wrote).
+                if let Some(f) = op.config.shared.input_frontier() {
+                    if f > *c.time() {
+                        c.downgrade(&f);
+                    }
+                }
                 let at = *c.time();
                 for (time, record) in op.records(at, replay.take().unwrap_or_default()) {
                     if record.is_err() {
                         counted.set(counted.get() + 1);
                     }
                     output.session(&c.delayed(&time)).give(record);
-                }
-                if let Some(f) = op.config.shared.input_frontier() {
-                    if f > *c.time() {
-                        c.downgrade(&f);
-                    }
                 }
                 // The sources wake it as their frontiers move; besides, it
                 // looks for requests and hunt changes now and then.

@@ -231,10 +231,15 @@ function setAsOf(t) {
   if (S.pending && S.pending.some((v) => v.effective <= t)) S.huntDue = true;
 }
 
-function frame() {
+// Draws what changed since the last drawing.
+function drawDirty() {
   if (S.dirty.map) { S.dirty.map = false; drawZoneLayer(); }
   if (S.dirty.dots) { S.dirty.dots = false; drawDots(); }
   if (S.dirty.zones) { S.dirty.zones = false; renderZones(); }
   if (S.dirty.feed) { S.dirty.feed = false; renderFeed(); }
+}
+
+function frame() {
+  drawDirty();
   requestAnimationFrame(frame);
 }

@@ -283,6 +283,8 @@ async function start() {
     setHunt(h);
     await resync();
     fitView();
+    // Ready means drawn: not left to the next animation frame.
+    drawDirty();
     document.body.dataset.ready = "1";
     if (!S.ticking) {
       S.ticking = true;
