@@ -235,6 +235,9 @@ pub fn read_to_end(
                     });
                 }
             }
+            // The broker away for a moment: librdkafka reconnects by
+            // itself, and a reader with nothing for 60 s gives up above.
+            Some(Err(RdError::MessageConsumption(code))) if passing(code) => {}
             Some(Err(e)) => {
                 return Err(KafkaError::Client {
                     what: format!("reading {topic:?} partition {partition}"),
@@ -243,6 +246,19 @@ pub fn read_to_end(
             }
         }
     }
+}
+
+/// Errors a consumer reports while librdkafka retries by itself.
+fn passing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+    )
 }
 
 /// [`read_to_end`] for the partitions of `topic` in `from` at once, one
