@@ -1,11 +1,13 @@
 //! Records waiting for their time to complete, by time: what an operator
 //! that handles each complete time at once (in time order) holds until its
-//! input frontier passes it.
+//! input frontier passes it ([`ByTime`]), with the capability it keeps for
+//! them ([`Held`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
+use timely::dataflow::operators::Capability;
 
 /// Emptied buffers kept for the times to come, the largest kept (one time
 /// may be huge: every position expiring at once) and the capacity a new
@@ -72,6 +74,61 @@ impl<D> ByTime<D> {
     /// The earliest time waiting, if any.
     pub(crate) fn first_time(&self) -> Option<u64> {
         self.order.peek().map(|&Reverse(t)| t)
+    }
+}
+
+/// [`ByTime`] and a capability at or below every time waiting, downgraded
+/// as the times are taken: what a unary operator keeps that emits each
+/// complete time's output at that time.
+pub(crate) struct Held<D> {
+    records: ByTime<D>,
+    cap: Option<Capability<u64>>,
+}
+
+impl<D> Default for Held<D> {
+    fn default() -> Self {
+        Held {
+            records: ByTime::default(),
+            cap: None,
+        }
+    }
+}
+
+impl<D> Held<D> {
+    /// Keeps `record` for `time`; `delayed` gives a capability for `time`
+    /// (asked for only when `time` is below every time held).
+    pub(crate) fn push(&mut self, time: u64, record: D, delayed: impl FnOnce() -> Capability<u64>) {
+        if self.cap.as_ref().is_none_or(|c| time < *c.time()) {
+            self.cap = Some(delayed());
+        }
+        self.records.push(time, record);
+    }
+
+    /// See [`ByTime::take_before`].
+    pub(crate) fn take_before(&mut self, limit: Option<u64>) -> Option<(u64, Vec<D>)> {
+        self.records.take_before(limit)
+    }
+
+    /// See [`ByTime::recycle`].
+    pub(crate) fn recycle(&mut self, buffer: Vec<D>) {
+        self.records.recycle(buffer);
+    }
+
+    /// A capability for `time`, one taken and not yet released.
+    pub(crate) fn at(&self, time: u64) -> Capability<u64> {
+        self.cap
+            .as_ref()
+            .expect("a capability for every time waiting")
+            .delayed(&time)
+    }
+
+    /// Keeps the capability at the earliest time still waiting, or drops
+    /// it when none is.
+    pub(crate) fn release(&mut self) {
+        match (self.records.first_time(), self.cap.as_mut()) {
+            (Some(next), Some(cap)) => cap.downgrade(&next),
+            _ => self.cap = None,
+        }
     }
 }
 

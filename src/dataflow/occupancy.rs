@@ -13,17 +13,14 @@ use rustc_hash::FxHashMap;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Capability;
 
-use super::by_time::ByTime;
+use super::by_time::Held;
 use crate::model::event::Id;
 
-/// One worker's zones: their counts, and the changes waiting for their
-/// time.
+/// One worker's zones' counts.
 #[derive(Default)]
 struct Counts {
     counts: FxHashMap<u32, i64>,
-    pending: ByTime<(u32, isize)>,
 }
 
 impl Counts {
@@ -77,32 +74,24 @@ pub fn build<'scope>(
             "Occupancy",
             |_initial, _info| {
                 let mut zones = Counts::default();
-                // At or below every pending time.
-                let mut held: Option<Capability<u64>> = None;
+                let mut waiting = Held::<(u32, isize)>::default();
                 let mut out = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         for (zone, t, diff) in data.drain(..) {
-                            if held.as_ref().is_none_or(|h| t < *h.time()) {
-                                held = Some(cap.delayed(&t, 0));
-                            }
-                            zones.pending.push(t, (zone, diff));
+                            waiting.push(t, (zone, diff), || cap.delayed(&t, 0));
                         }
                     });
                     let limit = frontier.frontier().first().copied();
-                    while let Some((t, mut changes)) = zones.pending.take_before(limit) {
+                    while let Some((t, mut changes)) = waiting.take_before(limit) {
                         zones.apply(t, &mut changes, &mut out);
-                        zones.pending.recycle(changes);
+                        waiting.recycle(changes);
                         if !out.is_empty() {
-                            let cap = held.as_ref().expect("a capability for every pending time");
-                            output.session(&cap.delayed(&t)).give_container(&mut out);
+                            output.session(&waiting.at(t)).give_container(&mut out);
                             out.clear();
                         }
                     }
-                    match (zones.pending.first_time(), held.as_mut()) {
-                        (Some(next), Some(cap)) => cap.downgrade(&next),
-                        _ => held = None,
-                    }
+                    waiting.release();
                 }
             },
         )

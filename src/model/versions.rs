@@ -86,6 +86,16 @@ pub struct Dictionary {
     pub sensors: Names,
 }
 
+impl Dictionary {
+    /// The names of the items of kind `item`.
+    pub fn names(&self, item: Item) -> &Names {
+        match item {
+            Item::Zone => &self.zones,
+            Item::Reward => &self.rewards,
+        }
+    }
+}
+
 /// A reward's conditions, in dictionary numbers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {

@@ -9,7 +9,7 @@
 //! within rounding of a polygon edge), the prepared test says so and the
 //! exact one answers.
 
-use super::zones::{Shape, EARTH_RADIUS_M};
+use super::zones::{haversine_term, Shape, EARTH_RADIUS_M};
 
 /// A point being looked up, with what circle tests share.
 pub struct Probe {
@@ -129,11 +129,7 @@ impl Circle {
     /// The haversine term as [`super::zones::haversine_m`] computes it,
     /// compared with the radius's.
     fn contains(&self, probe: &mut Probe) -> Option<bool> {
-        let (phi2, cos_phi2) = probe.phi();
-        let half_dphi = (phi2 - self.phi) / 2.0;
-        let half_dlambda = (probe.lon - self.lon).to_radians() / 2.0;
-        let a = half_dphi.sin().powi(2) + self.cos_phi * cos_phi2 * half_dlambda.sin().powi(2);
-        let a = a.clamp(0.0, 1.0);
+        let a = haversine_term((self.phi, self.cos_phi), probe.phi(), probe.lon - self.lon);
         if a <= self.inside {
             Some(true)
         } else if a >= self.outside {

@@ -59,11 +59,23 @@ impl Shape {
 pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let phi1 = lat1.to_radians();
     let phi2 = lat2.to_radians();
-    let half_dphi = (phi2 - phi1) / 2.0;
-    let half_dlambda = (lon2 - lon1).to_radians() / 2.0;
-    let a = half_dphi.sin().powi(2) + phi1.cos() * phi2.cos() * half_dlambda.sin().powi(2);
-    let a = a.clamp(0.0, 1.0);
+    let a = haversine_term((phi1, phi1.cos()), (phi2, phi2.cos()), lon2 - lon1);
     2.0 * EARTH_RADIUS_M * a.sqrt().asin()
+}
+
+/// The haversine formula's term `a` (the square of the sine of half the
+/// central angle), clamped to `[0, 1]`, of two points given by their
+/// latitudes in radians with their cosines and the difference of their
+/// longitudes in degrees (the second's minus the first's).
+pub(crate) fn haversine_term(
+    (phi1, cos_phi1): (f64, f64),
+    (phi2, cos_phi2): (f64, f64),
+    dlon_deg: f64,
+) -> f64 {
+    let half_dphi = (phi2 - phi1) / 2.0;
+    let half_dlambda = dlon_deg.to_radians() / 2.0;
+    let a = half_dphi.sin().powi(2) + cos_phi1 * cos_phi2 * half_dlambda.sin().powi(2);
+    a.clamp(0.0, 1.0)
 }
 
 /// Relative and absolute widening applied to circle boxes so that rounding in the box

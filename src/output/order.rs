@@ -265,10 +265,6 @@ impl Scratch {
         changes: &mut Vec<(Change, isize)>,
     ) -> Vec<Notification> {
         let dict = versions.dictionary();
-        let names = |item: Item| match item {
-            Item::Zone => &dict.zones,
-            Item::Reward => &dict.rewards,
-        };
         let Scratch {
             keyed,
             keys,
@@ -296,7 +292,7 @@ impl Scratch {
             keyed
                 .iter()
                 .enumerate()
-                .map(|(at, c)| SortKey::new(at, c, names(c.item))),
+                .map(|(at, c)| SortKey::new(at, c, dict.names(c.item))),
         );
         keys.sort_unstable_by(|a, b| a.cmp(b, keyed));
         let mut out = Vec::with_capacity(keys.len() + counts.len());
@@ -314,7 +310,7 @@ impl Scratch {
             let ends_group = keys.get(i).is_none_or(|next| !next.same_group(&key, keyed));
             if diff != 0 {
                 let change = &mut keyed[key.at as usize];
-                out.push(change.notification(diff, names(change.item)));
+                out.push(change.notification(diff, dict.names(change.item)));
             }
             if ends_group {
                 // Removals before additions, each still by item (a stable
@@ -409,15 +405,11 @@ mod tests {
                     continue;
                 }
             };
-            let names = match item {
-                Item::Zone => &dict.zones,
-                Item::Reward => &dict.rewards,
-            };
             players.push(Notification::Player {
                 rank_priority: std::cmp::Reverse(versions.priority(item, n, time)),
                 player,
                 kind,
-                item: names.id(n).clone(),
+                item: dict.names(item).id(n).clone(),
             });
         }
         players.sort();

@@ -30,13 +30,13 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::{Operator, OutputBuilderSession};
-use timely::dataflow::operators::{Capability, Probe};
+use timely::dataflow::operators::Probe;
 use timely::dataflow::{ProbeHandle, Stream};
 
 use super::format::LinesAt;
 use super::order::{notifications, Notification};
 use super::sink::{ErrorSlot, NotificationOutput, TimeWriter};
-use crate::dataflow::by_time::ByTime;
+use crate::dataflow::by_time::Held;
 use crate::dataflow::facts::player_hash;
 use crate::dataflow::Change;
 use crate::model::versions::SharedVersions;
@@ -254,31 +254,22 @@ fn format_runs<'scope>(
         Exchange::new(route),
         "FormatRuns",
         move |_initial, _info| {
-            let mut pending = ByTime::<(Change, isize)>::default();
-            // At or below every pending time.
-            let mut held: Option<Capability<u64>> = None;
+            let mut waiting = Held::<(Change, isize)>::default();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for (change, time, diff) in data.drain(..) {
-                        if held.as_ref().is_none_or(|h| time < *h.time()) {
-                            held = Some(cap.delayed(&time, 0));
-                        }
-                        pending.push(time, (change, diff));
+                        waiting.push(time, (change, diff), || cap.delayed(&time, 0));
                     }
                 });
                 let limit = frontier.frontier().first().copied();
-                while let Some((time, mut changes)) = pending.take_before(limit) {
+                while let Some((time, mut changes)) = waiting.take_before(limit) {
                     let run = Run::format(&versions, time, &mut changes);
-                    pending.recycle(changes);
+                    waiting.recycle(changes);
                     if !run.notes.is_empty() {
-                        let cap = held.as_ref().expect("a capability for every pending time");
-                        output.session(&cap.delayed(&time)).give(run);
+                        output.session(&waiting.at(time)).give(run);
                     }
                 }
-                match (pending.first_time(), held.as_mut()) {
-                    (Some(next), Some(cap)) => cap.downgrade(&next),
-                    _ => held = None,
-                }
+                waiting.release();
             }
         },
     )
