@@ -125,6 +125,23 @@ fn end_to_end_equals_a_backfill_of_the_dumped_input() {
     compare(broker, &t, &work, &hunt, written);
 }
 
+/// Records the fetcher delivers before a partition's queue is split off
+/// land in the consumer's main queue; they are read like the rest.
+#[test]
+fn records_fetched_before_the_partition_queues_are_split_are_read() {
+    let work = common::Scratch::new("kafka-split");
+    let t = Topics::new("split");
+    let broker = Broker::shared();
+    let produced = tools::produce(&broker.config(), &t.events, 4, &demo_files(), None, false);
+    assert_eq!(produced.unwrap().partitions, 4);
+    let hunt = demo_hunt();
+    let args = job_args(&t, hunt.to_str().unwrap(), "2");
+    let delay = [("HUNTFLOW_TEST_SPLIT_DELAY_MS", "1500")];
+    let mut job = Job::start_with_env(broker, &work.join("state"), &args, &delay);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
+    compare(broker, &t, &work, &hunt, written);
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let (work, t, broker) = four_partitions("crash");

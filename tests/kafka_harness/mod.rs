@@ -234,6 +234,16 @@ impl Job {
     }
 
     pub fn start<S: AsRef<OsStr>>(broker: &Broker, state: &Path, args: &[S]) -> Job {
+        Self::start_with_env(broker, state, args, &[])
+    }
+
+    /// [`Job::start`] with environment variables `env` set.
+    pub fn start_with_env<S: AsRef<OsStr>>(
+        broker: &Broker,
+        state: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Job {
         std::fs::create_dir_all(state).expect("state dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -241,6 +251,7 @@ impl Job {
             .open(state.join("job.log"))
             .expect("log");
         let child = Self::command(broker, state, args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

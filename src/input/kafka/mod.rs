@@ -343,6 +343,7 @@ impl KafkaSource {
         self.consumer
             .assign(&tpl)
             .map_err(KafkaError::client("assigning partitions"))?;
+        split_delay();
         for &p in self.parts.keys() {
             let queue = partition_queue(&self.consumer, &self.config.topic, p)?;
             self.queues.insert(p, queue);
@@ -437,13 +438,26 @@ impl KafkaSource {
         self.seek(reposition);
     }
 
-    /// Errors not tied to a partition come on the main queue; librdkafka
-    /// reconnects by itself.
-    fn poll_main(&mut self) {
-        while let Some(r) = self.consumer.poll(Duration::ZERO) {
-            if let Err(e) = r {
-                let topic = self.config.topic.clone();
-                self.warn(format_args!("reading {topic}: {e}"));
+    /// Serves the consumer's main queue: errors not tied to a partition
+    /// (librdkafka reconnects by itself), and the messages of a partition
+    /// fetched before its queue was split off (the fetcher may start between
+    /// assigning a partition and splitting its queue). Those came before
+    /// anything in the partition's own queue, so they are handled first.
+    fn poll_main(&mut self, give: &mut impl FnMut(Ingested), counts: &mut Counts) {
+        let consumer = self.consumer.clone();
+        while let Some(r) = consumer.poll(Duration::ZERO) {
+            match r {
+                Ok(m) => {
+                    let p = m.partition() as u32;
+                    if self.parts.contains_key(&p) {
+                        self.message(p, &m, give, counts);
+                    }
+                }
+                Err(RdError::PartitionEOF(p)) => self.at_end(p as u32),
+                Err(e) => {
+                    let topic = self.config.topic.clone();
+                    self.warn(format_args!("reading {topic}: {e}"));
+                }
             }
         }
     }
@@ -469,10 +483,9 @@ impl KafkaSource {
     }
 
     /// Reads every partition that is not too far ahead of `done`, until
-    /// [`BATCH_TIME`] has passed; returns what was read.
-    fn read(&mut self, done: u64, give: &mut impl FnMut(Ingested)) -> Counts {
+    /// [`BATCH_TIME`] has passed; counts what was read.
+    fn read(&mut self, done: u64, give: &mut impl FnMut(Ingested), counts: &mut Counts) {
         let started = Instant::now();
-        let mut counts = Counts::default();
         // Messages borrow their queue while `self` changes.
         let queues = std::mem::take(&mut self.queues);
         for (&p, queue) in &queues {
@@ -494,7 +507,7 @@ impl KafkaSource {
                     }
                     Some(Ok(m)) => m,
                 };
-                if !self.message(p, &message, give, &mut counts) || self.ahead(p, done) {
+                if !self.message(p, &message, give, counts) || self.ahead(p, done) {
                     break;
                 }
             }
@@ -503,7 +516,6 @@ impl KafkaSource {
             }
         }
         self.queues = queues;
-        counts
     }
 
     /// Whether partition `p` is too far ahead of the completed output: it is
@@ -676,6 +688,18 @@ impl KafkaSource {
     }
 }
 
+/// The test suite widens the window between assigning partitions and
+/// splitting their queues (`HUNTFLOW_TEST_SPLIT_DELAY_MS`), in which the
+/// fetcher may already deliver to the main queue ([`KafkaSource::poll_main`]).
+fn split_delay() {
+    if let Some(ms) = std::env::var("HUNTFLOW_TEST_SPLIT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
 /// The partition's own queue: its messages are read only from there, so a
 /// partition that is not read fills its queue and stops being fetched.
 fn partition_queue(
@@ -762,10 +786,13 @@ pub fn build<'scope>(
             let relayed = me.config.shared.relayed.as_ref();
             let done_relayed = relayed.map_or(done, |r| done.min(r.load(Ordering::Acquire)));
             me.retain(pending.map_or(done_relayed, |(_, at)| done_relayed.min(at)));
-            me.poll_main();
             let counts = {
                 let mut session = output.session(&cap);
-                me.read(done, &mut |x| session.give(x))
+                let mut give = |x| session.give(x);
+                let mut counts = Counts::default();
+                me.poll_main(&mut give, &mut counts);
+                me.read(done, &mut give, &mut counts);
+                counts
             };
             me.config.stats.count(&counts);
             me.advance_idle();
