@@ -125,6 +125,25 @@ fn end_to_end_equals_a_backfill_of_the_dumped_input() {
     compare(broker, &t, &work, &hunt, written);
 }
 
+/// Input compressed with zstd (as many producers are configured) is read,
+/// and the job's output may be compressed too (`-X compression.type`).
+#[test]
+fn compressed_input_and_output_equal_a_backfill() {
+    let work = common::Scratch::new("kafka-zstd");
+    let t = Topics::new("zstd");
+    let broker = Broker::shared();
+    let zstd = ["compression.type=zstd".to_string()];
+    let cfg = huntflow::kafka::KafkaConfig::new(&broker.addr(), &zstd).unwrap();
+    let produced = tools::produce(&cfg, &t.events, 4, &demo_files(), None, false).unwrap();
+    assert_eq!(produced.partitions, 4);
+    let hunt = demo_hunt();
+    let mut args = job_args(&t, hunt.to_str().unwrap(), "2");
+    args.extend(["-X".to_string(), zstd[0].clone()]);
+    let mut job = Job::start(broker, &work.join("state"), &args);
+    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
+    compare(broker, &t, &work, &hunt, written);
+}
+
 /// Records the fetcher delivers before a partition's queue is split off
 /// land in the consumer's main queue; they are read like the rest.
 #[test]
