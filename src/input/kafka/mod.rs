@@ -500,6 +500,10 @@ impl KafkaSource {
                         self.at_end(p);
                         continue;
                     }
+                    Some(Err(e)) if permanent(&e) => {
+                        self.failed(p, format!("cannot be read: {e}"), false);
+                        break;
+                    }
                     Some(Err(e)) => {
                         let topic = self.config.topic.clone();
                         self.warn(format_args!("reading {topic}/{p}: {e}"));
@@ -688,6 +692,22 @@ impl KafkaSource {
     }
 }
 
+/// Whether a partition's read error cannot pass by itself, so that the job
+/// stops with it instead of retrying: records in a format this build cannot
+/// decode, or a topic the job is not allowed to read.
+fn permanent(e: &RdError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::NotImplemented
+                | Code::UnsupportedCompressionType
+                | Code::TopicAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+        )
+    )
+}
+
 /// The test suite widens the window between assigning partitions and
 /// splitting their queues (`HUNTFLOW_TEST_SPLIT_DELAY_MS`), in which the
 /// fetcher may already deliver to the main queue ([`KafkaSource::poll_main`]).
@@ -809,4 +829,20 @@ pub fn build<'scope>(
         }
     });
     Ok((super::split(stream), handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+
+    #[test]
+    fn undecodable_or_forbidden_input_is_permanent_and_a_broker_away_is_not() {
+        let consumption = |code| RdError::MessageConsumption(code);
+        assert!(permanent(&consumption(Code::NotImplemented)));
+        assert!(permanent(&consumption(Code::TopicAuthorizationFailed)));
+        assert!(!permanent(&consumption(Code::AllBrokersDown)));
+        assert!(!permanent(&consumption(Code::NotLeaderForPartition)));
+        assert!(!permanent(&RdError::PartitionEOF(0)));
+    }
 }
