@@ -124,3 +124,69 @@ pub fn ingest(
 pub fn max_ahead_ms(hunt: &Hunt) -> u64 {
     hunt.max_lateness_ms.saturating_mul(10).max(60_000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+
+    /// The rules as the contract states them: an id is a duplicate while an
+    /// accepted record with it has its `ts` at or above the frontier.
+    #[derive(Default)]
+    struct Naive {
+        lateness: u64,
+        max_ts: Option<u64>,
+        seen: HashMap<String, Vec<u64>>,
+    }
+
+    impl Naive {
+        fn admit(&mut self, id: &str, ts: u64) -> Result<(), Reason> {
+            let frontier = self.max_ts.map_or(0, |m| m.saturating_sub(self.lateness));
+            if self.max_ts.is_some() && ts < frontier {
+                return Err(Reason::Late);
+            }
+            let times = self.seen.entry(id.to_string()).or_default();
+            if times.iter().any(|&t| t >= frontier) {
+                return Err(Reason::Duplicate);
+            }
+            times.push(ts);
+            self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_rules_through_saves_and_restores() {
+        for seed in 0..40 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let lateness = rng.random_range(0..50);
+            let mut admission = Admission::new(lateness);
+            let mut naive = Naive {
+                lateness,
+                ..Naive::default()
+            };
+            let mut ts = 0u64;
+            for step in 0..3000 {
+                ts += rng.random_range(0..3);
+                let t = ts.saturating_sub(rng.random_range(0..lateness + 10));
+                let id = format!("e{}", rng.random_range(0..200));
+                let got = admission.admit(&id, t).map_err(|e| e.reason);
+                assert_eq!(got, naive.admit(&id, t), "seed {seed} step {step}");
+                if step % 97 == 0 {
+                    admission.advance(ts + rng.random_range(0..5));
+                    naive.max_ts = admission.latest();
+                }
+                if step % 211 == 0 {
+                    let text = serde_json::to_string(&admission).unwrap();
+                    admission = serde_json::from_str(&text).unwrap();
+                }
+                assert_eq!(
+                    admission.frontier(),
+                    naive.max_ts.map_or(0, |m| m.saturating_sub(lateness))
+                );
+            }
+            assert!(admission.retained() <= 200);
+        }
+    }
+}
