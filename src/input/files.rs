@@ -41,7 +41,7 @@ const BATCH_LINES: usize = 4096;
 /// output at most, when that is less than the throttle's bound. A file can
 /// be read at any pace, so reading further ahead buys nothing but memory:
 /// every event read waits in the facts operator until its time completes.
-const FILE_AHEAD_MS: u64 = 1_000;
+const FILE_AHEAD_MS: u64 = 250;
 
 /// One input partition: a reader taken by the worker that owns it (`None`
 /// in the processes of a cluster that do not read it).
