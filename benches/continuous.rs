@@ -12,7 +12,8 @@
 //!    the moment its event was handed to the producer. Prints p50/p90/p99/
 //!    max, a p99 series per bucket of send time with the job's snapshots
 //!    marked, and the output's lag behind the input;
-//! 2. **catch-up**: the 1M-event bench dataset in a 2-partition topic
+//! 2. **catch-up** (run alone, after a broker warm-up as in 1): the
+//!    1M-event bench dataset in a 2-partition topic
 //!    (`huntflow produce`), then `huntflow run`; events/s from the job's
 //!    start until an outside consumer has read every notification below
 //!    the end frontier (the job's written frontier, from `status.json`,
@@ -381,17 +382,7 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
     let mut table = String::from(
         "| rate (events/s) | sent at (events/s) | broker p50 / p90 / p99 / max (ms) | job p50 / p90 / p99 / max (ms) | job p99 within 0.5 s of a snapshot / elsewhere (ms) | job p50 first / last 2 s (ms) | output lag first / last s, max (ms) | last notification after the last send (ms) | CPU: job / broker / broker in the round trip |\n|---|---|---|---|---|---|---|---|---|\n",
     );
-    // A fresh broker's JVM compiles its hot paths during its first
-    // seconds of load: a round trip at the highest rate first, not counted.
-    if let Some(&rate) = k.rates.iter().max().filter(|_| k.broker_warmup > 0.0) {
-        let t = Instant::now();
-        let w = round_trip(kafka, k, &players, rate, k.broker_warmup);
-        eprintln!(
-            "broker warm-up: {:.1?} at {rate} events/s ({}), not counted",
-            t.elapsed(),
-            fmt_q(&w.q)
-        );
-    }
+    warm_up_broker(kafka, k);
     for &rate in &k.rates {
         println!("rate {rate} events/s");
         let b = round_trip(kafka, k, &players, rate, k.broker_seconds);
@@ -457,6 +448,23 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
         }
     }
     table
+}
+
+/// A broker just started runs its first seconds of load interpreted, on
+/// the job's cores: the catch-up run alone first has it carry a round trip
+/// at the highest rate, as the latency phase does, not counted.
+fn warm_up_broker(kafka: &Kafka, k: &Knobs) {
+    let Some(&rate) = k.rates.iter().max().filter(|_| k.broker_warmup > 0.0) else {
+        return;
+    };
+    let players = Players::new(k.players, k.zones);
+    let t = Instant::now();
+    let w = round_trip(kafka, k, &players, rate, k.broker_warmup);
+    eprintln!(
+        "broker warm-up: {:.1?} at {rate} events/s ({}), not counted",
+        t.elapsed(),
+        fmt_q(&w.q)
+    );
 }
 
 /// Catch-up: the 1M dataset already in the topic, then the job.
@@ -594,6 +602,9 @@ fn main() {
         println!("\n{table}");
     }
     if selected(&filter, "catch-up") {
+        if !selected(&filter, "latency") {
+            warm_up_broker(&kafka, &k);
+        }
         catch_up(&kafka, &k, &mut results);
     }
     eprintln!("results appended to {}", path.display());
