@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::position::Verdict;
-use super::{KafkaConfig, KafkaError, REQUEST_TIMEOUT};
+use super::{passing, KafkaConfig, KafkaError, REQUEST_TIMEOUT};
 
 struct ThreadWaker(std::thread::Thread);
 
@@ -246,19 +246,6 @@ pub fn read_to_end(
             }
         }
     }
-}
-
-/// Errors a consumer reports while librdkafka retries by itself.
-fn passing(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::AllBrokersDown
-            | RDKafkaErrorCode::BrokerTransportFailure
-            | RDKafkaErrorCode::RequestTimedOut
-            | RDKafkaErrorCode::OperationTimedOut
-            | RDKafkaErrorCode::NotLeaderForPartition
-            | RDKafkaErrorCode::LeaderNotAvailable
-    )
 }
 
 /// [`read_to_end`] for the partitions of `topic` in `from` at once, one

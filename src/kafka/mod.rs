@@ -21,6 +21,7 @@ pub mod tools;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// Timeout of metadata and admin requests.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,6 +179,33 @@ impl KafkaConfig {
     }
 }
 
+/// Errors a consumer reports while librdkafka retries by itself.
+pub(crate) fn passing(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+    )
+}
+
+/// Errors of a consumer that cannot pass by themselves: records in a format
+/// this build cannot decode, or a topic the client may not read.
+pub(crate) fn permanent(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotImplemented
+                | RDKafkaErrorCode::UnsupportedCompressionType
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +233,22 @@ mod tests {
         let c = cfg.consumer("g");
         assert_eq!(c.get("isolation.level"), Some("read_committed"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn undecodable_or_forbidden_input_is_permanent_and_a_broker_away_is_not() {
+        use rdkafka::error::KafkaError as RdError;
+        let consumption = RdError::MessageConsumption;
+        assert!(permanent(&consumption(RDKafkaErrorCode::NotImplemented)));
+        assert!(permanent(&consumption(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+        )));
+        assert!(!permanent(&consumption(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(!permanent(&consumption(
+            RDKafkaErrorCode::NotLeaderForPartition
+        )));
+        assert!(!permanent(&RdError::PartitionEOF(0)));
+        assert!(passing(RDKafkaErrorCode::AllBrokersDown));
+        assert!(!passing(RDKafkaErrorCode::NotImplemented));
     }
 }

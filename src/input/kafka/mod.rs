@@ -45,7 +45,7 @@ use super::stats::{Counts, InputError, Stats};
 use super::{Ingested, Inputs};
 use crate::kafka::admin::start_offset;
 use crate::kafka::position::Verdict;
-use crate::kafka::{KafkaConfig, KafkaError};
+use crate::kafka::{permanent, KafkaConfig, KafkaError};
 use crate::model::event;
 use crate::model::hunt::Hunt;
 use partition::Part;
@@ -284,14 +284,40 @@ impl KafkaSource {
         }
     }
 
-    /// Records a failure of `partition`: `transient` when a broker refused
-    /// a request, not when the advance log could not be written.
-    fn failed(&self, partition: u32, message: String, transient: bool) {
+    /// Records a failure of `partition` (of the topic's consumer when
+    /// `None`): `transient` when a broker refused a request, not when the
+    /// advance log could not be written.
+    fn failed(&self, partition: Option<u32>, message: String, transient: bool) {
         self.config.stats.error(InputError {
-            partition: format!("{}/{partition}", self.config.topic),
+            partition: self.place(partition),
             message,
             transient,
         });
+    }
+
+    /// `TOPIC/PARTITION`, or the topic alone without a partition.
+    fn place(&self, partition: Option<u32>) -> String {
+        let topic = &self.config.topic;
+        partition.map_or_else(|| topic.clone(), |p| format!("{topic}/{p}"))
+    }
+
+    /// A read error, from partition `p`'s queue or (`None`) the consumer's
+    /// main queue: the end of a partition; one that cannot pass by itself,
+    /// which stops the job; or one librdkafka gets past, said now and then.
+    /// Returns whether the queue may be read on.
+    fn read_error(&mut self, p: Option<u32>, e: &RdError) -> bool {
+        match e {
+            RdError::PartitionEOF(q) => {
+                self.at_end(*q as u32);
+                return true;
+            }
+            e if permanent(e) => self.failed(p, format!("cannot be read: {e}"), false),
+            e => {
+                let place = self.place(p);
+                self.warn(format_args!("reading {place}: {e}"));
+            }
+        }
+        false
     }
 
     /// Restores the saved partitions this worker owns, creates the rest,
@@ -373,7 +399,7 @@ impl KafkaSource {
                     self.watch(&mut queue);
                     self.queues.insert(p, queue);
                 }
-                Err((e, transient)) => self.failed(p, e, transient),
+                Err((e, transient)) => self.failed(Some(p), e, transient),
             }
         }
     }
@@ -453,10 +479,8 @@ impl KafkaSource {
                         self.message(p, &m, give, counts);
                     }
                 }
-                Err(RdError::PartitionEOF(p)) => self.at_end(p as u32),
                 Err(e) => {
-                    let topic = self.config.topic.clone();
-                    self.warn(format_args!("reading {topic}: {e}"));
+                    self.read_error(None, &e);
                 }
             }
         }
@@ -496,19 +520,8 @@ impl KafkaSource {
                 let polled = queue.poll(Duration::ZERO);
                 let message = match polled {
                     None => break,
-                    Some(Err(RdError::PartitionEOF(_))) => {
-                        self.at_end(p);
-                        continue;
-                    }
-                    Some(Err(e)) if permanent(&e) => {
-                        self.failed(p, format!("cannot be read: {e}"), false);
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        let topic = self.config.topic.clone();
-                        self.warn(format_args!("reading {topic}/{p}: {e}"));
-                        break;
-                    }
+                    Some(Err(e)) if self.read_error(Some(p), &e) => continue,
+                    Some(Err(_)) => break,
                     Some(Ok(m)) => m,
                 };
                 if !self.message(p, &message, give, counts) || self.ahead(p, done) {
@@ -623,7 +636,7 @@ impl KafkaSource {
             part.last_advance = now;
         }
         for (p, e) in failures {
-            self.failed(p, e, false);
+            self.failed(Some(p), e, false);
         }
     }
 
@@ -690,22 +703,6 @@ impl KafkaSource {
     fn retained(&self) -> impl Iterator<Item = &event::Event> {
         self.parts.values().flat_map(|p| p.retained.iter())
     }
-}
-
-/// Whether a partition's read error cannot pass by itself, so that the job
-/// stops with it instead of retrying: records in a format this build cannot
-/// decode, or a topic the job is not allowed to read.
-fn permanent(e: &RdError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode as Code;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            Code::NotImplemented
-                | Code::UnsupportedCompressionType
-                | Code::TopicAuthorizationFailed
-                | Code::ClusterAuthorizationFailed
-        )
-    )
 }
 
 /// The test suite widens the window between assigning partitions and
@@ -829,20 +826,4 @@ pub fn build<'scope>(
         }
     });
     Ok((super::split(stream), handle))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rdkafka::types::RDKafkaErrorCode as Code;
-
-    #[test]
-    fn undecodable_or_forbidden_input_is_permanent_and_a_broker_away_is_not() {
-        let consumption = |code| RdError::MessageConsumption(code);
-        assert!(permanent(&consumption(Code::NotImplemented)));
-        assert!(permanent(&consumption(Code::TopicAuthorizationFailed)));
-        assert!(!permanent(&consumption(Code::AllBrokersDown)));
-        assert!(!permanent(&consumption(Code::NotLeaderForPartition)));
-        assert!(!permanent(&RdError::PartitionEOF(0)));
-    }
 }
