@@ -109,56 +109,53 @@ fn job_args(t: &Topics, hunt: &str, workers: &str) -> Vec<String> {
     .to_vec()
 }
 
-#[test]
-fn end_to_end_equals_a_backfill_of_the_dumped_input() {
-    let work = common::Scratch::new("kafka-e2e");
-    let t = Topics::new("e2e");
+/// The demo produced through `cfg` into a 4-partition topic of test
+/// `name`, then the job at 2 workers with `extra` arguments and `env` set,
+/// until caught up: its outputs equal a backfill of the dumped input.
+/// Returns the job's written frontier.
+fn caught_up_equals_a_backfill(
+    name: &str,
+    cfg: Option<huntflow::kafka::KafkaConfig>,
+    extra: &[String],
+    env: &[(&str, &str)],
+) -> u64 {
+    let work = common::Scratch::new(&format!("kafka-{name}"));
+    let t = Topics::new(name);
     let broker = Broker::shared();
-    let cfg = broker.config();
+    let cfg = cfg.unwrap_or_else(|| broker.config());
     let produced = tools::produce(&cfg, &t.events, 4, &demo_files(), None, false).unwrap();
     assert_eq!(produced.partitions, 4);
     let hunt = demo_hunt();
-    let hunt_s = hunt.to_str().unwrap();
-    let mut job = Job::start(broker, &work.join("state"), &job_args(&t, hunt_s, "2"));
+    let mut args = job_args(&t, hunt.to_str().unwrap(), "2");
+    args.extend_from_slice(extra);
+    let mut job = Job::start_with_env(broker, &work.join("state"), &args, env);
     let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
-    assert!(written > 3_000_000, "frontier {written}");
     compare(broker, &t, &work, &hunt, written);
+    written
+}
+
+#[test]
+fn end_to_end_equals_a_backfill_of_the_dumped_input() {
+    let written = caught_up_equals_a_backfill("e2e", None, &[], &[]);
+    assert!(written > 3_000_000, "frontier {written}");
 }
 
 /// Input compressed with zstd (as many producers are configured) is read,
 /// and the job's output may be compressed too (`-X compression.type`).
 #[test]
 fn compressed_input_and_output_equal_a_backfill() {
-    let work = common::Scratch::new("kafka-zstd");
-    let t = Topics::new("zstd");
-    let broker = Broker::shared();
-    let zstd = ["compression.type=zstd".to_string()];
-    let cfg = huntflow::kafka::KafkaConfig::new(&broker.addr(), &zstd).unwrap();
-    let produced = tools::produce(&cfg, &t.events, 4, &demo_files(), None, false).unwrap();
-    assert_eq!(produced.partitions, 4);
-    let hunt = demo_hunt();
-    let mut args = job_args(&t, hunt.to_str().unwrap(), "2");
-    args.extend(["-X".to_string(), zstd[0].clone()]);
-    let mut job = Job::start(broker, &work.join("state"), &args);
-    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
-    compare(broker, &t, &work, &hunt, written);
+    let zstd = "compression.type=zstd".to_string();
+    let addr = Broker::shared().addr();
+    let cfg = huntflow::kafka::KafkaConfig::new(&addr, std::slice::from_ref(&zstd)).unwrap();
+    caught_up_equals_a_backfill("zstd", Some(cfg), &["-X".to_string(), zstd], &[]);
 }
 
 /// Records the fetcher delivers before a partition's queue is split off
 /// land in the consumer's main queue; they are read like the rest.
 #[test]
 fn records_fetched_before_the_partition_queues_are_split_are_read() {
-    let work = common::Scratch::new("kafka-split");
-    let t = Topics::new("split");
-    let broker = Broker::shared();
-    let produced = tools::produce(&broker.config(), &t.events, 4, &demo_files(), None, false);
-    assert_eq!(produced.unwrap().partitions, 4);
-    let hunt = demo_hunt();
-    let args = job_args(&t, hunt.to_str().unwrap(), "2");
     let delay = [("HUNTFLOW_TEST_SPLIT_DELAY_MS", "1500")];
-    let mut job = Job::start_with_env(broker, &work.join("state"), &args, &delay);
-    let written = job.wait_caught_up(broker, &t.events, Duration::from_secs(180));
-    compare(broker, &t, &work, &hunt, written);
+    caught_up_equals_a_backfill("split", None, &[], &delay);
 }
 
 #[test]
