@@ -63,6 +63,18 @@ fn knob<T: FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// A comma-separated list in an environment variable, or its default.
+fn list<T: FromStr>(name: &str, default: &str) -> Vec<T> {
+    let text: String = knob(name, default.to_string());
+    text.split(',')
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: {v:?} is not a valid value"))
+        })
+        .collect()
+}
+
 /// The bench's settings.
 struct Knobs {
     rates: Vec<u64>,
@@ -71,7 +83,10 @@ struct Knobs {
     warmup: f64,
     broker_warmup: f64,
     partitions: u32,
-    workers: u32,
+    /// The job's `-w` in the latency phase, one run per count and rate.
+    workers: Vec<u32>,
+    /// The job's `-w` in the catch-up.
+    catch_up_workers: u32,
     players: u32,
     zones: u32,
     snapshot_ms: u64,
@@ -83,22 +98,15 @@ struct Knobs {
 
 impl Knobs {
     fn from_env() -> Knobs {
-        let rates: String = knob("HUNTFLOW_CONTINUOUS_RATES", "5000,20000,50000".to_string());
         Knobs {
-            rates: rates
-                .split(',')
-                .map(|r| {
-                    r.trim()
-                        .parse()
-                        .unwrap_or_else(|_| panic!("HUNTFLOW_CONTINUOUS_RATES: {r:?}"))
-                })
-                .collect(),
+            rates: list("HUNTFLOW_CONTINUOUS_RATES", "5000,20000,50000"),
             seconds: knob("HUNTFLOW_CONTINUOUS_SECONDS", 20.0),
             broker_seconds: knob("HUNTFLOW_CONTINUOUS_BROKER_SECONDS", 10.0),
             warmup: knob("HUNTFLOW_CONTINUOUS_WARMUP_SECONDS", 2.0),
             broker_warmup: knob("HUNTFLOW_CONTINUOUS_BROKER_WARMUP_SECONDS", 10.0),
             partitions: knob("HUNTFLOW_CONTINUOUS_PARTITIONS", 2),
-            workers: knob("HUNTFLOW_CONTINUOUS_WORKERS", 2),
+            workers: list("HUNTFLOW_CONTINUOUS_WORKERS", "1,2"),
+            catch_up_workers: knob("HUNTFLOW_CONTINUOUS_CATCH_UP_WORKERS", 2),
             players: knob("HUNTFLOW_CONTINUOUS_PLAYERS", 10_000),
             zones: knob("HUNTFLOW_CONTINUOUS_ZONES", 20),
             snapshot_ms: knob("HUNTFLOW_CONTINUOUS_SNAPSHOT_MS", 5_000),
@@ -135,6 +143,7 @@ fn start_job(
     state: &Path,
     hunt: &Path,
     topics: (&str, &str),
+    workers: u32,
     idle_ms: u64,
 ) -> Job {
     let settings = [
@@ -144,7 +153,7 @@ fn start_job(
         "--topic".into(),
         topics.0.into(),
         "-w".into(),
-        k.workers.to_string(),
+        workers.to_string(),
         "--output".into(),
         format!("kafka:{}", topics.1),
         "--idle-ms".into(),
@@ -282,8 +291,16 @@ struct JobResult {
 }
 
 /// The job's latency at `rate`; prints the series and the snapshots.
-fn job_latency(kafka: &Kafka, k: &Knobs, hunt: &Path, players: &Players, rate: u64) -> JobResult {
-    let (input, output) = (format!("events-{rate}"), format!("notifications-{rate}"));
+fn job_latency(
+    kafka: &Kafka,
+    k: &Knobs,
+    hunt: &Path,
+    players: &Players,
+    (rate, workers): (u64, u32),
+) -> JobResult {
+    // Topics and state of this run alone.
+    let run = format!("{rate}-w{workers}");
+    let (input, output) = (format!("events-{run}"), format!("notifications-{run}"));
     kafka.topic(&input, k.partitions);
     kafka.topic(&output, k.partitions);
     let reader = Reader::start(
@@ -293,8 +310,16 @@ fn job_latency(kafka: &Kafka, k: &Knobs, hunt: &Path, players: &Players, rate: u
         Seen::default(),
         |s: &mut Seen, _, payload, at| s.record(payload, at),
     );
-    let state = work_dir().join(format!("state-{rate}"));
-    let mut job = start_job(kafka, k, &state, hunt, (&input[..], &output[..]), k.idle_ms);
+    let state = work_dir().join(format!("state-{run}"));
+    let mut job = start_job(
+        kafka,
+        k,
+        &state,
+        hunt,
+        (&input[..], &output[..]),
+        workers,
+        k.idle_ms,
+    );
     job.wait_ready(k.partitions as usize);
     let broker_pid = kafka.pid().expect("the broker's pid");
     let cpu0 = (cpu_seconds(job.pid()), cpu_seconds(broker_pid));
@@ -376,11 +401,11 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
     let hunt = write_hunt(&work_dir().join("hunt"), k.zones);
     let players = Players::new(k.players, k.zones);
     println!(
-        "latency: {} players over {} zones, {} partitions, huntflow run -w {} --idle-ms {} --snapshot-ms {}; warm-up {} s, then {} s (job) and {} s (broker) per rate",
+        "latency: {} players over {} zones, {} partitions, huntflow run -w {:?} --idle-ms {} --snapshot-ms {}; warm-up {} s, then {} s (job) and {} s (broker) per rate",
         k.players, k.zones, k.partitions, k.workers, k.idle_ms, k.snapshot_ms, k.warmup, k.seconds, k.broker_seconds
     );
     let mut table = String::from(
-        "| rate (events/s) | sent at (events/s) | broker p50 / p90 / p99 / max (ms) | job p50 / p90 / p99 / max (ms) | job p99 within 0.5 s of a snapshot / elsewhere (ms) | job p50 first / last 2 s (ms) | output lag first / last s, max (ms) | last notification after the last send (ms) | CPU: job / broker / broker in the round trip |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| rate (events/s) | workers | sent at (events/s) | broker p50 / p90 / p99 / max (ms) | job p50 / p90 / p99 / max (ms) | job p99 within 0.5 s of a snapshot / elsewhere (ms) | job p50 first / last 2 s (ms) | output lag first / last s, max (ms) | last notification after the last send (ms) | CPU: job / broker / broker in the round trip |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     warm_up_broker(kafka, k);
     for &rate in &k.rates {
@@ -393,61 +418,93 @@ fn latency(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) -> String {
             b.missing,
             b.broker_cpu * 100.0
         );
-        let j = job_latency(kafka, k, &hunt, &players, rate);
-        let q4 = |q: &Option<Quantiles>| {
-            q.as_ref().map_or("-".into(), |q| {
-                format!("{:.1} / {:.1} / {:.1} / {:.1}", q.p50, q.p90, q.p99, q.max)
-            })
-        };
-        let lag = j.lag.map_or("-".into(), |(first, last, max)| {
-            format!("{first:.0} / {last:.0}, {max:.0}")
-        });
-        let _ = writeln!(
-            table,
-            "| {rate} | {:.0} | {} | {} | {} / {} ({} events near) | {} / {} | {lag} | {} | {:.0}% / {:.0}% / {:.0}% |",
-            j.achieved,
-            q4(&b.q),
-            q4(&j.q),
-            fmt_ms(j.near),
-            fmt_ms(j.elsewhere),
-            j.near_count,
-            fmt_ms(j.drift.0),
-            fmt_ms(j.drift.1),
-            j.drain.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3)),
-            j.job_cpu * 100.0,
-            j.broker_cpu * 100.0,
-            b.broker_cpu * 100.0
-        );
-        println!(
-            "  job sent at {:.0} events/s; p99 within {} ms of one of {} snapshot commits {} ms, elsewhere {} ms; output lag (event time, ms) first s {}, last s {}, max {}; last notification read {} after the last event was sent; CPU job {:.0}%, broker {:.0}%",
-            j.achieved,
-            report::NEAR.as_millis(),
-            j.snapshots,
-            fmt_ms(j.near),
-            fmt_ms(j.elsewhere),
-            fmt_ms(j.lag.map(|l| l.0)),
-            fmt_ms(j.lag.map(|l| l.1)),
-            fmt_ms(j.lag.map(|l| l.2)),
-            j.drain.map_or("never".into(), |d| format!("{d:.1?}")),
-            j.job_cpu * 100.0,
-            j.broker_cpu * 100.0
-        );
-        for (what, q, sent_at, missing) in [
-            ("broker", &b.q, b.achieved, b.missing),
-            ("job", &j.q, j.achieved, j.missing),
-        ] {
-            if let Some(q) = q {
-                writeln!(
-                    results,
-                    "{{\"bench\":\"continuous-latency\",\"what\":\"{what}\",\"rate\":{rate},\"sent_per_s\":{sent_at:.0},\"missing\":{missing},\"events\":{},{}}}",
-                    q.count,
-                    q.json()
-                )
-                .expect("write result");
-            }
+        record(results, "broker", rate, None, &b.q, b.achieved, b.missing);
+        for &workers in &k.workers {
+            println!("  job at -w {workers}");
+            let j = job_latency(kafka, k, &hunt, &players, (rate, workers));
+            table_row(&mut table, (rate, workers), &b, &j);
+            print_job(&j);
+            record(
+                results,
+                "job",
+                rate,
+                Some(workers),
+                &j.q,
+                j.achieved,
+                j.missing,
+            );
         }
     }
     table
+}
+
+/// One row of the latency table: the job at `(rate, workers)` beside the
+/// broker's round trip at that rate.
+fn table_row(table: &mut String, (rate, workers): (u64, u32), b: &RoundTrip, j: &JobResult) {
+    let q4 = |q: &Option<Quantiles>| {
+        q.as_ref().map_or("-".into(), |q| {
+            format!("{:.1} / {:.1} / {:.1} / {:.1}", q.p50, q.p90, q.p99, q.max)
+        })
+    };
+    let lag = j.lag.map_or("-".into(), |(first, last, max)| {
+        format!("{first:.0} / {last:.0}, {max:.0}")
+    });
+    let _ = writeln!(
+        table,
+        "| {rate} | {workers} | {:.0} | {} | {} | {} / {} ({} events near) | {} / {} | {lag} | {} | {:.0}% / {:.0}% / {:.0}% |",
+        j.achieved,
+        q4(&b.q),
+        q4(&j.q),
+        fmt_ms(j.near),
+        fmt_ms(j.elsewhere),
+        j.near_count,
+        fmt_ms(j.drift.0),
+        fmt_ms(j.drift.1),
+        j.drain.map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3)),
+        j.job_cpu * 100.0,
+        j.broker_cpu * 100.0,
+        b.broker_cpu * 100.0
+    );
+}
+
+fn print_job(j: &JobResult) {
+    println!(
+        "  job sent at {:.0} events/s; p99 within {} ms of one of {} snapshot commits {} ms, elsewhere {} ms; output lag (event time, ms) first s {}, last s {}, max {}; last notification read {} after the last event was sent; CPU job {:.0}%, broker {:.0}%",
+        j.achieved,
+        report::NEAR.as_millis(),
+        j.snapshots,
+        fmt_ms(j.near),
+        fmt_ms(j.elsewhere),
+        fmt_ms(j.lag.map(|l| l.0)),
+        fmt_ms(j.lag.map(|l| l.1)),
+        fmt_ms(j.lag.map(|l| l.2)),
+        j.drain.map_or("never".into(), |d| format!("{d:.1?}")),
+        j.job_cpu * 100.0,
+        j.broker_cpu * 100.0
+    );
+}
+
+/// Appends one latency result (the broker's, or the job's at `workers`).
+fn record(
+    results: &mut std::fs::File,
+    what: &str,
+    rate: u64,
+    workers: Option<u32>,
+    q: &Option<Quantiles>,
+    sent_at: f64,
+    missing: usize,
+) {
+    let Some(q) = q else {
+        return;
+    };
+    let workers = workers.map_or(String::new(), |w| format!("\"workers\":{w},"));
+    writeln!(
+        results,
+        "{{\"bench\":\"continuous-latency\",\"what\":\"{what}\",\"rate\":{rate},{workers}\"sent_per_s\":{sent_at:.0},\"missing\":{missing},\"events\":{},{}}}",
+        q.count,
+        q.json()
+    )
+    .expect("write result");
 }
 
 /// A broker just started runs its first seconds of load interpreted, on
@@ -517,7 +574,15 @@ fn catch_up(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) {
     let broker_pid = kafka.pid().expect("the broker's pid");
     let broker_cpu0 = cpu_seconds(broker_pid);
     let started = Instant::now();
-    let mut job = start_job(kafka, k, &state, &hunt, (input, output), 0);
+    let mut job = start_job(
+        kafka,
+        k,
+        &state,
+        &hunt,
+        (input, output),
+        k.catch_up_workers,
+        0,
+    );
     // status.json (rewritten every second): every partition read to its
     // end and the written frontier at the least partition frontier.
     let mut first_status = None;
@@ -576,7 +641,7 @@ fn catch_up(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) {
     let show = |d: Option<Duration>| d.map_or("never".into(), |d| format!("{d:.2?}"));
     println!(
         "catch-up: {records} events in 2 partitions, huntflow run -w {} --idle-ms 0; from the job's start: status.json first written after {}, first output record read after {}, every notification below the end frontier readable after {} ({rate:.0} events/s), a progress record at the end frontier read after {}; status.json said caught up after {by_status:.2?} (it is rewritten every second); {} output records; peak RSS {:.1} MiB; CPU time: job {cpu:.1} s, broker {broker_cpu:.1} s",
-        k.workers,
+        k.catch_up_workers,
         show(first_status),
         show(first),
         show(by_output),
@@ -587,7 +652,7 @@ fn catch_up(kafka: &Kafka, k: &Knobs, results: &mut std::fs::File) {
     writeln!(
         results,
         "{{\"bench\":\"continuous-catch-up\",\"events\":{records},\"workers\":{},\"seconds\":{secs:.3},\"events_per_s\":{rate:.0},\"peak_rss\":{rss}}}",
-        k.workers
+        k.catch_up_workers
     )
     .expect("write result");
 }
