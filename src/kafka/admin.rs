@@ -15,7 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::position::Verdict;
-use super::{passing, KafkaConfig, KafkaError, REQUEST_TIMEOUT};
+use super::{passing, Closing, KafkaConfig, KafkaError, REQUEST_TIMEOUT};
 
 struct ThreadWaker(std::thread::Thread);
 
@@ -42,7 +42,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
 /// Metadata and topic management.
 pub struct Admin {
     cfg: KafkaConfig,
-    client: BaseConsumer,
+    client: Closing<BaseConsumer>,
 }
 
 impl Admin {
@@ -53,7 +53,7 @@ impl Admin {
             .map_err(KafkaError::client("creating a metadata client"))?;
         Ok(Admin {
             cfg: cfg.clone(),
-            client,
+            client: Closing::new(client),
         })
     }
 
@@ -92,6 +92,7 @@ impl Admin {
             .admin()
             .create()
             .map_err(KafkaError::client("creating an admin client"))?;
+        let admin = Closing::new(admin);
         let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(1));
         let opts = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = block_on(admin.create_topics([&new], &opts))
@@ -168,6 +169,7 @@ pub fn read_to_end(
         .consumer("huntflow-reader")
         .create()
         .map_err(KafkaError::client("creating a reader"))?;
+    let consumer = Closing::new(consumer);
     let mut tpl = TopicPartitionList::new();
     let start = start_offset(&consumer, topic, partition, from);
     tpl.add_partition_offset(topic, partition as i32, start)

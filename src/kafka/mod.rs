@@ -26,6 +26,38 @@ use rdkafka::types::RDKafkaErrorCode;
 /// Timeout of metadata and admin requests.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A short-lived client, closed on a thread of its own when dropped:
+/// librdkafka's destroy waits for the client's threads to end (about
+/// 100 ms here), and the job's start, which makes several such clients one
+/// after the other (metadata, topic creation, the readers of where each
+/// output ends), need not wait for any of them. Without a thread to spare,
+/// the client is closed at once.
+pub struct Closing<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Closing<T> {
+    pub fn new(client: T) -> Self {
+        Closing(Some(client))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for Closing<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for Closing<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // On failure the closure, and with it the client, is dropped here.
+            let _ = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
 /// Options huntflow sets itself; `-X` cannot change them.
 const OWNED: &[(&str, &str)] = &[
     ("bootstrap.servers", "use --brokers"),
@@ -209,6 +241,32 @@ pub(crate) fn permanent(e: &rdkafka::error::KafkaError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stands for a client whose destroy blocks, as librdkafka's does.
+    struct SlowToClose(std::sync::mpsc::Sender<()>);
+
+    impl Drop for SlowToClose {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = self.0.send(());
+        }
+    }
+
+    #[test]
+    fn a_closing_client_is_closed_off_the_callers_path() {
+        let (closed, was_closed) = std::sync::mpsc::channel();
+        let client = Closing::new(SlowToClose(closed));
+        let t = std::time::Instant::now();
+        drop(client);
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        was_closed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("closed on its own thread");
+    }
 
     #[test]
     fn owned_options_are_refused_with_their_reason() {
