@@ -32,10 +32,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// after the other (metadata, topic creation, the readers of where each
 /// output ends), need not wait for any of them. Without a thread to spare,
 /// the client is closed at once.
-pub struct Closing<T: Send + 'static>(Option<T>);
+pub(crate) struct Closing<T: Send + 'static>(Option<T>);
 
 impl<T: Send + 'static> Closing<T> {
-    pub fn new(client: T) -> Self {
+    pub(crate) fn new(client: T) -> Self {
         Closing(Some(client))
     }
 }
